@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny random Whisper configs (built here only) and the location of ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+SHARED_MODELS = SHARED / "models"
+SHARED_AUDIO = SHARED / "audio"
+TINY_EN = SHARED_MODELS / "whisper-tiny.en"
+BASE = SHARED_MODELS / "whisper-base"
+
+
+def tiny_whisper_config(d_model: int = 64, encoder_layers: int = 3, **overrides) -> WhisperConfig:
+    """A small random Whisper: real 80-mel / 30 s geometry, tiny width and vocabulary."""
+    kwargs = dict(
+        vocab_size=120,
+        num_mel_bins=80,
+        encoder_layers=encoder_layers,
+        decoder_layers=2,
+        d_model=d_model,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model,
+        max_source_positions=1500,
+        max_target_positions=64,
+        decoder_start_token_id=100,
+        pad_token_id=0,
+        bos_token_id=101,
+        eos_token_id=101,
+        suppress_tokens=None,
+        begin_suppress_tokens=None,
+    )
+    kwargs.update(overrides)
+    return WhisperConfig(**kwargs)
+
+
+def tiny_whisper(seed: int = 0, **config_overrides) -> WhisperForConditionalGeneration:
+    torch.manual_seed(seed)
+    return WhisperForConditionalGeneration(tiny_whisper_config(**config_overrides)).eval()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing: the tests read real weights and audio from ../shared beside the repo.")
+    return SHARED
