@@ -1,0 +1,127 @@
+"""Tag class names, per language, travelling with each checkpoint.
+
+A checkpoint carries its English names in `config.id2label` and all languages in `label_names.json`
+(`{language_code: [name_0, ..., name_{C-1}]}`) beside its config. Heads trained on custom labels thus carry
+their own names; the original AudioSet names are read from the original release's data files when converting.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+LABEL_NAMES_FILE = "label_names.json"
+ORIGINAL_LABELS_CSV = "class_labels_indices.csv"
+ORIGINAL_LABEL_NAME_DICT = "label_name_dict.json"
+
+
+class LabelNames:
+    """Class names by language code; English is always present.
+
+    Args:
+        names_by_language: `{"en": [...], "de": [...], ...}`, every list of the same length.
+    """
+
+    def __init__(self, names_by_language: Mapping[str, Sequence[str]]):
+        if "en" not in names_by_language:
+            raise ValueError("label names need an 'en' list.")
+        size = len(names_by_language["en"])
+        for language, names in names_by_language.items():
+            if len(names) != size:
+                raise ValueError(f"{len(names)} '{language}' label names, but {size} English ones.")
+        self.names_by_language = {language: list(names) for language, names in names_by_language.items()}
+
+    def __len__(self) -> int:
+        return len(self.names_by_language["en"])
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.names_by_language)
+
+    def get(self, language: str | None = "en") -> list[str]:
+        """Names in `language`; falls back to English with a warning when that language has none."""
+        if language is None or language == "en":
+            return self.names_by_language["en"]
+        if language not in self.names_by_language:
+            warnings.warn(f"no label names for language {language!r} in this checkpoint; using English names.")
+            return self.names_by_language["en"]
+        return self.names_by_language[language]
+
+    @classmethod
+    def from_id2label(cls, id2label: Mapping[int, str]) -> "LabelNames":
+        return cls({"en": [id2label[index] for index in sorted(int(key) for key in id2label)]})
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory) / LABEL_NAMES_FILE
+        path.write_text(json.dumps(self.names_by_language, ensure_ascii=False, indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LabelNames":
+        with open(path, encoding="utf-8") as handle:
+            return cls(json.load(handle))
+
+
+def load_label_names(
+    name_or_path: str | os.PathLike | None, id2label: Mapping[int, str] | None = None, revision: str | None = None
+) -> LabelNames:
+    """The label names of a checkpoint (local dir or Hub id), or English names from `id2label` when it has no
+    `label_names.json`."""
+    if name_or_path:
+        from transformers.utils import cached_file
+
+        path = cached_file(
+            str(name_or_path),
+            LABEL_NAMES_FILE,
+            revision=revision,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        if path is not None:
+            names = LabelNames.load(path)
+            if id2label is not None and len(names) != len(id2label):
+                raise ValueError(
+                    f"{LABEL_NAMES_FILE} of {name_or_path} has {len(names)} names but the config {len(id2label)} labels."
+                )
+            return names
+    if id2label is None:
+        raise ValueError(f"no {LABEL_NAMES_FILE} in {name_or_path!r} and no id2label to fall back on.")
+    return LabelNames.from_id2label(id2label)
+
+
+def original_assets_dir() -> Path:
+    """The data folder of an installed original `whisper-at` package (holds the AudioSet label files)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("whisper_at")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "the original AudioSet label files were not found: pass a folder holding "
+            f"{ORIGINAL_LABELS_CSV} and {ORIGINAL_LABEL_NAME_DICT}, or `pip install --no-deps whisper-at`."
+        )
+    return Path(spec.origin).parent / "assets"
+
+
+def read_original_label_names(folder: str | os.PathLike | None = None) -> LabelNames:
+    """Reads the original release's AudioSet names: `class_labels_indices.csv` (English, by index) and
+    `label_name_dict.json` (per language), from `folder` or the installed `whisper-at` package."""
+    folder = Path(folder) if folder is not None else original_assets_dir()
+    csv_path, dict_path = folder / ORIGINAL_LABELS_CSV, folder / ORIGINAL_LABEL_NAME_DICT
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path} not found (need {ORIGINAL_LABELS_CSV} with index,mid,display_name).")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: int(row["index"]))
+    names: dict[str, list[str]] = {"en": [row["display_name"] for row in rows]}
+    if dict_path.is_file():
+        with open(dict_path, encoding="utf-8") as handle:
+            for language, language_names in json.load(handle).items():
+                if language != "en":
+                    names[language] = list(language_names)
+    return LabelNames(names)
+
+
+__all__ = ["LABEL_NAMES_FILE", "LabelNames", "load_label_names", "read_original_label_names"]
