@@ -110,8 +110,9 @@ class WhisperATConfig(WhisperConfig):
         if at_time_res is None:
             at_time_res = self.at_time_res
         step = self.at_pooled_frame_seconds
-        frames = at_time_res / step if isinstance(at_time_res, (int, float)) else float("nan")
-        if not (at_time_res > 0 and math.isfinite(frames) and abs(frames - round(frames)) < 1e-6):
+        is_number = isinstance(at_time_res, (int, float)) and not isinstance(at_time_res, bool)
+        frames = at_time_res / step if is_number else float("nan")
+        if not (math.isfinite(frames) and frames > 0 and abs(frames - round(frames)) < 1e-6):
             raise ValueError(
                 f"at_time_res must be a positive multiple of {step:g} s (e.g. {step:g}, {2 * step:g}, 10), "
                 f"got {at_time_res!r}."

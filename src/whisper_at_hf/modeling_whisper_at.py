@@ -239,6 +239,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         super().__init__(config)
         self.audio_tagging_head = WhisperATHead(config)
         self._pooled_capture = PooledLayerCapture(self.model.encoder.layers, config.at_pool_stride)
+        self._reused_pass: tuple[torch.Tensor, WhisperATEncoderOutput] | None = None
         self.post_init()
         self.freeze_whisper()
 
@@ -280,9 +281,17 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         """Like [`PreTrainedModel.from_pretrained`], but a checkpoint whose head weights are missing or unexpected
         is an error, not a warning: a Whisper-AT model without its trained head would tag at random."""
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
-        )
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        except RuntimeError as error:
+            if "mismatch" not in str(error) and "size" not in str(error):
+                raise
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: weight shapes do not fit its config (mismatched Whisper-AT head "
+                f"or Whisper dims; see the loading report above): {error}"
+            ) from error
         head_missing = [key for key in info["missing_keys"] if key.startswith(f"{HEAD_PREFIX}.")]
         head_unexpected = [key for key in info["unexpected_keys"] if HEAD_PREFIX in key or "at_model" in key]
         mismatched = [str(item) for item in info.get("mismatched_keys", []) if HEAD_PREFIX in str(item)]
@@ -323,6 +332,9 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             [`WhisperATEncoderOutput`] with `last_hidden_state` `(batch_size, 1500, d_model)` and
             `pooled_hidden_states` `(batch_size, num_layers, 75, d_model)`.
         """
+        reused = self._reusable_pass(input_features, encoder_kwargs)
+        if reused is not None:
+            return reused
         with self._pooled_capture.capture() as pooled:
             encoder_outputs = self.model.encoder(input_features, **encoder_kwargs)
         if len(pooled) != self.config.at_num_layers:
@@ -482,8 +494,9 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
     ):
         """Whisper's `generate`; with `return_audio_tags=True` it also returns tags from the same encoder pass.
 
-        Short-form input (`(batch_size, num_mel_bins, <=3000)`): the encoder runs once; its output feeds Whisper's
-        decoding (language detection included) and its pooled states feed the head.
+        Short-form input (`(batch_size, num_mel_bins, 3000)`): the encoder runs once; its output feeds Whisper's
+        decoding (language detection included) and its pooled states feed the head. (With timestamps, Whisper itself
+        re-encodes from a later seek when a segment stops early; those passes stay as in plain Whisper.)
 
         Long-form input (more than 3000 frames): Whisper's sequential decoding moves its 30 s window by decoded
         timestamps, which do not fall on the head's 0.4 s pooled grid, so tags come from one extra encoder pass per
@@ -507,12 +520,48 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             tags = self.tag(input_features, at_time_res)
             result = super().generate(input_features, *args, **kwargs)
         else:
-            segment = F.pad(input_features, (0, self._segment_frames - input_features.shape[-1]))
-            encoder_outputs = self.encode(segment)
+            encoder_outputs = self.encode(input_features)
             tags = self.tag_pooled(encoder_outputs.pooled_hidden_states, at_time_res)
-            kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=encoder_outputs.last_hidden_state)
-            result = super().generate(None, *args, **kwargs)
+            with self._reuse_encoder_pass(encoder_outputs, input_features):
+                result = super().generate(input_features, *args, **kwargs)
         return self._attach_tags(result, tags)
+
+    @contextlib.contextmanager
+    def _reuse_encoder_pass(self, encoder_outputs: WhisperATEncoderOutput, input_features: torch.Tensor) -> Iterator[None]:
+        """Serves encoder calls on exactly `input_features` from the pass already made.
+
+        Whisper's `generate` runs the encoder for language detection and again for decoding, and (with timestamps)
+        re-encodes from a later seek when a segment ends early. Answering the calls on the same features from the
+        pass that fed the head keeps one pass per window while every other call runs as in plain Whisper, so the
+        tokens stay identical.
+        """
+        encoder = self.model.encoder
+        run_encoder = encoder.forward
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            features = args[0] if args else kwargs.get("input_features")
+            if len(args) <= 1 and self._reusable_pass(features, kwargs) is not None:
+                return BaseModelOutput(last_hidden_state=encoder_outputs.last_hidden_state)
+            return run_encoder(*args, **kwargs)
+
+        self._reused_pass = (input_features, encoder_outputs)
+        encoder.forward = forward
+        try:
+            yield
+        finally:
+            del encoder.forward
+            self._reused_pass = None
+
+    def _reusable_pass(self, features: torch.Tensor | None, kwargs: dict) -> WhisperATEncoderOutput | None:
+        """The pass held by `_reuse_encoder_pass` if it was made on exactly `features` with default outputs."""
+        if self._reused_pass is None or features is None:
+            return None
+        if kwargs.get("output_hidden_states") or kwargs.get("output_attentions"):
+            return None
+        held_features, held_outputs = self._reused_pass
+        if features.shape == held_features.shape and torch.equal(features, held_features):
+            return held_outputs
+        return None
 
     @staticmethod
     def _attach_tags(result: Any, tags: torch.Tensor) -> WhisperATGenerateOutput:

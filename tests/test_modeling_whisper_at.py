@@ -1,0 +1,413 @@
+"""WhisperForAudioTaggingAndASR: exact tags vs the reference package, untouched ASR, one encoder pass."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import BASE, SHARED_AUDIO, TINY_EN, tiny_whisper
+from transformers import AutoModelForSpeechSeq2Seq, WhisperForConditionalGeneration, WhisperProcessor
+
+from whisper_at_hf import WhisperATConfig, WhisperATHead, WhisperForAudioTaggingAndASR
+from whisper_at_hf.convert_original_whisper_at import convert_original_head_state_dict, original_head_key_to_hf
+
+whisper_at_model = pytest.importorskip("whisper_at.model", reason="reference package whisper-at==0.5 (test extra)")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------------------------
+def count_encoder_passes(model: WhisperForConditionalGeneration) -> list[int]:
+    """A counter bumped each time the encoder's first layer runs (= one encoder pass)."""
+    calls = [0]
+    model.model.encoder.layers[0].register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def features_of(processor: WhisperProcessor, *names: str) -> torch.Tensor:
+    arrays = [sf.read(SHARED_AUDIO / name, dtype="float32")[0] for name in names]
+    return processor(arrays, sampling_rate=16000, return_tensors="pt").input_features
+
+
+def randomize_(module: torch.nn.Module, seed: int, std: float = 0.2) -> None:
+    """Random values for every parameter, LayerNorms included, so a wrong mapping cannot hide behind ones/zeros."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * std)
+
+
+def reference_encoder_from(model: WhisperForConditionalGeneration):
+    """The reference package's AudioEncoder (which pools per layer) holding `model`'s encoder weights."""
+    config, encoder = model.config, model.model.encoder
+    reference = whisper_at_model.AudioEncoder(
+        config.num_mel_bins, config.max_source_positions, config.d_model, config.encoder_attention_heads,
+        config.encoder_layers,
+    )
+    names = {"attn.query": "self_attn.q_proj", "attn.key": "self_attn.k_proj", "attn.value": "self_attn.v_proj",
+             "attn.out": "self_attn.out_proj", "attn_ln": "self_attn_layer_norm", "mlp.0": "fc1", "mlp.2": "fc2",
+             "mlp_ln": "final_layer_norm"}
+    ours = encoder.state_dict()
+    state = {"positional_embedding": ours["embed_positions.weight"]}
+    for key in reference.state_dict():
+        if key.startswith("blocks."):
+            _, index, rest = key.split(".", 2)
+            module, param = rest.rsplit(".", 1)
+            state[key] = ours[f"layers.{index}.{names[module]}.{param}"]
+        elif key.startswith(("conv1", "conv2")):
+            state[key] = ours[key]
+        elif key.startswith("ln_post"):
+            state[key] = ours[key.replace("ln_post", "layer_norm")]
+    reference.load_state_dict(state)
+    return reference.eval()
+
+
+def reference_head_and_ours(config: WhisperATConfig, seed: int):
+    """A random reference ATModel and our head holding the same weights (converted by the package's mapping)."""
+    mode = "tl_down_tr_512_1_8" if config.at_low_dim else "tl_tr_1_8"
+    reference = whisper_at_model.ATModel(label_dim=527, n_layer=config.encoder_layers, rep_dim=config.d_model, mode=mode)
+    randomize_(reference, seed)
+    head_state, settings = convert_original_head_state_dict({f"at_model.{k}": v for k, v in reference.state_dict().items()})
+    assert settings == {"d_model": config.d_model, "at_low_dim": config.at_low_dim, "num_labels": 527}
+    return reference.eval(), head_state
+
+
+@pytest.fixture(scope="module")
+def tiny_en():
+    processor = WhisperProcessor.from_pretrained(TINY_EN)
+    plain = WhisperForConditionalGeneration.from_pretrained(TINY_EN, dtype=torch.float32).eval()
+    joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()
+    return processor, plain, joint
+
+
+@pytest.fixture(scope="module")
+def tiny_pair():
+    """A tiny random plain Whisper and the joint model on the same weights (random head)."""
+    plain = tiny_whisper(seed=0)
+    torch.manual_seed(1)
+    joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()
+    return plain, joint
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tags equal the reference package's
+# --------------------------------------------------------------------------------------------------------------------
+def test_head_key_mapping_covers_the_original_names():
+    assert original_head_key_to_hf("at_model.time_tr.attn.query.weight") == "time_block.self_attn.q_proj.weight"
+    assert original_head_key_to_hf("at_model.layer_tr.mlp.2.bias") == "layer_block.fc2.bias"
+    assert original_head_key_to_hf("at_model.down_layer.1.weight") == "input_proj.weight"
+    assert original_head_key_to_hf("mlp_layer.0.bias") == "classifier_norm.bias"
+    with pytest.raises(KeyError):
+        original_head_key_to_hf("at_model.time_tr.attn.key.bias_extra")
+    with pytest.raises(ValueError, match="no Whisper-AT TL-TR head"):
+        convert_original_head_state_dict({"encoder.conv1.weight": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("at_low_dim", [None, 512], ids=["tl_tr", "tl_tr_512"])
+@pytest.mark.parametrize("size", ["d64_L3_random", "d384_L4_tiny.en"])
+def test_tags_equal_reference_package(size, at_low_dim, tiny_en):
+    """Encoder pooled states and TL-TR logits equal the reference encoder + ATModel on the same weights."""
+    if size == "d64_L3_random":
+        processor, whisper = tiny_en[0], tiny_whisper(seed=3, d_model=64, encoder_layers=3, encoder_ffn_dim=256)
+        randomize_(whisper.model.encoder, seed=4, std=0.05)
+    else:
+        processor, whisper = tiny_en[0], tiny_en[1]
+    config = WhisperATConfig.from_whisper_config(whisper.config, at_low_dim=at_low_dim)
+    reference_head, head_state = reference_head_and_ours(config, seed=5)
+    model = WhisperForAudioTaggingAndASR.from_whisper(whisper, at_low_dim=at_low_dim).eval()
+    model.audio_tagging_head.load_state_dict(head_state)
+    reference_encoder = reference_encoder_from(whisper)
+
+    features = features_of(processor, "speech_en_music.wav")
+    with torch.no_grad():
+        reference_last, reference_pooled = reference_encoder(features)
+        encoded = model.encode(features)
+        np.testing.assert_allclose(encoded.pooled_hidden_states[0], reference_pooled, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(encoded.last_hidden_state, reference_last, atol=1e-4, rtol=0)
+        worst = 0.0
+        for at_time_res in (0.4, 2, 10, 30):
+            expected = reference_head(reference_pooled, time_resolution=at_time_res)
+            ours = model.tag(features, at_time_res=at_time_res)[0]
+            assert ours.shape == expected.shape == (75 // round(at_time_res / 0.4), 527)
+            worst = max(worst, (ours - expected).abs().max().item())
+    print(f"max |delta| vs reference ({size}, low={at_low_dim}): {worst:.2e}")
+    assert worst <= 1e-4
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ASR untouched, one encoder pass
+# --------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_tokens_equal_plain_whisper_batch_of_3(tiny_pair, num_beams):
+    plain, joint = tiny_pair
+    features = torch.randn(3, 80, 3000, generator=torch.Generator().manual_seed(7))
+    kwargs = dict(max_new_tokens=12, num_beams=num_beams, do_sample=False)
+    with torch.no_grad():
+        expected = plain.generate(features, **kwargs)
+        untagged = joint.generate(features, **kwargs)
+        tagged = joint.generate(features, return_audio_tags=True, **kwargs)
+    assert torch.equal(untagged, expected)
+    assert torch.equal(tagged.sequences, expected)
+    assert tagged.audio_tag_logits.shape == (3, 3, 527)
+
+
+def test_real_tiny_en_transcript_and_one_encoder_pass(tiny_en):
+    processor, plain, joint = tiny_en
+    features = features_of(processor, "speech_en.wav")
+    passes = count_encoder_passes(joint)
+    with torch.no_grad():
+        expected = plain.generate(features)
+        out = joint.generate(features, return_audio_tags=True)
+    assert passes[0] == 1
+    assert torch.equal(out.sequences, expected)
+    text = processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
+    assert "Whisper can recognize" in text and "background noise" in text
+    with torch.no_grad():
+        np.testing.assert_allclose(out.audio_tag_logits, joint.tag(features), atol=1e-5, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def base_pair():
+    processor = WhisperProcessor.from_pretrained(BASE)
+    plain = WhisperForConditionalGeneration.from_pretrained(BASE, dtype=torch.float32).eval()
+    joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()
+    return processor, plain, joint
+
+
+@pytest.mark.parametrize("language", [None, "de"])
+def test_one_encoder_pass_with_language_detection(base_pair, language):
+    processor, plain, joint = base_pair
+    features = features_of(processor, "speech_de.wav")
+    passes = count_encoder_passes(joint)
+    with torch.no_grad():
+        out = joint.generate(features, return_audio_tags=True, language=language, max_new_tokens=30)
+        expected = plain.generate(features, language=language, max_new_tokens=30)
+    assert passes[0] == 1, f"{passes[0]} encoder passes for one 30 s window"
+    assert torch.equal(out.sequences, expected)
+    # detection really ran (and found German): the transcript is German, not an English translation
+    assert "Guten Morgen" in processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"task": "translate", "language": "de"},
+        {"return_timestamps": True},
+        {"prompt": "Guten Morgen, Wetter."},
+        {"language": "fr"},
+    ],
+    ids=["translate", "timestamps", "prompt_ids", "language"],
+)
+def test_whisper_generate_options_behave_as_plain_whisper(base_pair, kwargs):
+    processor, plain, joint = base_pair
+    kwargs = dict(kwargs, max_new_tokens=20)
+    if "prompt" in kwargs:
+        kwargs["prompt_ids"] = processor.get_prompt_ids(kwargs.pop("prompt"), return_tensors="pt")
+    features = features_of(processor, "speech_de.wav")
+    with torch.no_grad():
+        expected = plain.generate(features, **kwargs)
+        assert torch.equal(joint.generate(features, return_audio_tags=True, **kwargs).sequences, expected)
+
+
+def test_generate_reuses_given_encoder_outputs(tiny_pair):
+    plain, joint = tiny_pair
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        encoded = joint.encode(features)
+        passes = count_encoder_passes(joint)
+        out = joint.generate(encoder_outputs=encoded, return_audio_tags=True, max_new_tokens=8)
+        assert passes[0] == 0
+        assert torch.equal(out.sequences, plain.generate(features, max_new_tokens=8))
+        torch.testing.assert_close(out.audio_tag_logits, joint.tag_pooled(encoded.pooled_hidden_states))
+
+
+def test_batch_equals_singles(tiny_pair):
+    _, joint = tiny_pair
+    features = torch.randn(4, 80, 3000, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        batch = joint.generate(features, return_audio_tags=True, max_new_tokens=10)
+        for index in range(4):
+            single = joint.generate(features[index : index + 1], return_audio_tags=True, max_new_tokens=10)
+            length = single.sequences.shape[1]
+            assert torch.equal(batch.sequences[index, :length], single.sequences[0])
+            torch.testing.assert_close(batch.audio_tag_logits[index], single.audio_tag_logits[0], atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Long inputs and the tag grid
+# --------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("at_time_res", [4.0, 10.0])
+def test_long_input_is_tagged_on_the_absolute_grid_streaming(tiny_pair, at_time_res):
+    """89 s = 8900 frames: windows on the absolute grid, identical to tagging the whole pooled timeline at once."""
+    _, joint = tiny_pair
+    features = torch.randn(1, 80, 8900, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        streamed = joint.tag(features, at_time_res=at_time_res)
+        padded = torch.nn.functional.pad(features, (0, 9000 - 8900))
+        timeline = torch.cat([joint.encode(padded[..., s : s + 3000]).pooled_hidden_states for s in (0, 3000, 6000)], 2)
+        whole = joint.tag_pooled(timeline, at_time_res=at_time_res)
+    num_windows = -(-89 // int(at_time_res))
+    assert streamed.shape == (1, num_windows, 527)
+    torch.testing.assert_close(streamed, whole[:, :num_windows], atol=1e-5, rtol=0)
+
+
+def test_invalid_time_resolution_raises(tiny_pair):
+    _, joint = tiny_pair
+    with pytest.raises(ValueError, match="multiple of 0.4"):
+        joint.tag(torch.zeros(1, 80, 3000), at_time_res=0.3)
+    with pytest.raises(ValueError, match="multiple of 0.4"):
+        joint.generate(torch.zeros(1, 80, 3000), return_audio_tags=True, at_time_res=-10)
+
+
+def test_head_rejects_states_of_another_shape():
+    config = WhisperATConfig.from_whisper_config(tiny_whisper().config)
+    with pytest.raises(ValueError, match="expects 3 x 64"):
+        WhisperATHead(config)(torch.zeros(1, 4, 75, 64))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Forward, loss, freezing, dtypes
+# --------------------------------------------------------------------------------------------------------------------
+def test_forward_returns_seq2seq_output_plus_tags_and_loss(tiny_pair):
+    plain, joint = tiny_pair
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(11))
+    labels = torch.tensor([[100, 5, 6, 101], [100, 7, 8, 101]])
+    audio_labels = torch.zeros(2, 1, 527)
+    audio_labels[:, 0, 3] = 1
+    out = joint(features, labels=labels, audio_labels=audio_labels)
+    expected = plain(features, labels=labels)
+    torch.testing.assert_close(out.logits, expected.logits)
+    torch.testing.assert_close(out.lm_loss, expected.loss)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out.audio_tag_logits[:, :1], audio_labels)
+    torch.testing.assert_close(out.audio_tag_loss, bce)
+    torch.testing.assert_close(out.loss, expected.loss + bce)
+    tag_only = joint(features, audio_labels=audio_labels[:, 0])
+    assert tag_only.logits is None and tag_only.encoder_last_hidden_state is None
+    torch.testing.assert_close(tag_only.loss, bce)
+    with pytest.raises(ValueError, match="do not fit"):
+        joint(features, audio_labels=torch.zeros(2, 4, 527))
+
+
+def test_whisper_is_frozen_and_only_the_head_gets_gradients(tiny_pair):
+    _, joint = tiny_pair
+    trainable = {name for name, param in joint.named_parameters() if param.requires_grad}
+    assert trainable and all(name.startswith("audio_tagging_head.") for name in trainable)
+    assert "trainable params" in joint.num_parameters_summary()
+    joint.zero_grad()
+    loss = joint(torch.randn(1, 80, 3000), audio_labels=torch.ones(1, 527)).loss
+    loss.backward()
+    grads = {name for name, param in joint.named_parameters() if param.grad is not None}
+    assert grads == trainable
+    joint.zero_grad()
+    joint.unfreeze_whisper()
+    assert all(param.requires_grad for param in joint.parameters())
+    joint.freeze_whisper()
+
+
+def test_grad_modes_leave_no_capture_behind(tiny_pair):
+    plain, joint = tiny_pair
+    features = torch.randn(1, 80, 3000)
+    with torch.inference_mode():
+        first = joint.tag(features)
+    with torch.no_grad():
+        torch.testing.assert_close(joint.tag(features), first)
+        # plain encoder use (as in ASR) is untouched by the hooks
+        torch.testing.assert_close(
+            joint.model.encoder(features).last_hidden_state, plain.model.encoder(features).last_hidden_state
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_runs_and_stays_close(dtype):
+    torch.manual_seed(12)
+    joint = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=12)).eval()
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        reference = joint.tag(features).sigmoid()
+        joint.to(dtype)
+        out = joint.generate(features.to(dtype), return_audio_tags=True, max_new_tokens=5)
+    assert out.audio_tag_logits.dtype == dtype and torch.isfinite(out.audio_tag_logits).all()
+    assert (out.audio_tag_logits.float().sigmoid() - reference).abs().max() < 0.05
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Saving and loading
+# --------------------------------------------------------------------------------------------------------------------
+def test_save_load_round_trip_and_auto_class(tmp_path, tiny_pair):
+    _, joint = tiny_pair
+    joint.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "whisper_at"
+    assert config["auto_map"]["AutoModelForSpeechSeq2Seq"].endswith("WhisperForAudioTaggingAndASR")
+    assert (tmp_path / "modeling_whisper_at.py").is_file()
+    features = torch.randn(1, 80, 3000)
+    for loaded in (
+        WhisperForAudioTaggingAndASR.from_pretrained(tmp_path),
+        AutoModelForSpeechSeq2Seq.from_pretrained(tmp_path),
+    ):
+        assert type(loaded) is WhisperForAudioTaggingAndASR
+        assert not any(p.requires_grad for n, p in loaded.named_parameters() if not n.startswith("audio_tagging_head."))
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.eval().tag(features), joint.tag(features))
+
+
+def test_plain_whisper_dir_is_an_error_not_a_headless_model(tmp_path, tiny_pair):
+    plain, _ = tiny_pair
+    plain.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="does not hold a matching Whisper-AT head"):
+        WhisperForAudioTaggingAndASR.from_pretrained(tmp_path)
+
+
+def test_mismatched_head_is_an_error(tmp_path, tiny_pair):
+    _, joint = tiny_pair
+    joint.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["at_low_dim"] = 512
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="Whisper-AT head"):
+        WhisperForAudioTaggingAndASR.from_pretrained(tmp_path)
+
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys
+    sys.modules["whisper_at_hf"] = None  # the package must not be importable here
+    import torch
+    from transformers import AutoModelForSpeechSeq2Seq
+    path, trust = sys.argv[1], sys.argv[2] == "1"
+    try:
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(path, trust_remote_code=trust)
+    except Exception as error:
+        print("ERROR", type(error).__name__, error)
+        raise SystemExit(3)
+    torch.manual_seed(0)
+    features = torch.randn(1, 80, 3000)
+    with torch.no_grad():
+        logits = model.eval().tag(features)
+    print("CLASS", type(model).__name__)
+    torch.save(logits, path + "/fresh_logits.pt")
+    """
+)
+
+
+def test_fresh_process_without_the_package(tmp_path, tiny_pair):
+    _, joint = tiny_pair
+    joint.save_pretrained(tmp_path)
+    script = tmp_path / "fresh.py"
+    script.write_text(FRESH_PROCESS)
+    run = subprocess.run([sys.executable, script, tmp_path, "1"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "CLASS WhisperForAudioTaggingAndASR" in run.stdout
+    torch.manual_seed(0)
+    with torch.no_grad():
+        expected = joint.tag(torch.randn(1, 80, 3000))
+    torch.testing.assert_close(torch.load(tmp_path / "fresh_logits.pt"), expected)
+    # without trust_remote_code it fails loudly instead of giving a plain Whisper without the head
+    run = subprocess.run([sys.executable, script, tmp_path, "0"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 3 and "ERROR" in run.stdout, run.stdout + run.stderr
