@@ -391,11 +391,14 @@ def convert_whisper_at_checkpoint(
     model.save_pretrained(output_dir, head_only=head_only)
     if processor is not None:
         whisper_processor = WhisperProcessor.from_pretrained(processor)
-        vocab = len(whisper_processor.tokenizer)
-        if vocab != model.config.vocab_size:
+        tokenizer = whisper_processor.tokenizer
+        start_id = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+        if len(tokenizer) > model.config.vocab_size or start_id != model.config.decoder_start_token_id:
             raise ValueError(
-                f"the processor {processor} has {vocab} tokens but the Whisper's vocab_size is "
-                f"{model.config.vocab_size} (English-only and multilingual Whisper use different vocabularies)."
+                f"the processor {processor} does not match the Whisper (tokenizer of {len(tokenizer)} tokens with "
+                f"<|startoftranscript|>={start_id}; Whisper vocab_size {model.config.vocab_size}, "
+                f"decoder_start_token_id {model.config.decoder_start_token_id}): English-only and multilingual "
+                "Whisper use different vocabularies."
             )
         whisper_processor.save_pretrained(output_dir)
     label_names.save(output_dir)
