@@ -81,4 +81,9 @@ def tiny_reference_whisper_at(
     # residual stream is the previous token's embedding and greedy decoding repeats one token forever.
     torch.nn.init.normal_(model.decoder.positional_embedding, std=1.0)
     torch.nn.init.normal_(model.decoder.token_embedding.weight, std=0.05)
+    with torch.no_grad():
+        # special and timestamp tokens (from <|endoftext|> = 50256 on) get zero logits through the tied output
+        # embedding, so random weights decode text tokens instead of repeating <|notimestamps|> (which neither
+        # implementation suppresses when decoding without timestamps)
+        model.decoder.token_embedding.weight[50256:] = 0
     return model.eval()
