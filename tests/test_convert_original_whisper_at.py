@@ -84,8 +84,13 @@ def converted_run(model, processor, audio, at_time_res, multilingual, max_new_to
         kwargs["max_new_tokens"] = max_new_tokens
     with torch.no_grad():
         out = model.generate(
-            features, return_audio_tags=True, at_time_res=at_time_res, return_timestamps=False, do_sample=False,
-            num_beams=1, **kwargs,
+            features,
+            return_audio_tags=True,
+            at_time_res=at_time_res,
+            return_timestamps=False,
+            do_sample=False,
+            num_beams=1,
+            **kwargs,
         )
     tokens = out.sequences[0].tolist()
     eos = model.generation_config.eos_token_id
@@ -139,9 +144,7 @@ def test_openai_checkpoint_conversion_matches_reference(original, speech, tmp_pa
     assert model.config.encoder_layers == 3 and model.config.d_model == 64
     for at_time_res, result in original["results"].items():
         expected_tags = result["audio_tag"]
-        tags, tokens, text = converted_run(
-            model, processor, speech, at_time_res, original["multilingual"], 32
-        )
+        tags, tokens, text = converted_run(model, processor, speech, at_time_res, original["multilingual"], 32)
         assert len(expected_tags) == -(-len(speech) // int(at_time_res * SAMPLING_RATE))
         assert (tags[: len(expected_tags)] - expected_tags).abs().max().item() <= TOLERANCE
         assert len(tokens) > 5 and len(set(tokens)) > 1  # a real comparison, not an empty or constant decode

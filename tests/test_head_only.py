@@ -60,7 +60,9 @@ def test_round_trip(saved):
         with torch.no_grad():
             assert torch.equal(loaded.tag(features), model.tag(features))
             if loader is WhisperForAudioTaggingAndASR:  # the base's generation config came along
-                assert torch.equal(loaded.generate(features[:1], max_new_tokens=3), model.generate(features[:1], max_new_tokens=3))
+                assert torch.equal(
+                    loaded.generate(features[:1], max_new_tokens=3), model.generate(features[:1], max_new_tokens=3)
+                )
         # only the head trains, as after from_whisper
         assert all(p.requires_grad == n.startswith("audio_tagging_head.") for n, p in loaded.named_parameters())
     loaded, info = WhisperForAudioTaggingAndASR.from_pretrained(saved["root"] / "head", output_loading_info=True)
@@ -118,7 +120,9 @@ def test_head_only_errors(saved, tmp_path):
     (bad / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="names no base Whisper"):
         WhisperForAudioTaggingAndASR.from_pretrained(bad)
-    assert WhisperForAudioTaggingAndASR.from_pretrained(bad, base_model=str(saved["root"] / "base")).config.num_labels == 3
+    assert (
+        WhisperForAudioTaggingAndASR.from_pretrained(bad, base_model=str(saved["root"] / "base")).config.num_labels == 3
+    )
 
 
 def test_head_only_with_trust_remote_code_without_the_package(saved, tmp_path):

@@ -102,7 +102,6 @@ def convert_original_head_state_dict(
     return head_state, settings
 
 
-
 # --------------------------------------------------------------------------------------------------------------------
 # Reading checkpoint files safely
 # --------------------------------------------------------------------------------------------------------------------
@@ -179,7 +178,9 @@ _OPENAI_BLOCK_KEYS = {
     "cross_attn.out": "encoder_attn.out_proj",
     "cross_attn_ln": "encoder_attn_layer_norm",
 }
-_OPENAI_BLOCK_PATTERN = re.compile(r"^(?P<stack>encoder|decoder)\.blocks\.(?P<index>\d+)\.(?P<module>.+)\.(?P<param>weight|bias)$")
+_OPENAI_BLOCK_PATTERN = re.compile(
+    r"^(?P<stack>encoder|decoder)\.blocks\.(?P<index>\d+)\.(?P<module>.+)\.(?P<param>weight|bias)$"
+)
 # special token ids of the two OpenAI vocabularies (English-only: 51864 entries, multilingual: 51865)
 _ENGLISH_VOCAB_SIZE = 51864
 _SPECIAL_TOKENS = {
@@ -261,7 +262,9 @@ def load_openai_whisper(path: str | os.PathLike, dtype: torch.dtype = torch.floa
     missing, unexpected = model.load_state_dict(state_dict, strict=False, assign=True)
     missing = [key for key in missing if key != "proj_out.weight"]  # tied to the token embedding
     if missing or unexpected:
-        raise ValueError(f"{path}: Whisper weights do not fit its dims (missing {missing[:5]}, unexpected {unexpected[:5]}).")
+        raise ValueError(
+            f"{path}: Whisper weights do not fit its dims (missing {missing[:5]}, unexpected {unexpected[:5]})."
+        )
     model.proj_out.weight = model.model.decoder.embed_tokens.weight
     return model.eval()
 

@@ -205,7 +205,9 @@ def render_model_card(
             result: dict[str, Any] = {
                 "task": {"type": "audio-classification", "name": "Audio tagging"},
                 "dataset": {"name": metric["dataset"], "type": metric.get("dataset_type", metric["dataset"])},
-                "metrics": [{"type": metric.get("type", metric["name"]), "value": metric["value"], "name": metric["name"]}],
+                "metrics": [
+                    {"type": metric.get("type", metric["name"]), "value": metric["value"], "name": metric["name"]}
+                ],
             }
             if metric.get("split"):
                 result["dataset"]["split"] = metric["split"]
@@ -249,7 +251,7 @@ def render_model_card(
         "With the pipeline (text, language and timestamped tags):",
         "",
         "```python",
-        "import whisper_at_hf  # registers the \"whisper-at\" pipeline and the model classes",
+        'import whisper_at_hf  # registers the "whisper-at" pipeline and the model classes',
         "from transformers import pipeline",
         "",
         f'tagger = pipeline("{PIPELINE_TASK}", model="{repo_id}")',

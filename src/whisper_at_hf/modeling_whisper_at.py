@@ -39,7 +39,15 @@ _FULL_WEIGHTS_NAMES = (
 # from_pretrained kwargs that concern where files come from, valid for the head repo and the base Whisper alike
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "token")
 # config fields that describe the head (everything else comes from the base Whisper's config)
-_HEAD_CONFIG_KEYS = ("at_low_dim", "at_time_heads", "at_layer_heads", "at_pool_stride", "at_time_res", "id2label", "label2id")
+_HEAD_CONFIG_KEYS = (
+    "at_low_dim",
+    "at_time_heads",
+    "at_layer_heads",
+    "at_pool_stride",
+    "at_time_res",
+    "id2label",
+    "label2id",
+)
 # Whisper dims the head depends on: a head attaches only to a Whisper that agrees on all of them
 _HEAD_WHISPER_DIMS = ("d_model", "encoder_layers", "num_mel_bins", "max_source_positions")
 
