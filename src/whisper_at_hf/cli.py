@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument("--chunk-length-s", type=float, default=None, help="chunked long-form (default: sequential)")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--num-beams", type=int, default=None, help="beam size (default: the pipeline's, 5)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="token limit per 30 s window")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--plot", action="store_true", help="also write NAME.tags.png (needs matplotlib)")
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         ("tag_threshold", args.tag_threshold),
         ("language", args.language),
         ("chunk_length_s", args.chunk_length_s),
+        ("num_beams", args.num_beams),
+        ("max_new_tokens", args.max_new_tokens),
     ):
         if value is not None:
             call_kwargs[key] = value
