@@ -46,12 +46,12 @@ def test_cli_writes_all_formats_and_reports_bad_files(cli_run):
 
     result = json.loads((out / "speech_en.json").read_text())
     assert result["text"].strip().startswith("The quick brown fox")
-    assert len(result["audio_tags"]) == 2 and result["audio_tags"][-1]["timestamp"] == [4.0, 7.684]
+    assert len(result["audio_tags"]) == 2 and result["audio_tags"][-1]["timestamp"] == [4.0, 7.68]
     assert all(len(window["tags"]) == 3 for window in result["audio_tags"])
     assert (out / "speech_en.txt").read_text().strip() == result["text"].strip()
 
     srt = (out / "speech_en.srt").read_text()
-    assert "00:00:04,000 --> 00:00:07,684" in srt and tag_caption(result["audio_tags"][1]["tags"]) in srt
+    assert "00:00:04,000 --> 00:00:07,680" in srt and tag_caption(result["audio_tags"][1]["tags"]) in srt
     assert result["chunks"][0]["text"].strip() in srt
     vtt = (out / "speech_en.vtt").read_text()
     assert vtt.startswith("WEBVTT") and "00:00:00.000 --> 00:00:04.000" in vtt

@@ -104,7 +104,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     `"de"`, or `"en"` (English with a warning when the checkpoint lacks that language).
 
     Encoder passes:
-    - Up to 30 s: one encoder pass feeds both the decoder and the head.
+    - Up to 30 s: one encoder pass feeds both the decoder and the head. With `return_timestamps`, Whisper may seek
+      to a timestamp inside the window and encode again from there (as in the ASR pipeline), so the decoder then
+      runs its own pass(es) and the head reads one more.
     - `chunk_length_s` chunking: each chunk's pass feeds its decoding and, when chunk starts fall on the 0.4 s
       pooled grid (the default `chunk_length_s=30` stride does: chunks start every 20 s), the absolute tag timeline
       is assembled from the chunks' pooled states, so no extra pass runs. Chunk starts off the grid cannot be mapped
@@ -336,11 +338,20 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         segment_frames = self.feature_extractor.nb_max_frames
         rows = [index for index in range(batch_size) if decode[index]]
         if features.shape[-1] <= segment_frames:
-            # One encoder pass per 30 s item feeds both the decoder and the head.
+            # One encoder pass per 30 s item feeds the head and, without timestamps, the decoder too.
             encoded = self.model.encode(features)
             window_logits = self._tag_passes(encoded.pooled_hidden_states, tags, at_time_res)
             generated = None
-            if rows:
+            if rows and return_timestamps:
+                # With timestamps Whisper may seek inside the window and re-encode from there, which encoder outputs
+                # given up front cannot follow: let it run its own pass(es) on the features.
+                select = rows if len(rows) < batch_size else slice(None)
+                generated = self.model.generate(
+                    input_features=features[select],
+                    attention_mask=None if attention_mask is None else attention_mask[select],
+                    **generate_kwargs,
+                )
+            elif rows:
                 select = rows if len(rows) < batch_size else slice(None)
                 generated = self.model.generate(
                     encoder_outputs=BaseModelOutput(last_hidden_state=encoded.last_hidden_state[select]),
@@ -532,7 +543,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 for score, index in zip(top_scores[window_index].tolist(), top_index[window_index].tolist())
                 if threshold is None or score >= threshold
             ]
-            windows.append({"timestamp": (round(start, 3), round(end, 3)), "tags": tags})
+            # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
+            windows.append({"timestamp": (round(start, 2), round(end, 2)), "tags": tags})
         return windows
 
 
