@@ -234,6 +234,9 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
     config_class = WhisperATConfig
     config: WhisperATConfig
+    # Callables `(model, save_directory)` run by `save_pretrained` before it writes anything (the package registers
+    # one that adds its pipeline's code and `config.custom_pipelines`).
+    save_hooks: list = []
 
     def __init__(self, config: WhisperATConfig):
         super().__init__(config)
@@ -295,6 +298,13 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             )
         model.freeze_whisper()
         return (model, info) if output_loading_info else model
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> None:
+        """[`PreTrainedModel.save_pretrained`], after running `save_hooks` (e.g. writing the pipeline's code)."""
+        if kwargs.get("is_main_process", True):
+            for hook in self.save_hooks:
+                hook(self, save_directory)
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     # ----- freezing -------------------------------------------------------------------------------------------------
     def freeze_whisper(self) -> None:
