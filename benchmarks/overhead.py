@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             if r["breakdown"]:
                 parts = "; ".join(f"{k} {1000 * v:.1f} ms" for k, v in r["breakdown"].items())
                 print(f"  one clip, median: {parts}")
+                b = r["breakdown"]
+                extra = b["encoder + pooled capture"] - b["encoder (plain)"] + b["TL-TR head"]
+                print(f"  from the parts: (capture + head) / plain generate = {100 * extra / b['plain generate']:.2f}% "
+                      f"(head alone {100 * b['TL-TR head'] / b['plain generate']:.2f}%)")
             print(f"  ({time.perf_counter() - started:.0f} s)")
         if args.level in ("pipeline", "both"):
             r = pipeline_level(path, clips, args)
