@@ -173,7 +173,7 @@ def load_model(
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     cache_dir = os.fspath(download_root) if download_root is not None else None
 
-    local = _local_checkpoint(checkpoint, cache_dir, name if variant_checkpoint else None)
+    local = _local_checkpoint(checkpoint, cache_dir, _variant_key(name, at_low_compute) if variant_checkpoint else None)
     model = WhisperForAudioTaggingAndASR.from_pretrained(local, dtype=dtype, cache_dir=cache_dir)
     if at_low_compute and not variant_checkpoint and model.config.at_low_dim is None:
         warnings.warn(f"at_low_compute=True, but {checkpoint} has a full-width head (its config decides the head).")
