@@ -353,8 +353,14 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 )
             elif rows:
                 select = rows if len(rows) < batch_size else slice(None)
+                if _reruns_encoder(generate_kwargs, self.model.generation_config):
+                    # transformers' temperature fallback and no-speech detection re-run the model on
+                    # `input_features` and fail from `encoder_outputs`: decode from the features (a second pass).
+                    decoder_input = {"input_features": features[select]}
+                else:
+                    decoder_input = {"encoder_outputs": BaseModelOutput(last_hidden_state=encoded.last_hidden_state[select])}
                 generated = self.model.generate(
-                    encoder_outputs=BaseModelOutput(last_hidden_state=encoded.last_hidden_state[select]),
+                    **decoder_input,
                     attention_mask=None if attention_mask is None else attention_mask[select],
                     **generate_kwargs,
                 )
@@ -546,6 +552,18 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
             windows.append({"timestamp": (round(start, 2), round(end, 2)), "tags": tags})
         return windows
+
+
+def _reruns_encoder(generate_kwargs: dict, generation_config: Any) -> bool:
+    """Whether Whisper's generate may re-run the model on `input_features` (temperature fallback checks, no-speech
+    detection), which it cannot do from precomputed `encoder_outputs`."""
+    config = generate_kwargs.get("generation_config", generation_config)
+
+    def setting(name: str) -> Any:
+        return generate_kwargs[name] if name in generate_kwargs else getattr(config, name, None)
+
+    # a threshold makes generate check each sequence and re-run the failing ones on `input_features`
+    return any(setting(name) is not None for name in ("logprob_threshold", "compression_ratio_threshold", "no_speech_threshold"))
 
 
 def _first_item(items):
