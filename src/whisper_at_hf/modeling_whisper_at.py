@@ -756,13 +756,16 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         else:
             encoder_outputs = self.encode(input_features)
             tags = self.tag_pooled(encoder_outputs.pooled_hidden_states, at_time_res)
-            with self._reuse_encoder_pass(encoder_outputs, input_features):
+            with self.reuse_encoder_pass(encoder_outputs, input_features):
                 result = super().generate(input_features, *args, **kwargs)
         return self._attach_tags(result, tags)
 
     @contextlib.contextmanager
-    def _reuse_encoder_pass(self, encoder_outputs: WhisperATEncoderOutput, input_features: torch.Tensor) -> Iterator[None]:
-        """Serves encoder calls on exactly `input_features` from the pass already made.
+    def reuse_encoder_pass(self, encoder_outputs: WhisperATEncoderOutput, input_features: torch.Tensor) -> Iterator[None]:
+        """Context manager: encoder calls on exactly `input_features` are answered from `encoder_outputs`.
+
+        Args:
+            encoder_outputs: a pass made by [`encode`] on `input_features` `(batch_size, num_mel_bins, 3000)`.
 
         Whisper's `generate` runs the encoder for language detection and again for decoding, and (with timestamps)
         re-encodes from a later seek when a segment ends early. Answering the calls on the same features from the
@@ -787,7 +790,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             self._reused_pass = None
 
     def _reusable_pass(self, features: torch.Tensor | None, kwargs: dict) -> WhisperATEncoderOutput | None:
-        """The pass held by `_reuse_encoder_pass` if it was made on exactly `features` with default outputs."""
+        """The pass held by `reuse_encoder_pass` if it was made on exactly `features` with default outputs."""
         if self._reused_pass is None or features is None:
             return None
         if kwargs.get("output_hidden_states") or kwargs.get("output_attentions"):

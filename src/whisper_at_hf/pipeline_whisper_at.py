@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers.modeling_outputs import BaseModelOutput
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 from transformers.pipelines.base import pad_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
@@ -104,9 +103,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     `"de"`, or `"en"` (English with a warning when the checkpoint lacks that language).
 
     Encoder passes:
-    - Up to 30 s: one encoder pass feeds both the decoder and the head. With `return_timestamps`, Whisper may seek
-      to a timestamp inside the window and encode again from there (as in the ASR pipeline), so the decoder then
-      runs its own pass(es) and the head reads one more.
+    - Up to 30 s: one encoder pass feeds both the decoder (language detection included) and the head. With
+      `return_timestamps`, Whisper may seek to a timestamp inside the window and encode again from there, as it
+      does in the ASR pipeline; those passes are Whisper's own.
     - `chunk_length_s` chunking: each chunk's pass feeds its decoding and, when chunk starts fall on the 0.4 s
       pooled grid (the default `chunk_length_s=30` stride does: chunks start every 20 s), the absolute tag timeline
       is assembled from the chunks' pooled states, so no extra pass runs. Chunk starts off the grid cannot be mapped
@@ -338,32 +337,24 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         segment_frames = self.feature_extractor.nb_max_frames
         rows = [index for index in range(batch_size) if decode[index]]
         if features.shape[-1] <= segment_frames:
-            # One encoder pass per 30 s item feeds the head and, without timestamps, the decoder too.
+            # One encoder pass per 30 s item feeds the head and the decoder: generate runs on the features (so
+            # Whisper's timestamp seeks, temperature fallback and no-speech checks work as in the ASR pipeline) while
+            # its encoder calls on these same features are answered from this pass.
             encoded = self.model.encode(features)
             window_logits = self._tag_passes(encoded.pooled_hidden_states, tags, at_time_res)
             generated = None
-            if rows and return_timestamps:
-                # With timestamps Whisper may seek inside the window and re-encode from there, which encoder outputs
-                # given up front cannot follow: let it run its own pass(es) on the features.
+            if rows:
                 select = rows if len(rows) < batch_size else slice(None)
-                generated = self.model.generate(
-                    input_features=features[select],
-                    attention_mask=None if attention_mask is None else attention_mask[select],
-                    **generate_kwargs,
+                held = type(encoded)(
+                    last_hidden_state=encoded.last_hidden_state[select],
+                    pooled_hidden_states=encoded.pooled_hidden_states[select],
                 )
-            elif rows:
-                select = rows if len(rows) < batch_size else slice(None)
-                if _reruns_encoder(generate_kwargs, self.model.generation_config):
-                    # transformers' temperature fallback and no-speech detection re-run the model on
-                    # `input_features` and fail from `encoder_outputs`: decode from the features (a second pass).
-                    decoder_input = {"input_features": features[select]}
-                else:
-                    decoder_input = {"encoder_outputs": BaseModelOutput(last_hidden_state=encoded.last_hidden_state[select])}
-                generated = self.model.generate(
-                    **decoder_input,
-                    attention_mask=None if attention_mask is None else attention_mask[select],
-                    **generate_kwargs,
-                )
+                with self.model.reuse_encoder_pass(held, features[select]):
+                    generated = self.model.generate(
+                        input_features=features[select],
+                        attention_mask=None if attention_mask is None else attention_mask[select],
+                        **generate_kwargs,
+                    )
         else:
             generated = self.model.generate(input_features=features, attention_mask=attention_mask, **generate_kwargs)
             window_logits = self._tag_long(features, tags, at_time_res)
@@ -552,18 +543,6 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
             windows.append({"timestamp": (round(start, 2), round(end, 2)), "tags": tags})
         return windows
-
-
-def _reruns_encoder(generate_kwargs: dict, generation_config: Any) -> bool:
-    """Whether Whisper's generate may re-run the model on `input_features` (temperature fallback checks, no-speech
-    detection), which it cannot do from precomputed `encoder_outputs`."""
-    config = generate_kwargs.get("generation_config", generation_config)
-
-    def setting(name: str) -> Any:
-        return generate_kwargs[name] if name in generate_kwargs else getattr(config, name, None)
-
-    # a threshold makes generate check each sequence and re-run the failing ones on `input_features`
-    return any(setting(name) is not None for name in ("logprob_threshold", "compression_ratio_threshold", "no_speech_threshold"))
 
 
 def _first_item(items):
