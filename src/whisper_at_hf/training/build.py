@@ -13,7 +13,7 @@ import torch
 from ..modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .arguments import DataArguments, ModelArguments
 from .data import LabelSet, SkippedRows, load_raw_datasets
-from .features import cached_pooled_features, whisper_fingerprint
+from .features import POOLED_COLUMN, cached_pooled_features, whisper_fingerprint
 from .recipe import LABELS_KEY, AudioFeatureCollator, PooledFeatureCollator, find_unreadable_audio
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,9 @@ def prepare_features(
             )
             skipped.append(report)
             reused = reused and split_reused
+        for name in splits:  # numpy rows: converting (L, T, d) arrays to Python lists would dominate training time
+            if splits[name] is not None:
+                splits[name] = splits[name].with_format("numpy", columns=[POOLED_COLUMN, LABELS_KEY])
         collator = PooledFeatureCollator()
         prepared = PreparedData(splits["train"], splits["eval"], label_set, collator, True, skipped, reused)
     else:

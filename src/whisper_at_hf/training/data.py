@@ -145,8 +145,14 @@ def load_raw_datasets(
         raw = datasets.load_dataset(builder, data_files=files, cache_dir=cache_dir, **kwargs)
         for split, path in files.items():
             base = os.path.dirname(os.path.abspath(path))
+            if audio_column not in raw[split].column_names:
+                continue  # reported below
+            features = raw[split].features.copy()
+            features[audio_column] = datasets.Audio(decode=False)
             raw[split] = raw[split].map(
-                lambda row: {audio_column: _resolve(row[audio_column], base)}, desc=f"resolving {split} paths"
+                lambda row: {audio_column: _resolve(row[audio_column], base)},
+                features=features,
+                desc=f"resolving {split} paths",
             )
     for split in raw:
         if audio_column not in raw[split].column_names:
@@ -158,9 +164,10 @@ def load_raw_datasets(
 
 
 def _resolve(path: Any, base: str) -> Any:
+    """A path cell -> `{"path", "bytes"}` (the Audio storage layout), relative paths resolved against `base`."""
     if isinstance(path, str) and path and not os.path.isabs(path) and "://" not in path:
-        return os.path.join(base, path)
-    return path
+        path = os.path.join(base, path)
+    return {"path": path, "bytes": None}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -115,9 +115,9 @@ class EpochSampler(Sampler[int]):
 # ----------------------------------------------------------------------------------------------------------------------
 # Mixup and label smoothing
 # ----------------------------------------------------------------------------------------------------------------------
-def step_rng(seed: int, global_step: int) -> np.random.Generator:
-    """A random generator that depends only on `(seed, global_step)`."""
-    return np.random.default_rng([seed, global_step])
+def step_rng(seed: int, global_step: int, process_index: int = 0) -> np.random.Generator:
+    """A random generator that depends only on `(seed, global_step, process_index)`."""
+    return np.random.default_rng([seed, global_step, process_index])
 
 
 def mixup(
