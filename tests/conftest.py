@@ -51,3 +51,34 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: the tests read real weights and audio from ../shared beside the repo.")
     return SHARED
+
+
+def tiny_reference_whisper_at(
+    n_vocab: int = 51864, at_low_compute: bool = False, d_model: int = 64, n_layers: int = 3, seed: int = 0
+):
+    """A small random model of the original `whisper_at` package (the reference in conversion tests).
+
+    Real vocabulary (51864 English-only / 51865 multilingual) so the reference's tiktoken tokenizer works, real
+    80-mel / 30 s geometry, tiny widths; n_text_ctx=64, so its decoding samples at most 32 tokens.
+    """
+    from whisper_at.model import ModelDimensions, Whisper
+
+    torch.manual_seed(seed)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=d_model,
+        n_audio_head=4,
+        n_audio_layer=n_layers,
+        n_vocab=n_vocab,
+        n_text_ctx=64,
+        n_text_state=d_model,
+        n_text_head=4,
+        n_text_layer=2,
+    )
+    model = Whisper(dims, at_low_compute=at_low_compute)
+    # positions left uninitialised (torch.empty) there. Token embeddings small next to positions: otherwise the
+    # residual stream is the previous token's embedding and greedy decoding repeats one token forever.
+    torch.nn.init.normal_(model.decoder.positional_embedding, std=1.0)
+    torch.nn.init.normal_(model.decoder.token_embedding.weight, std=0.05)
+    return model.eval()

@@ -10,7 +10,10 @@ Modules, bottom-up: `WhisperATLayerNorm` -> `WhisperATAttention` -> `WhisperATBl
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
+import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +28,20 @@ from transformers.utils import ModelOutput
 from .configuration_whisper_at import WhisperATConfig
 
 HEAD_PREFIX = "audio_tagging_head"
+# Head-only (PEFT-style) checkpoints: this file + config.json naming the base Whisper, no Whisper weights.
+HEAD_WEIGHTS_NAME = "audio_tagging_head.safetensors"
+_FULL_WEIGHTS_NAMES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+# from_pretrained kwargs that concern where files come from, valid for the head repo and the base Whisper alike
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "token")
+# config fields that describe the head (everything else comes from the base Whisper's config)
+_HEAD_CONFIG_KEYS = ("at_low_dim", "at_time_heads", "at_layer_heads", "at_pool_stride", "at_time_res", "id2label", "label2id")
+# Whisper dims the head depends on: a head attaches only to a Whisper that agrees on all of them
+_HEAD_WHISPER_DIMS = ("d_model", "encoder_layers", "num_mel_bins", "max_source_positions")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -276,9 +293,31 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         return model
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Any, *model_args: Any, **kwargs: Any):
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: Any,
+        *model_args: Any,
+        base_model: str | os.PathLike | WhisperForConditionalGeneration | None = None,
+        **kwargs: Any,
+    ):
         """Like [`PreTrainedModel.from_pretrained`], but a checkpoint whose head weights are missing or unexpected
-        is an error, not a warning: a Whisper-AT model without its trained head would tag at random."""
+        is an error, not a warning: a Whisper-AT model without its trained head would tag at random.
+
+        Head-only checkpoints (written by `save_pretrained(dir, head_only=True)`) are recognised by their
+        `audio_tagging_head.safetensors` and no full weights: the base Whisper named in their config
+        (`base_model_name_or_path` at `base_model_revision`) is loaded and the head attached, or `base_model`
+        (a path, Hub id or loaded [`WhisperForConditionalGeneration`], e.g. a fine-tuned Whisper of the same dims)
+        instead. Loading kwargs (`dtype`, `device_map`, `cache_dir`, `token`, ...) go to the base Whisper;
+        `revision`/`subfolder` refer to the head checkpoint.
+        """
+        head_file = cls._find_head_only_weights(pretrained_model_name_or_path, kwargs)
+        if head_file is not None:
+            return cls._from_head_only(pretrained_model_name_or_path, head_file, base_model, **kwargs)
+        if base_model is not None:
+            raise ValueError(
+                f"base_model= applies to head-only checkpoints, but {pretrained_model_name_or_path} holds full "
+                "weights. Save its head with `save_pretrained(dir, head_only=True)` and load that dir instead."
+            )
         output_loading_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
@@ -295,6 +334,186 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             )
         model.freeze_whisper()
         return (model, info) if output_loading_info else model
+
+    # ----- head-only checkpoints -------------------------------------------------------------------------------------
+    @staticmethod
+    def _find_head_only_weights(name_or_path: Any, kwargs: dict[str, Any]) -> str | None:
+        """Path of `audio_tagging_head.safetensors` if `name_or_path` is a head-only checkpoint (local dir or Hub
+        repo without full weights), else `None`."""
+        subfolder = kwargs.get("subfolder") or ""
+        local = os.path.join(os.fspath(name_or_path), subfolder)
+        if os.path.isdir(local):
+            head_file = os.path.join(local, HEAD_WEIGHTS_NAME)
+            has_full = any(os.path.isfile(os.path.join(local, name)) for name in _FULL_WEIGHTS_NAMES)
+            return head_file if os.path.isfile(head_file) and not has_full else None
+        name = os.fspath(name_or_path)
+        if os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1:
+            return None  # a local path that does not exist: let transformers report it
+        from transformers.utils import cached_file
+
+        def find(filename: str) -> str | None:
+            try:
+                return cached_file(
+                    name,
+                    filename,
+                    revision=kwargs.get("revision"),
+                    subfolder=subfolder,
+                    _raise_exceptions_for_missing_entries=False,
+                    _raise_exceptions_for_connection_errors=False,
+                    **{key: kwargs[key] for key in _HUB_KWARGS if key in kwargs},
+                )
+            except (OSError, ValueError):
+                return None
+
+        head_file = find(HEAD_WEIGHTS_NAME)
+        if head_file is None or find("model.safetensors") or find("model.safetensors.index.json"):
+            return None
+        return head_file
+
+    @classmethod
+    def _from_head_only(
+        cls,
+        head_name_or_path: Any,
+        head_file: str,
+        base_model: str | os.PathLike | WhisperForConditionalGeneration | None,
+        **kwargs: Any,
+    ) -> Any:
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        config = kwargs.pop("config", None)
+        revision, subfolder = kwargs.pop("revision", None), kwargs.pop("subfolder", "")
+        for key in ("trust_remote_code", "_from_auto", "adapter_kwargs", "code_revision", "_commit_hash"):
+            kwargs.pop(key, None)  # Auto-class bookkeeping about the head repo, not the base Whisper
+        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        if config is None:
+            config = WhisperATConfig.from_pretrained(
+                head_name_or_path, revision=revision, subfolder=subfolder, **hub_kwargs
+            )
+        if getattr(config, "model_type", None) != WhisperATConfig.model_type:
+            raise ValueError(f"{head_name_or_path} has model_type {config.model_type!r}, not a Whisper-AT head.")
+
+        if isinstance(base_model, WhisperForConditionalGeneration):
+            whisper, base_name, base_revision = base_model, base_model.name_or_path or None, None
+        else:
+            base_name = os.fspath(base_model) if base_model is not None else config.base_model_name_or_path
+            base_revision = None if base_model is not None else config.base_model_revision
+            if not base_name:
+                raise ValueError(
+                    f"{head_name_or_path} is a head-only checkpoint whose config names no base Whisper "
+                    "(base_model_name_or_path); pass base_model=PATH_OR_ID_OR_MODEL."
+                )
+            # check the dims on the config before loading (possibly GBs of) weights
+            from transformers import WhisperConfig
+
+            cls.check_whisper_fits_head(
+                config, WhisperConfig.from_pretrained(base_name, revision=base_revision, **hub_kwargs), base_name
+            )
+            whisper = WhisperForConditionalGeneration.from_pretrained(base_name, revision=base_revision, **kwargs)
+        cls.check_whisper_fits_head(config, whisper.config, base_name)
+
+        head_kwargs = {key: getattr(config, key) for key in _HEAD_CONFIG_KEYS}
+        model = cls.from_whisper(
+            whisper, base_model_name_or_path=base_name, base_model_revision=base_revision, **head_kwargs
+        )
+        model.load_head(head_file)
+        model.config._name_or_path = os.fspath(head_name_or_path)
+        model.eval()
+        info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+        return (model, info) if output_loading_info else model
+
+    @staticmethod
+    def check_whisper_fits_head(head_config: Any, whisper_config: Any, whisper_name: str | None = None) -> None:
+        """Raises `ValueError` naming every dim in which a Whisper config disagrees with what a head was built for
+        (`d_model`, `encoder_layers`, `num_mel_bins`, `max_source_positions`)."""
+        mismatches = [
+            f"{dim}: head {getattr(head_config, dim)} vs Whisper {getattr(whisper_config, dim)}"
+            for dim in _HEAD_WHISPER_DIMS
+            if getattr(head_config, dim) != getattr(whisper_config, dim)
+        ]
+        if mismatches:
+            raise ValueError(
+                f"the audio-tagging head does not fit the Whisper {whisper_name or ''}: " + "; ".join(mismatches) + "."
+            )
+
+    def load_head(self, path: str | os.PathLike) -> None:
+        """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).
+
+        Raises `ValueError` when weights are missing, unexpected or of the wrong shape.
+        """
+        from safetensors.torch import load_file
+
+        state = load_file(os.fspath(path))
+        prefix = f"{HEAD_PREFIX}."
+        foreign = sorted(key for key in state if not key.startswith(prefix))
+        head_state = {key[len(prefix) :]: tensor for key, tensor in state.items() if key.startswith(prefix)}
+        try:
+            missing, unexpected = self.audio_tagging_head.load_state_dict(head_state, strict=False)
+        except RuntimeError as error:  # shape mismatches
+            raise ValueError(f"head weights in {path} do not fit this model's head: {error}") from None
+        if missing or unexpected or foreign:
+            raise ValueError(
+                f"head weights in {path} do not fit this model's head (missing: {sorted(missing)[:6]}, "
+                f"unexpected: {sorted(unexpected)[:6]}, not head weights: {foreign[:6]})."
+            )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
+        """[`PreTrainedModel.save_pretrained`]; with `head_only=True`, writes only the head (see [`save_head`])."""
+        if not head_only:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        return self.save_head(save_directory, **kwargs)
+
+    def save_head(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        push_to_hub: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """Writes a head-only checkpoint: `audio_tagging_head.safetensors` (a few MB), `config.json` naming the base
+        Whisper (`base_model_name_or_path`, `base_model_revision`) and, for `trust_remote_code`, the code files and
+        `auto_map`. `from_pretrained(save_directory)` loads the base Whisper and attaches the head.
+
+        With `push_to_hub=True` the folder is uploaded to `repo_id` (default: the folder name); `token`,
+        `private`, `commit_message` are passed on. Other `save_pretrained` kwargs do not apply and are ignored.
+        """
+        if not self.config.base_model_name_or_path:
+            raise ValueError(
+                "a head-only checkpoint must name its base Whisper: set model.config.base_model_name_or_path "
+                "(and base_model_revision) to the Whisper path or Hub id the head belongs to."
+            )
+        if not is_main_process:
+            return
+        from safetensors.torch import save_file
+
+        os.makedirs(save_directory, exist_ok=True)
+        if any(os.path.isfile(os.path.join(save_directory, name)) for name in _FULL_WEIGHTS_NAMES):
+            warnings.warn(
+                f"{save_directory} also holds full model weights; from_pretrained will load those, not the head-only "
+                "checkpoint. Save head-only checkpoints to their own folder."
+            )
+        config = copy.deepcopy(self.config)
+        config.architectures = [self.__class__.__name__]
+        config.dtype = str(self.audio_tagging_head.classifier.weight.dtype).split(".")[1]
+        if self.is_remote_code():
+            from transformers.dynamic_module_utils import custom_object_save
+
+            custom_object_save(self, save_directory, config=config)
+        config.save_pretrained(save_directory)
+        state = {
+            f"{HEAD_PREFIX}.{key}": tensor.detach().to("cpu").contiguous()
+            for key, tensor in self.audio_tagging_head.state_dict().items()
+        }
+        save_file(state, os.path.join(save_directory, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
+        if push_to_hub:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=kwargs.get("token"))
+            repo_id = kwargs.get("repo_id") or os.path.basename(os.path.abspath(save_directory))
+            repo_id = api.create_repo(repo_id, private=kwargs.get("private"), exist_ok=True).repo_id
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=save_directory,
+                commit_message=kwargs.get("commit_message") or "Upload Whisper-AT head",
+            )
 
     # ----- freezing -------------------------------------------------------------------------------------------------
     def freeze_whisper(self) -> None:

@@ -1,0 +1,427 @@
+"""Model cards (`README.md` with Hub YAML metadata) for Whisper-AT checkpoints.
+
+One renderer, [`render_model_card`], serves the 16 converted original heads (from the single table
+[`ORIGINAL_VARIANTS`]), checkpoints written by `whisper-at-convert`, and heads trained with `training/` (which
+pass their measured metrics). `model_cards/generate_model_cards.py` writes the committed cards from the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PIPELINE_TASK = "whisper-at"
+AUDIOSET_DATASET = "agkphysics/AudioSet"
+ORIGINAL_PAPER = "https://arxiv.org/abs/2307.03183"
+ORIGINAL_REPO = "https://github.com/YuanGongND/whisper-at"
+ORIGINAL_LICENSE = "bsd-2-clause"  # the original Whisper-AT code and head weights
+AUDIOSET_LABEL_SET = "the 527 classes of the AudioSet ontology"
+
+# Whisper size -> (encoder layers, d_model, Whisper parameters)
+WHISPER_SIZES: dict[str, tuple[int, int, str]] = {
+    "tiny": (4, 384, "39M"),
+    "base": (6, 512, "74M"),
+    "small": (12, 768, "244M"),
+    "medium": (24, 1024, "769M"),
+    "large": (32, 1280, "1550M"),
+}
+# (Whisper size, low-dim head) -> (initial learning rate, epochs, equivalent full epochs, averaged epochs) of the
+# original recipe (each epoch stopped after 10% of its iterations).
+ORIGINAL_RECIPE: dict[tuple[str, bool], tuple[float, int, int, str]] = {
+    ("large", False): (5e-5, 30, 3, "16-30"),
+    ("large", True): (1e-4, 30, 3, "16-30"),
+    ("medium", False): (5e-5, 30, 3, "16-30"),
+    ("medium", True): (1e-4, 30, 3, "16-30"),
+    ("small", False): (1e-4, 50, 5, "21-50"),
+    ("small", True): (1e-4, 50, 5, "21-50"),
+    ("base", False): (1e-4, 50, 5, "21-50"),
+    ("tiny", False): (1e-4, 50, 5, "21-50"),
+}
+
+
+@dataclass(frozen=True)
+class OriginalVariant:
+    """One released Whisper-AT head.
+
+    Args:
+        whisper: the OpenAI Whisper it was trained on (`"large-v2"`, `"small.en"`, ...).
+        low_dim: `True` for the TL-TR-512 head (`*_low.pth`), `False` for TL-TR (`*_ori.pth`).
+        audioset_map: AudioSet evaluation-set mAP (%) reported by the original release.
+        head_params: head parameter count as reported (`"40.0M"`).
+    """
+
+    whisper: str
+    low_dim: bool
+    audioset_map: float
+    head_params: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.whisper}_low" if self.low_dim else self.whisper
+
+    @property
+    def head_file(self) -> str:
+        return f"{self.whisper}_{'low' if self.low_dim else 'ori'}.pth"
+
+    @property
+    def repo_name(self) -> str:
+        return f"whisper-at-{self.whisper}{'-low' if self.low_dim else ''}"
+
+    @property
+    def size(self) -> str:
+        return self.whisper.split(".")[0].split("-")[0]
+
+    @property
+    def english_only(self) -> bool:
+        return self.whisper.endswith(".en")
+
+    @property
+    def base_model(self) -> str:
+        # transformers' name of large-v1 is "openai/whisper-large"
+        return "openai/whisper-large" if self.whisper == "large-v1" else f"openai/whisper-{self.whisper}"
+
+    @property
+    def at_low_dim(self) -> int | None:
+        return 512 if self.low_dim else None
+
+
+def _variants(rows: Sequence[tuple[str, float, str, float | None, str | None]]) -> tuple[OriginalVariant, ...]:
+    variants = []
+    for whisper, full_map, full_params, low_map, low_params in rows:
+        variants.append(OriginalVariant(whisper, False, full_map, full_params))
+        if low_map is not None:
+            variants.append(OriginalVariant(whisper, True, low_map, low_params))
+    return tuple(variants)
+
+
+# THE table: Whisper, TL-TR mAP, TL-TR params, TL-TR-512 mAP, TL-TR-512 params (original release, AudioSet eval).
+# TL-TR-512 does not exist for tiny/base, whose width is not above 512.
+ORIGINAL_VARIANTS: tuple[OriginalVariant, ...] = _variants(
+    [
+        ("tiny", 36.5, "3.8M", None, None),
+        ("tiny.en", 35.8, "3.8M", None, None),
+        ("base", 37.6, "6.6M", None, None),
+        ("base.en", 37.5, "6.6M", None, None),
+        ("small", 39.8, "14.6M", 39.8, "6.9M"),
+        ("small.en", 40.1, "14.6M", 39.9, "6.9M"),
+        ("medium", 40.8, "25.8M", 41.2, "7.1M"),
+        ("medium.en", 41.4, "25.8M", 41.1, "7.1M"),
+        ("large-v1", 42.1, "40.0M", 41.6, "7.2M"),
+        ("large-v2", 41.7, "40.0M", 40.3, "7.2M"),
+    ]
+)
+ORIGINAL_VARIANTS_BY_NAME: dict[str, OriginalVariant] = {variant.name: variant for variant in ORIGINAL_VARIANTS}
+
+
+def find_original_variant(name: str | None) -> OriginalVariant | None:
+    """The released variant named by a head file or variant name (`"large-v2_ori.pth"`, `"small_low"`,
+    `"large-v2"`; the original's alias `large` is large-v2), or `None` when it is not one of the 16."""
+    if not name:
+        return None
+    stem = Path(name).name
+    for suffix in (".pth", ".pt"):
+        stem = stem.removesuffix(suffix)
+    stem = stem.removesuffix("_ori")
+    stem = {"large": "large-v2", "large_low": "large-v2_low"}.get(stem, stem)
+    return ORIGINAL_VARIANTS_BY_NAME.get(stem)
+
+
+def _is_hub_id(name: str | None) -> bool:
+    if not name or name.startswith(("/", ".", "~")) or Path(name).exists():
+        return False
+    return name.count("/") <= 1
+
+
+def format_parameter_count(count: int | str | None) -> str | None:
+    if count is None or isinstance(count, str):
+        return count
+    return f"{count / 1e6:.1f}M"
+
+
+def render_model_card(
+    model_name: str,
+    *,
+    base_model: str | None,
+    d_model: int,
+    encoder_layers: int,
+    at_low_dim: int | None,
+    num_labels: int = 527,
+    head_params: int | str | None = None,
+    english_only: bool | None = None,
+    metrics: Sequence[Mapping[str, Any]] = (),
+    datasets: Sequence[str] = (AUDIOSET_DATASET,),
+    label_set: str = AUDIOSET_LABEL_SET,
+    training: str | None = None,
+    head_only: bool = False,
+    at_time_res: float = 10.0,
+    license: str = ORIGINAL_LICENSE,
+    repo_id: str | None = None,
+    origin: str | None = None,
+    tags: Sequence[str] = (),
+) -> str:
+    """Renders a model card: Hub YAML metadata + description, usage, training notes, results and limitations.
+
+    Args:
+        model_name: card title and `model-index` name.
+        base_model: the Whisper the head runs on (a Hub id goes into the `base_model` metadata).
+        d_model / encoder_layers / at_low_dim / num_labels: the head's shape.
+        head_params: head parameters (int, or a string such as `"40.0M"`).
+        english_only: `True` for `.en` Whisper models, `None` when unknown.
+        metrics: results, each `{"name": "mAP", "type": "map", "value": 41.7, "dataset": "AudioSet eval",
+            "dataset_type": "agkphysics/AudioSet", "split": "eval", "source": {"name": ..., "url": ...}}`
+            (`dataset_type`, `split`, `source` optional). `value` as it should be shown (e.g. mAP in %).
+        datasets: Hub dataset ids for the `datasets` metadata.
+        label_set: what the classes are, in words.
+        training: markdown paragraph on how the head was trained.
+        head_only: the checkpoint holds only the head (the base Whisper is loaded from `base_model`).
+        at_time_res: tagging resolution the head was trained at (seconds).
+        repo_id: the id shown in code snippets (default `model_name`).
+        origin: markdown paragraph on where the weights come from (e.g. the conversion command).
+        tags: extra Hub tags.
+    """
+    repo_id = repo_id or model_name
+    mode = f"TL-TR-{at_low_dim}" if at_low_dim else "TL-TR"
+    metadata: dict[str, Any] = {
+        "license": license,
+        "library_name": "transformers",
+        "pipeline_tag": "automatic-speech-recognition",
+    }
+    if _is_hub_id(base_model):
+        metadata["base_model"] = base_model
+    metadata["tags"] = list(
+        dict.fromkeys(["whisper", "whisper-at", "audio-tagging", "audio-classification", "audioset", *tags])
+    )
+    if english_only is not None:
+        metadata["language"] = ["en"] if english_only else ["multilingual"]
+    if datasets:
+        metadata["datasets"] = list(datasets)
+    if metrics:
+        results = []
+        for metric in metrics:
+            result: dict[str, Any] = {
+                "task": {"type": "audio-classification", "name": "Audio tagging"},
+                "dataset": {"name": metric["dataset"], "type": metric.get("dataset_type", metric["dataset"])},
+                "metrics": [{"type": metric.get("type", metric["name"]), "value": metric["value"], "name": metric["name"]}],
+            }
+            if metric.get("split"):
+                result["dataset"]["split"] = metric["split"]
+            if metric.get("source"):
+                result["source"] = dict(metric["source"])
+            results.append(result)
+        metadata["model-index"] = [{"name": model_name, "results": results}]
+    front_matter = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=120)
+
+    whisper_words = f"`{base_model}`" if base_model else "its base Whisper"
+    languages = {True: "English-only", False: "multilingual", None: ""}[english_only]
+    params = format_parameter_count(head_params)
+    lines = [
+        "---",
+        front_matter.rstrip(),
+        "---",
+        "",
+        f"# {model_name}",
+        "",
+        f"[Whisper-AT]({ORIGINAL_PAPER}) for 🤗 transformers: {whisper_words} ({languages + ' ' if languages else ''}"
+        f"speech recognition) plus a {mode} audio-tagging head that tags {label_set} from the same encoder pass. "
+        "The head reads every encoder layer's output, average-pooled to 0.4 s frames, with a time transformer per "
+        "layer and then a transformer across layers; Whisper itself is untouched, so the transcripts are exactly "
+        "the base Whisper's.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| base Whisper | {whisper_words} ({encoder_layers} encoder layers, d_model {d_model}) |",
+        f"| head | {mode}" + (f", {params} parameters" if params else "") + f", {num_labels} classes |",
+        f"| tag resolution | trained at {at_time_res:g} s windows; any multiple of 0.4 s works at inference |",
+        "| checkpoint | "
+        + (
+            "head only (a few MB): the base Whisper is loaded from `base_model_name_or_path` in `config.json`"
+            if head_only
+            else "complete (Whisper + head)"
+        )
+        + " |",
+        "",
+        "## Usage",
+        "",
+        "With the pipeline (text, language and timestamped tags):",
+        "",
+        "```python",
+        "import whisper_at_hf  # registers the \"whisper-at\" pipeline and the model classes",
+        "from transformers import pipeline",
+        "",
+        f'tagger = pipeline("{PIPELINE_TASK}", model="{repo_id}")',
+        'result = tagger("audio.wav", top_k=5)',
+        'print(result["text"])',
+        'for window in result["audio_tags"]:',
+        '    print(window["timestamp"], [(tag["label"], round(tag["score"], 2)) for tag in window["tags"]])',
+        "```",
+        "",
+        "With the model class:",
+        "",
+        "```python",
+        "import soundfile as sf",
+        "import torch",
+        "from transformers import WhisperProcessor",
+        "from whisper_at_hf import WhisperForAudioTaggingAndASR",
+        "",
+        f'processor = WhisperProcessor.from_pretrained("{repo_id}")',
+        f'model = WhisperForAudioTaggingAndASR.from_pretrained("{repo_id}", dtype=torch.float32)',
+        'audio, sampling_rate = sf.read("audio.wav")  # 16 kHz mono',
+        'features = processor(audio, sampling_rate=sampling_rate, return_tensors="pt").input_features',
+        "out = model.generate(features, return_audio_tags=True)  # one encoder pass for both",
+        "print(processor.batch_decode(out.sequences, skip_special_tokens=True)[0])",
+        f"probs = out.audio_tag_logits.sigmoid()[0]  # (windows of {at_time_res:g} s, {num_labels})",
+        "for window, window_probs in enumerate(probs):",
+        "    top = window_probs.topk(5)",
+        "    print(window, [model.config.id2label[i] for i in top.indices.tolist()])",
+        "```",
+        "",
+        "`model.tag(features, at_time_res=2.0)` gives tags only (encoder + head, no decoding). Without "
+        "`whisper_at_hf` installed, pass `trust_remote_code=True`: the checkpoint carries its code. Class names in "
+        "other languages are in `label_names.json` (the pipeline's `label_language`).",
+    ]
+    if head_only:
+        lines += [
+            "",
+            "This is a head-only checkpoint. To attach the head to another Whisper with the same dims (for example "
+            "a fine-tuned one), pass it as `base_model`:",
+            "",
+            "```python",
+            f'model = WhisperForAudioTaggingAndASR.from_pretrained("{repo_id}", base_model="your/whisper-finetune")',
+            "```",
+            "",
+            "A Whisper whose encoder was fine-tuned produces different layer states than the one the head was "
+            "trained on; expect the tags to degrade as the encoder drifts.",
+        ]
+    if origin:
+        lines += ["", "## Origin", "", origin]
+    lines += ["", "## Training", "", training or "No training details were recorded for this checkpoint."]
+    if metrics:
+        lines += ["", "## Results", "", "| metric | value | dataset |", "|---|---|---|"]
+        for metric in metrics:
+            source = metric.get("source")
+            note = f" ([{source['name']}]({source['url']}))" if source and source.get("url") else ""
+            split = f" ({metric['split']})" if metric.get("split") else ""
+            lines.append(f"| {metric['name']} | {metric['value']} | {metric['dataset']}{split}{note} |")
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        f"- The head was trained on {at_time_res:g} s windows; other resolutions work (any multiple of 0.4 s) but "
+        "tag less accurately, more so for short windows.",
+        f"- It knows only {label_set}; anything outside that label set is mapped to the nearest classes it knows. "
+        "Labels are multi-label scores (sigmoid), not calibrated probabilities.",
+        "- Tags inherit the biases of the training data (AudioSet is drawn from YouTube) and of Whisper's encoder; "
+        "they are not suited for decisions about people.",
+        "- Speech recognition quality, languages and failure modes (e.g. hallucinated text on non-speech audio) are "
+        "exactly those of the base Whisper.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        "@inproceedings{gong_whisperat,",
+        "  author={Gong, Yuan and Khurana, Sameer and Karlinsky, Leonid and Glass, James},",
+        "  title={Whisper-AT: Noise-Robust Automatic Speech Recognizers are Also Strong General Audio Event Taggers},",
+        "  year=2023,",
+        "  booktitle={Proc. Interspeech 2023}",
+        "}",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def original_training_notes(variant: OriginalVariant) -> str:
+    """How the released head was trained, in our words, from the original recipe's settings."""
+    learning_rate, epochs, equivalent, averaged = ORIGINAL_RECIPE[(variant.size, variant.low_dim)]
+    return (
+        f"Trained by the Whisper-AT authors on AudioSet (the full ~2M-clip training set, 10 s clips) with "
+        f"`{variant.whisper}` frozen: the pooled per-layer encoder states were extracted once and the head alone "
+        f"trained on them with binary cross-entropy over the 527 classes. Initial learning rate {learning_rate:g}, "
+        f"{epochs} epochs of 10% of the data each ({equivalent} full passes), weights averaged over epochs "
+        f"{averaged}. The weights here are the released `{variant.head_file}`, converted without retraining."
+    )
+
+
+def original_variant_card(
+    variant: OriginalVariant | str,
+    head_only: bool = False,
+    base_model: str | None = None,
+    repo_id: str | None = None,
+) -> str:
+    """The card of a converted original head (one of [`ORIGINAL_VARIANTS`])."""
+    if isinstance(variant, str):
+        found = find_original_variant(variant)
+        if found is None:
+            raise ValueError(f"{variant!r} is not one of {[v.name for v in ORIGINAL_VARIANTS]}.")
+        variant = found
+    layers, d_model, _ = WHISPER_SIZES[variant.size]
+    base_model = base_model or variant.base_model
+    head_flag = " --head-only" if head_only else ""
+    origin = (
+        f"Converted from the original release ([YuanGongND/whisper-at]({ORIGINAL_REPO})): the head "
+        f"`{variant.head_file}` on OpenAI's Whisper `{variant.whisper}` (`{variant.base_model}` in transformers), "
+        "with\n\n"
+        "```bash\n"
+        f"whisper-at-convert --whisper {variant.base_model} --at-checkpoint {variant.head_file} "
+        f"--output {variant.repo_name}{head_flag}\n"
+        "```\n\n"
+        "The converted head gives the same logits as the original `whisper_at` package (fp32, max |Δ| ≤ 1e-4 in "
+        "this project's tests), and the transcripts are the base Whisper's."
+    )
+    metric = {
+        "name": "mAP",
+        "type": "map",
+        "value": variant.audioset_map,
+        "dataset": "AudioSet",
+        "dataset_type": AUDIOSET_DATASET,
+        "split": "evaluation set",
+        "source": {"name": "Whisper-AT release", "url": ORIGINAL_REPO},
+    }
+    return render_model_card(
+        variant.repo_name,
+        base_model=base_model,
+        d_model=d_model,
+        encoder_layers=layers,
+        at_low_dim=variant.at_low_dim,
+        head_params=variant.head_params,
+        english_only=variant.english_only,
+        metrics=[metric],
+        training=original_training_notes(variant),
+        head_only=head_only,
+        repo_id=repo_id,
+        origin=origin,
+    )
+
+
+def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str:
+    """Card for any [`WhisperForAudioTaggingAndASR`] (e.g. a head trained with `training/`): shape, base model and
+    head size come from the model; `metrics`, `training`, `datasets`, `label_set`, `head_only` ... from the caller."""
+    config = model.config
+    head_params = sum(param.numel() for param in model.audio_tagging_head.parameters())
+    kwargs: dict[str, Any] = dict(
+        base_model=config.base_model_name_or_path,
+        d_model=config.d_model,
+        encoder_layers=config.encoder_layers,
+        at_low_dim=config.at_low_dim,
+        num_labels=config.num_labels,
+        head_params=head_params,
+        english_only={51864: True}.get(config.vocab_size, False if config.vocab_size > 51864 else None),
+        at_time_res=config.at_time_res,
+    )
+    kwargs.update(card_kwargs)
+    return render_model_card(model_name, **kwargs)
+
+
+__all__ = [
+    "ORIGINAL_VARIANTS",
+    "ORIGINAL_VARIANTS_BY_NAME",
+    "OriginalVariant",
+    "find_original_variant",
+    "model_card_for_model",
+    "original_variant_card",
+    "render_model_card",
+]
