@@ -1,6 +1,7 @@
 """whisper-at-hf: Whisper-AT (joint speech recognition and AudioSet audio tagging) for Hugging Face transformers."""
 
 from transformers import AutoConfig, AutoModelForSpeechSeq2Seq
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_whisper_at import AUDIOSET_NUM_LABELS, WhisperATConfig
 from .modeling_whisper_at import (
@@ -11,6 +12,8 @@ from .modeling_whisper_at import (
     WhisperForAudioTaggingAndASR,
 )
 
+from .pipeline_whisper_at import WhisperATPipeline, save_pipeline_code
+
 __version__ = "0.1.0"
 
 AutoConfig.register(WhisperATConfig.model_type, WhisperATConfig, exist_ok=True)
@@ -20,6 +23,13 @@ AutoModelForSpeechSeq2Seq.register(WhisperATConfig, WhisperForAudioTaggingAndASR
 WhisperATConfig.register_for_auto_class()
 WhisperForAudioTaggingAndASR.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 
+# pipeline("whisper-at", ...); saved checkpoints carry the pipeline's code and `custom_pipelines` too.
+PIPELINE_REGISTRY.register_pipeline(
+    "whisper-at", pipeline_class=WhisperATPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="multimodal"
+)
+if save_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
+    WhisperForAudioTaggingAndASR.save_hooks.append(save_pipeline_code)
+
 __all__ = [
     "AUDIOSET_NUM_LABELS",
     "WhisperATConfig",
@@ -27,5 +37,6 @@ __all__ = [
     "WhisperATGenerateOutput",
     "WhisperATHead",
     "WhisperATSeq2SeqOutput",
+    "WhisperATPipeline",
     "WhisperForAudioTaggingAndASR",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from transformers import WhisperConfig
@@ -86,6 +87,21 @@ class WhisperATConfig(WhisperConfig):
                 raise ValueError(f"{name}={heads} must divide the head width {head_dim}.")
         self.at_time_res = float(self.at_time_res)
         self.at_window_frames(self.at_time_res)  # validates the default resolution
+        self._drop_registered_custom_pipelines()
+
+    def _drop_registered_custom_pipelines(self) -> None:
+        # Checkpoints carry `custom_pipelines` (pipeline code for trust_remote_code use without this package). Where
+        # a task is registered locally (the package is imported), that entry would only make `pipeline()` demand
+        # trust_remote_code for it, so it is dropped from the in-memory config (saving writes it again).
+        registry = getattr(sys.modules.get("transformers.pipelines"), "PIPELINE_REGISTRY", None)
+        custom = getattr(self, "custom_pipelines", None)
+        if registry is None or not isinstance(custom, dict):
+            return
+        remaining = {task: info for task, info in custom.items() if task not in registry.supported_tasks}
+        if remaining:
+            self.custom_pipelines = remaining
+        else:
+            del self.custom_pipelines
 
     @property
     def at_hidden_size(self) -> int:

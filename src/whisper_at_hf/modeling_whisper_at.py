@@ -251,6 +251,9 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
     config_class = WhisperATConfig
     config: WhisperATConfig
+    # Callables `(model, save_directory)` run by `save_pretrained` before it writes anything (the package registers
+    # one that adds its pipeline's code and `config.custom_pipelines`).
+    save_hooks: list = []
 
     def __init__(self, config: WhisperATConfig):
         super().__init__(config)
@@ -456,7 +459,11 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             )
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
-        """[`PreTrainedModel.save_pretrained`]; with `head_only=True`, writes only the head (see [`save_head`])."""
+        """[`PreTrainedModel.save_pretrained`] after running `save_hooks` (e.g. writing the pipeline's code); with
+        `head_only=True`, writes only the head (see [`save_head`])."""
+        if kwargs.get("is_main_process", True):
+            for hook in self.save_hooks:
+                hook(self, save_directory)
         if not head_only:
             return super().save_pretrained(save_directory, *args, **kwargs)
         return self.save_head(save_directory, **kwargs)

@@ -1,0 +1,292 @@
+"""Audio input for Whisper-AT: files, bytes, arrays and `datasets`-style dicts -> mono float32 at the model's rate.
+
+Decoding: WAV/FLAC/OGG (and anything else libsndfile reads) through `soundfile`; MP3 and other containers through
+an `ffmpeg` subprocess. Multi-channel audio is down-mixed by averaging channels; other sampling rates are converted
+with a Kaiser-windowed sinc resampler (polyphase, exact for rational rate ratios).
+
+Every problem is an [`AudioDecodeError`] (a `ValueError`) that names the input and what is wrong with it, so a caller
+processing many files can report the bad one and carry on.
+
+This module is copied beside checkpoints for `trust_remote_code` pipelines, so it imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm")
+
+
+class AudioDecodeError(ValueError):
+    """An input could not be turned into audio. `source` names the input (a path, or a short description)."""
+
+    def __init__(self, source: str, problem: str):
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+
+@dataclass
+class Audio:
+    """Decoded mono audio.
+
+    Args:
+        array: `(num_samples,)` float32 waveform at `sampling_rate`.
+        sampling_rate: samples per second.
+        source: a name for the input, used in messages.
+    """
+
+    array: np.ndarray
+    sampling_rate: int
+    source: str
+
+    @property
+    def duration(self) -> float:
+        return self.array.shape[0] / self.sampling_rate
+
+
+def describe_input(inputs: Any) -> str:
+    """A short name for an input, for error messages and result labels."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return os.fspath(inputs)
+    if isinstance(inputs, (bytes, bytearray)):
+        return f"<{len(inputs)} bytes>"
+    if isinstance(inputs, dict):
+        if inputs.get("path"):
+            return str(inputs["path"])
+        return "<audio dict>"
+    if isinstance(inputs, (np.ndarray, torch.Tensor)):
+        return f"<array of shape {tuple(inputs.shape)}>"
+    return f"<{type(inputs).__name__}>"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------------------------------
+def read_audio_file(path: str | os.PathLike, source: str | None = None) -> tuple[np.ndarray, int]:
+    """Reads a file as `(array (num_samples,) or (num_samples, channels) float32, sampling_rate)`."""
+    path = os.fspath(path)
+    source = source or path
+    if not os.path.exists(path):
+        raise AudioDecodeError(source, "no such file")
+    if os.path.isdir(path):
+        raise AudioDecodeError(source, "is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioDecodeError(source, "file is empty (0 bytes)")
+    with open(path, "rb") as handle:
+        return read_audio_bytes(handle.read(), source)
+
+
+def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, int]:
+    """Decodes the bytes of an audio file: libsndfile first, ffmpeg for what it cannot read (e.g. MP3)."""
+    if len(data) == 0:
+        raise AudioDecodeError(source, "no audio data (0 bytes)")
+    import soundfile
+
+    try:
+        array, sampling_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        return array, int(sampling_rate)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as sndfile_error:
+        sndfile_problem = str(sndfile_error)
+    return _ffmpeg_decode(data, source, sndfile_problem)
+
+
+def _ffmpeg_decode(data: bytes, source: str, sndfile_problem: str) -> tuple[np.ndarray, int]:
+    """Decodes with ffmpeg to float32 at the file's own rate, keeping channels (down-mixed later, like files)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioDecodeError(
+            source,
+            f"not readable by libsndfile ({sndfile_problem}) and ffmpeg is not installed; install ffmpeg to read "
+            "MP3 and other compressed formats",
+        )
+    probe = _ffmpeg_stream_info(ffmpeg, data)
+    if probe is None:
+        raise AudioDecodeError(source, "not an audio file (neither libsndfile nor ffmpeg can decode it)")
+    sampling_rate, channels = probe
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", "pipe:0", "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+    result = subprocess.run(command, input=data, capture_output=True, check=False)
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioDecodeError(source, f"ffmpeg cannot decode it: {message[-1] if message else 'unknown error'}")
+    array = np.frombuffer(result.stdout, dtype=np.float32)
+    if channels > 1:
+        array = array[: array.shape[0] // channels * channels].reshape(-1, channels)
+    return array.copy(), sampling_rate
+
+
+def _ffmpeg_stream_info(ffmpeg: str, data: bytes) -> tuple[int, int] | None:
+    """`(sampling_rate, channels)` of the first audio stream, read from ffmpeg's banner; `None` if there is none."""
+    result = subprocess.run(
+        [ffmpeg, "-nostdin", "-hide_banner", "-i", "pipe:0"], input=data, capture_output=True, check=False
+    )
+    for line in result.stderr.decode(errors="replace").splitlines():
+        if "Audio:" not in line:
+            continue
+        fields = [field.strip() for field in line.split("Audio:", 1)[1].split(",")]
+        rate = next((int(field.split()[0]) for field in fields if field.endswith(" Hz")), None)
+        layout = fields[2] if len(fields) > 2 else "mono"
+        channels = 1 if layout.startswith("mono") else 2 if layout.startswith("stereo") else None
+        if channels is None:
+            digits = "".join(ch for ch in layout.split()[0] if ch.isdigit())
+            channels = int(digits) if digits else 1
+            if "." in layout.split()[0]:  # "5.1" -> 6 channels
+                channels = sum(int(part) for part in layout.split()[0].split("(")[0].split(".") if part.isdigit())
+        if rate:
+            return rate, channels
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checks, down-mix, resampling
+# --------------------------------------------------------------------------------------------------------------------
+def to_mono(array: np.ndarray, source: str, channels_first: bool | None = None) -> np.ndarray:
+    """`(num_samples,)`, `(num_samples, channels)` or `(channels, num_samples)` -> `(num_samples,)` by averaging.
+
+    For 2-D arrays of unknown layout the smaller axis (at most 8 entries) is taken as channels; give
+    `channels_first` when that could be ambiguous.
+    """
+    if array.ndim == 1:
+        return array
+    if array.ndim != 2:
+        raise AudioDecodeError(source, f"audio must be 1-D (samples) or 2-D (samples x channels), got shape {array.shape}")
+    if channels_first is None:
+        if min(array.shape) > 8:
+            raise AudioDecodeError(
+                source, f"cannot tell channels from samples in shape {array.shape} (more than 8 channels?)"
+            )
+        channels_first = array.shape[0] < array.shape[1]
+    return array.mean(axis=0 if channels_first else 1)
+
+
+@lru_cache(maxsize=16)
+def _sinc_kernel(orig: int, new: int, zero_crossings: int, beta: float) -> tuple[torch.Tensor, int]:
+    """Polyphase low-pass kernel `(new, 1, taps)` for resampling `orig` -> `new` (coprime rates), and its half width.
+
+    Output sample `k * new + j` sits at input position `k * orig + j * orig / new`; row `j` holds a Kaiser-windowed
+    sinc, cut off at 0.99 x the lower of the two Nyquist frequencies, sampled at the input taps around that position.
+    """
+    scale = 0.99 * min(1.0, new / orig)  # cut-off as a fraction of the input Nyquist frequency
+    half_width = math.ceil(zero_crossings / scale)  # input samples covering `zero_crossings` sinc lobes
+    taps = torch.arange(-half_width, half_width + orig, dtype=torch.float64)
+    phases = torch.arange(new, dtype=torch.float64)[:, None] * orig / new
+    offsets = taps[None, :] - phases  # (new, taps): input tap minus output position, in input samples
+    relative = (offsets / half_width).clamp(-1, 1)
+    window = torch.special.i0(beta * torch.sqrt(1 - relative**2)) / torch.special.i0(torch.tensor(beta, dtype=torch.float64))
+    window = torch.where(offsets.abs() <= half_width, window, torch.zeros_like(window))
+    kernel = scale * torch.sinc(scale * offsets) * window
+    return kernel[:, None, :].float(), half_width
+
+
+def resample(array: np.ndarray, orig_rate: int, new_rate: int, zero_crossings: int = 24, beta: float = 14.77) -> np.ndarray:
+    """Band-limited resampling of a 1-D waveform (Kaiser-windowed sinc, polyphase, one strided convolution).
+
+    `(num_samples,)` at `orig_rate` -> `(ceil(num_samples * new_rate / orig_rate),)` at `new_rate`; the pass band
+    reaches 0.99 x the lower Nyquist frequency. Sample 0 stays at time 0 (no delay).
+    """
+    if orig_rate == new_rate:
+        return array
+    gcd = math.gcd(int(orig_rate), int(new_rate))
+    orig, new = int(orig_rate) // gcd, int(new_rate) // gcd
+    kernel, half_width = _sinc_kernel(orig, new, zero_crossings, beta)
+    waveform = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    num_samples = waveform.shape[0]
+    padded = F.pad(waveform[None, None], (half_width, half_width + orig))
+    # each convolution step advances `orig` input samples and yields the `new` output samples of that block
+    out = F.conv1d(padded, kernel, stride=orig)  # (1, new, blocks)
+    out = out[0].transpose(0, 1).reshape(-1)
+    target = math.ceil(num_samples * new / orig)
+    return out[:target].numpy()
+
+
+def check_waveform(array: np.ndarray, source: str) -> np.ndarray:
+    """Rejects empty, non-finite and non-numeric audio; returns float32."""
+    if array.dtype.kind not in "fiu":
+        raise AudioDecodeError(source, f"audio array has non-numeric dtype {array.dtype}")
+    if array.dtype.kind in "iu":  # PCM integers -> [-1, 1)
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
+    array = array.astype(np.float32, copy=False)
+    if array.size == 0:
+        raise AudioDecodeError(source, "audio is empty (0 samples)")
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise AudioDecodeError(source, f"audio contains {bad} NaN/Inf samples")
+    return array
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------------------------
+def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int | None = None) -> Audio:
+    """Turns any supported input into mono float32 audio at `sampling_rate`.
+
+    Args:
+        inputs: a path (`str`/`PathLike`), the bytes of an audio file, a numpy array / torch tensor
+            (`(samples,)`, `(samples, channels)` or `(channels, samples)`) with `input_sampling_rate`, or a dict
+            `{"array" or "raw": ..., "sampling_rate": int}` (as in `datasets`; a `"path"` key only names it, or is
+            read when no array is given), or an [`Audio`].
+        sampling_rate: the rate to return.
+        input_sampling_rate: the rate of a bare array (required for arrays; ignored for files).
+    Raises:
+        AudioDecodeError: naming the input and the problem.
+    """
+    source = describe_input(inputs)
+    channels_first = None
+    if isinstance(inputs, Audio):
+        array, rate, source = inputs.array, inputs.sampling_rate, inputs.source
+    elif isinstance(inputs, (str, os.PathLike)):
+        if str(inputs).startswith(("http://", "https://")):
+            raise AudioDecodeError(source, "URLs are not fetched; download the file and pass its path")
+        array, rate = read_audio_file(inputs, source)
+    elif isinstance(inputs, (bytes, bytearray)):
+        array, rate = read_audio_bytes(bytes(inputs), source)
+    elif isinstance(inputs, dict):
+        data = inputs.get("raw", inputs.get("array"))
+        if data is None:
+            if inputs.get("bytes"):
+                array, rate = read_audio_bytes(inputs["bytes"], source)
+            elif inputs.get("path"):
+                array, rate = read_audio_file(inputs["path"], source)
+            else:
+                raise AudioDecodeError(source, 'an audio dict needs "array" (or "raw") and "sampling_rate"')
+        else:
+            if "sampling_rate" not in inputs:
+                raise AudioDecodeError(source, 'an audio dict needs a "sampling_rate" beside its array')
+            array, rate = _as_numpy(data, source), inputs["sampling_rate"]
+            channels_first = True if array.ndim == 2 and array.shape[0] <= 2 < array.shape[1] else None
+    elif isinstance(inputs, (np.ndarray, torch.Tensor, list)):
+        if input_sampling_rate is None:
+            raise AudioDecodeError(source, "a bare array needs its sampling_rate (pass sampling_rate=...)")
+        array, rate = _as_numpy(inputs, source), input_sampling_rate
+    else:
+        raise AudioDecodeError(source, f"unsupported input type {type(inputs).__name__}")
+
+    if not isinstance(rate, (int, np.integer, float)) or rate <= 0 or int(rate) != rate:
+        raise AudioDecodeError(source, f"invalid sampling rate {rate!r}")
+    array = check_waveform(np.asarray(array), source)
+    array = to_mono(array, source, channels_first)
+    array = resample(array, int(rate), sampling_rate)
+    return Audio(array=np.ascontiguousarray(array, dtype=np.float32), sampling_rate=sampling_rate, source=source)
+
+
+def _as_numpy(data: Any, source: str) -> np.ndarray:
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().float().numpy()
+    try:
+        return np.asarray(data)
+    except (TypeError, ValueError) as error:
+        raise AudioDecodeError(source, f"cannot read audio array: {error}") from error
+
+
+__all__ = ["AUDIO_EXTENSIONS", "Audio", "AudioDecodeError", "load_audio", "resample", "to_mono", "describe_input"]

@@ -1,0 +1,586 @@
+"""`pipeline("whisper-at")`: Whisper's transcript plus AudioSet tags on an absolute time grid, from one model.
+
+Registered as task `"whisper-at"` when `whisper_at_hf` is imported, and written beside every saved
+[`WhisperForAudioTaggingAndASR`] checkpoint (`custom_pipelines` in its config + this module and its relative imports),
+so `pipeline("whisper-at", model=DIR, trust_remote_code=True)` works where the package is not installed. For that
+reason this module only imports its siblings relatively.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
+from transformers.pipelines.base import pad_collate_fn
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
+from transformers.utils import logging
+
+from .audio import Audio, AudioDecodeError, describe_input, load_audio
+from .labels import load_label_names
+
+logger = logging.get_logger(__name__)
+
+TASK = "whisper-at"
+# Seconds of one pooled encoder frame: 20 encoder frames x 2 mel frames x 10 ms. Checked against the config at init.
+_POOLED_FRAME_SECONDS = 0.4
+
+
+def _language_code(language: str | None) -> str | None:
+    """`"German"`, `"german"`, `"de"` or `"<|de|>"` -> `"de"`."""
+    if language is None:
+        return None
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    language = language.strip()
+    if language.startswith("<|") and language.endswith("|>"):
+        return language[2:-2]
+    return TO_LANGUAGE_CODE.get(language.lower(), language.lower())
+
+
+class _WindowAssembler:
+    """One input's absolute pooled-frame timeline, fed in time order; hands out complete `at_time_res` windows.
+
+    Pooled frame `p` covers `[0.4 p, 0.4 (p + 1))` s of the input. Each push brings the frames `[start, stop)` that a
+    30 s pass owns; only the frames of a not yet complete window are kept between pushes (flat memory).
+    """
+
+    def __init__(self, window: int):
+        self.window = window
+        self.pending: torch.Tensor | None = None  # (L, T < window, d)
+        self.next_frame = 0
+
+    def push(self, pooled: torch.Tensor, offset: int, start: int, stop: int, final: bool) -> torch.Tensor:
+        """`pooled`: `(L, 75, d)`, the pass's pooled states whose frame 0 is absolute frame `offset`.
+
+        Returns complete windows `(n, L, window, d)`. With `final`, the last window is filled from the pass's own
+        frames past `stop` (Whisper's padding of the input, as in a single 30 s pass) and then with zeros.
+        """
+        if start != self.next_frame:
+            raise RuntimeError(f"pooled frames arrive out of order: expected frame {self.next_frame}, got {start}.")
+        piece = pooled[:, start - offset : stop - offset]
+        pending = piece if self.pending is None else torch.cat([self.pending, piece], dim=1)
+        self.next_frame = stop
+        if final:
+            num_windows = math.ceil(pending.shape[1] / self.window)
+            missing = num_windows * self.window - pending.shape[1]
+            tail = pooled[:, stop - offset : stop - offset + missing]
+            pending = torch.cat([pending, tail], dim=1)
+            pending = torch.nn.functional.pad(pending, (0, 0, 0, num_windows * self.window - pending.shape[1]))
+            self.pending = None
+        else:
+            num_windows = pending.shape[1] // self.window
+            self.pending = pending[:, num_windows * self.window :]
+            pending = pending[:, : num_windows * self.window]
+        layers, _, dim = pending.shape
+        return pending.reshape(layers, num_windows, self.window, dim).transpose(0, 1)
+
+
+class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
+    """Speech recognition with Whisper and audio tagging with the Whisper-AT head, from the same encoder passes.
+
+    Inputs are those of [`AutomaticSpeechRecognitionPipeline`] (a path, the bytes of a file, a waveform with
+    `sampling_rate=`, a `{"array" or "raw", "sampling_rate"}` dict, or a list of these); stereo is down-mixed and
+    other rates are resampled. Output per input:
+
+        {"text": str, "language": str | None, "chunks": [...] (with return_timestamps),
+         "audio_tags": [{"timestamp": (start_s, end_s), "tags": [{"label": str, "score": float}, ...]}, ...],
+         "audio_tag_logits": np.ndarray (num_windows, num_labels) (with return_tag_logits=True)}
+
+    `text`, `chunks` and every generation argument (`generate_kwargs`, `language`, `task`, `return_timestamps`,
+    `return_language`, `chunk_length_s`, `stride_length_s`) behave exactly as in the ASR pipeline. `language` is
+    the language Whisper was told or detected (`"en"` for English-only checkpoints).
+
+    Tag parameters: `at_time_res` (seconds, a multiple of 0.4; default `config.at_time_res`) sets the windows,
+    `[k r, (k + 1) r)` on absolute time from 0 with the last one clipped to the input's end; `top_k` (5) and
+    `tag_threshold` (a probability) filter each window's tags after `include_labels`/`exclude_labels` restricted the
+    classes; `score` is the sigmoid probability; `label_language` is `"follow_asr"` (default), a code such as
+    `"de"`, or `"en"` (English with a warning when the checkpoint lacks that language).
+
+    Encoder passes:
+    - Up to 30 s: one encoder pass feeds both the decoder and the head.
+    - `chunk_length_s` chunking: each chunk's pass feeds its decoding and, when chunk starts fall on the 0.4 s
+      pooled grid (the default `chunk_length_s=30` stride does: chunks start every 20 s), the absolute tag timeline
+      is assembled from the chunks' pooled states, so no extra pass runs. Chunk starts off the grid cannot be mapped
+      onto absolute windows; then one extra tag-only pass per aligned 30 s window is queued after the chunks.
+    - Longer than 30 s without `chunk_length_s`: Whisper's own sequential long-form decoding moves its window by
+      decoded timestamps, off the pooled grid, so tags need one extra encoder pass per aligned 30 s window
+      (batched `batch_size` windows at a time).
+
+    Bad inputs: a single bad input raises [`AudioDecodeError`] (a `ValueError`); in a list, the bad input's entry is
+    `{"error": message, "source": name}` and the others are processed as usual.
+    """
+
+    _non_generation_params = ("top_k",)
+
+    # Whisper-AT is Whisper: always take the ASR pipeline's Whisper path. Its `__init__` picks the path from
+    # `model_type == "whisper"` (ours is "whisper_at") and uses it while parsing init kwargs, so a fixed property
+    # (ignoring that assignment) is the one place that gets it right from the start.
+    @property
+    def type(self) -> str:
+        return "seq2seq_whisper"
+
+    @type.setter
+    def type(self, value: str) -> None:
+        pass
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        config = self.model.config
+        if not hasattr(self.model, "encode") or not hasattr(self.model, "tag_pooled"):
+            raise ValueError(f"{type(self.model).__name__} has no audio-tagging head; load a Whisper-AT checkpoint.")
+        if not math.isclose(getattr(config, "at_pooled_frame_seconds", _POOLED_FRAME_SECONDS), _POOLED_FRAME_SECONDS):
+            raise ValueError("this pipeline expects Whisper's 0.4 s pooled frames (20 x 20 ms).")
+        self._label_names = None
+        self._assembler: _WindowAssembler | None = None
+
+    # ----- parameters -----------------------------------------------------------------------------------------------
+    def _sanitize_parameters(
+        self,
+        sampling_rate: int | None = None,
+        at_time_res: float | None = None,
+        top_k: int | None = None,
+        tag_threshold: float | None = None,
+        include_labels: Sequence[str] | None = None,
+        exclude_labels: Sequence[str] | None = None,
+        return_tag_logits: bool | None = None,
+        label_language: str | None = None,
+        **kwargs: Any,
+    ):
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
+        if sampling_rate is not None:
+            preprocess_params["sampling_rate"] = sampling_rate
+        if at_time_res is not None:
+            self.model.config.at_window_frames(at_time_res)  # validates: a positive multiple of 0.4 s
+            preprocess_params["at_time_res"] = at_time_res
+            forward_params["at_time_res"] = at_time_res
+            postprocess_params["at_time_res"] = at_time_res
+        if top_k is not None:
+            if top_k < 1:
+                raise ValueError(f"top_k must be at least 1, got {top_k}.")
+            postprocess_params["top_k"] = top_k
+        if tag_threshold is not None:
+            if not 0.0 <= tag_threshold <= 1.0:
+                raise ValueError(f"tag_threshold is a probability in [0, 1], got {tag_threshold}.")
+            postprocess_params["tag_threshold"] = tag_threshold
+        for name, labels in (("include_labels", include_labels), ("exclude_labels", exclude_labels)):
+            if labels is not None:
+                postprocess_params[name] = [labels] if isinstance(labels, str) else list(labels)
+        if return_tag_logits is not None:
+            postprocess_params["return_tag_logits"] = return_tag_logits
+        if label_language is not None:
+            postprocess_params["label_language"] = label_language
+        # The language in `text` is needed to pick label names (and to report it).
+        forward_params.setdefault("return_language", postprocess_params.get("return_language"))
+        return preprocess_params, forward_params, postprocess_params
+
+    # ----- calling --------------------------------------------------------------------------------------------------
+    def __call__(self, inputs: Any, **kwargs: Any):
+        """Transcribes and tags `inputs` (one input, or a list of them). See the class docstring."""
+        if not isinstance(inputs, list):
+            return super().__call__(inputs, **kwargs)
+        # A list: decode inputs lazily, one at a time, and let a bad one become an error entry instead of an exception.
+        sampling_rate = kwargs.get("sampling_rate")
+        errors: dict[int, AudioDecodeError] = {}
+
+        def decoded() -> Iterable[Audio]:
+            for index, item in enumerate(inputs):
+                try:
+                    yield self._load(item, sampling_rate)
+                except AudioDecodeError as error:
+                    logger.warning(f"skipping input {index}: {error}")
+                    errors[index] = error
+
+        results = list(super().__call__(decoded(), **kwargs))
+        merged, good = [], iter(results)
+        for index in range(len(inputs)):
+            error = errors.get(index)
+            merged.append({"error": str(error), "source": error.source} if error else next(good))
+        return merged
+
+    def _load(self, inputs: Any, sampling_rate: int | None) -> Audio:
+        # As in the ASR pipeline, a bare array is taken to be at the feature extractor's rate unless told otherwise.
+        target = self.feature_extractor.sampling_rate
+        return load_audio(inputs, target, input_sampling_rate=sampling_rate or target)
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # As ChunkPipeline's, with a collate that pads log-mel features along time (inputs of several lengths
+        # batch together; Whisper reads each one's length from the attention mask).
+        num_workers = min(num_workers, 1)
+        self._call_batch_size = batch_size  # long-form tagging groups this many 30 s passes
+        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
+        collate_fn = _first_item if batch_size == 1 else _pad_features_collate(self.tokenizer, self.feature_extractor)
+        dataloader = torch.utils.data.DataLoader(
+            dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_fn
+        )
+        model_iterator = PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    # ----- preprocess -----------------------------------------------------------------------------------------------
+    def preprocess(self, inputs, chunk_length_s=0, stride_length_s=None, sampling_rate=None, at_time_res=None):
+        """Yields 30 s passes (or one long-form item) with what `_forward` needs to place their tags in time."""
+        audio = self._load(inputs, sampling_rate)
+        waveform, rate = audio.array, audio.sampling_rate
+        frame_samples = int(round(_POOLED_FRAME_SECONDS * rate))
+        total_frames = math.ceil(waveform.shape[0] / frame_samples)
+        common = {"audio_seconds": audio.duration, "source": audio.source}
+
+        if chunk_length_s:
+            yield from self._preprocess_chunks(waveform, chunk_length_s, stride_length_s, frame_samples, common)
+            return
+        if waveform.shape[0] > self.feature_extractor.n_samples:
+            processed = self._features(waveform, truncation=False, padding="longest")
+            tag = ("long", total_frames)  # tagged in `_forward` by extra aligned passes
+        else:
+            processed = self._features(waveform)
+            tag = (0, 0, total_frames, True)
+        yield {"is_last": True, **processed, "decode": True, "tag": tag, **common}
+
+    def _preprocess_chunks(self, waveform, chunk_length_s, stride_length_s, frame_samples, common):
+        # Same chunk arithmetic as the ASR pipeline (so the transcript is the same), keeping each chunk's start.
+        rate = self.feature_extractor.sampling_rate
+        if stride_length_s is None:
+            stride_length_s = chunk_length_s / 6
+        if isinstance(stride_length_s, (int, float)):
+            stride_length_s = [stride_length_s, stride_length_s]
+        align_to = self._align_to
+        chunk_len = int(round(chunk_length_s * rate / align_to) * align_to)
+        stride_left = int(round(stride_length_s[0] * rate / align_to) * align_to)
+        stride_right = int(round(stride_length_s[1] * rate / align_to) * align_to)
+        if chunk_len < stride_left + stride_right:
+            raise ValueError("Chunk length must be superior to stride length")
+        if chunk_len > self.feature_extractor.n_samples:
+            raise ValueError(f"chunk_length_s={chunk_length_s} is longer than Whisper's 30 s window.")
+        total_samples = waveform.shape[0]
+        total_frames = math.ceil(total_samples / frame_samples)
+        step = chunk_len - stride_left - stride_right
+        on_grid = step % frame_samples == 0
+
+        items = []
+        for start in range(0, total_samples, step):
+            chunk = waveform[start : start + chunk_len]
+            is_last = start + chunk_len >= total_samples
+            left, right = (0 if start == 0 else stride_left), (0 if is_last else stride_right)
+            if chunk.shape[0] > left:
+                if on_grid:
+                    own_start = 0 if start == 0 else (start + left) // frame_samples
+                    own_stop = total_frames if is_last else (start + chunk.shape[0] - right) // frame_samples
+                    tag = (start // frame_samples, own_start, own_stop, is_last)
+                else:
+                    tag = None
+                items.append(
+                    {"stride": (chunk.shape[0], left, right), **self._features(chunk), "decode": True, "tag": tag}
+                )
+            if is_last:
+                break
+        if not on_grid:
+            logger.info("chunk starts are off the 0.4 s tag grid: tagging with extra aligned 30 s passes.")
+            window_samples = self.feature_extractor.n_samples
+            for start in range(0, total_samples, window_samples):
+                piece = waveform[start : start + window_samples]
+                final = start + window_samples >= total_samples
+                stop = total_frames if final else (start + window_samples) // frame_samples
+                tag = (start // frame_samples, start // frame_samples, stop, final)
+                items.append({"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "tag": tag})
+        for index, item in enumerate(items):
+            yield {"is_last": index == len(items) - 1, **item, **common}
+
+    def _features(self, waveform: np.ndarray, **kwargs: Any) -> dict:
+        processed = self.feature_extractor(
+            waveform,
+            sampling_rate=self.feature_extractor.sampling_rate,
+            return_tensors="pt",
+            return_attention_mask=True,
+            **kwargs,
+        )
+        if self.dtype is not None:
+            processed = processed.to(dtype=self.dtype)
+        return dict(processed)
+
+    # ----- forward --------------------------------------------------------------------------------------------------
+    def _forward(self, model_inputs, return_timestamps=False, return_language=None, at_time_res=None, **generate_kwargs):
+        is_last = model_inputs.pop("is_last")
+        batched = isinstance(is_last, list)
+
+        def per_item(key: str) -> list:
+            value = model_inputs.pop(key, None)
+            return value if batched else [value]
+
+        decode, tags, strides = per_item("decode"), per_item("tag"), per_item("stride")
+        seconds, sources = per_item("audio_seconds"), per_item("source")
+        features = model_inputs.pop("input_features")
+        attention_mask = model_inputs.pop("attention_mask", None)
+        batch_size = features.shape[0]
+
+        return_timestamps = return_timestamps or getattr(self.model.generation_config, "return_timestamps", False)
+        if return_timestamps:
+            generate_kwargs["return_timestamps"] = True
+            if return_timestamps == "word":
+                generate_kwargs["return_token_timestamps"] = True
+                generate_kwargs["return_segments"] = True
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        told_language = generate_kwargs.get("language")
+        multilingual = getattr(generate_kwargs.get("generation_config", self.model.generation_config), "is_multilingual", False)
+        if return_language or (multilingual and told_language is None):
+            generate_kwargs["return_segments"] = True  # the full sequences hold the language token
+
+        segment_frames = self.feature_extractor.nb_max_frames
+        rows = [index for index in range(batch_size) if decode[index]]
+        if features.shape[-1] <= segment_frames:
+            # One encoder pass per 30 s item feeds both the decoder and the head.
+            encoded = self.model.encode(features)
+            window_logits = self._tag_passes(encoded.pooled_hidden_states, tags, at_time_res)
+            generated = None
+            if rows:
+                select = rows if len(rows) < batch_size else slice(None)
+                generated = self.model.generate(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=encoded.last_hidden_state[select]),
+                    attention_mask=None if attention_mask is None else attention_mask[select],
+                    **generate_kwargs,
+                )
+        else:
+            generated = self.model.generate(input_features=features, attention_mask=attention_mask, **generate_kwargs)
+            window_logits = self._tag_long(features, tags, at_time_res)
+
+        out = {key: [None] * batch_size for key in ("tokens", "token_timestamps", "lang_id", "language")}
+        if generated is not None:
+            self._split_generated(generated, rows, told_language, return_timestamps == "word", out)
+        result = {"is_last": is_last, **out}
+        if any(stride is not None for stride in strides):
+            result["stride"] = strides
+        result.update(audio_tag_logits=window_logits, decode=decode, audio_seconds=seconds, source=sources)
+        if not batched:  # one item: tensors as `(1, ...)`, as the pack iterator makes batched items look
+            result = {
+                key: (value[0][None] if isinstance(value[0], torch.Tensor) else value[0]) if key != "is_last" else value
+                for key, value in result.items()
+            }
+        return result
+
+    def _split_generated(self, generated, rows, told_language, word_timestamps, out) -> None:
+        """Spreads `generate`'s output for the decoded `rows` over the batch's items."""
+        sequences = generated["sequences"] if isinstance(generated, dict) else generated
+        segments = generated.get("segments") if isinstance(generated, dict) else None
+        token_timestamps = generated.get("token_timestamps") if isinstance(generated, dict) else None
+        generation_config = self.model.generation_config
+        id_to_language = {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
+        for position, row in enumerate(rows):
+            out["tokens"][row] = sequences[position]
+            if word_timestamps:
+                if segments is not None and segments[position]:
+                    out["token_timestamps"][row] = torch.cat([s["token_timestamps"] for s in segments[position]])
+                elif token_timestamps is not None:
+                    out["token_timestamps"][row] = token_timestamps[position]
+            language = None
+            if segments is not None and segments[position]:
+                result = segments[position][0]["result"]
+                full = result["sequences"] if isinstance(result, dict) else result
+                found = next((int(t) for t in full.tolist() if int(t) in id_to_language), None)
+                if found is not None:
+                    out["lang_id"][row] = torch.tensor(found)
+                    language = id_to_language[found]
+            if language is None:
+                given = told_language[position] if isinstance(told_language, (list, tuple)) else told_language
+                language = _language_code(given) if given else None
+            if language is None and not getattr(generation_config, "is_multilingual", True):
+                language = "en"
+            out["language"][row] = language
+        if all(value is None for value in out["token_timestamps"]):
+            out.pop("token_timestamps")
+
+    # ----- tags -----------------------------------------------------------------------------------------------------
+    def _tag_passes(self, pooled: torch.Tensor, tags: list, at_time_res: float | None) -> list[torch.Tensor | None]:
+        """Head logits for the windows each 30 s pass completes. `pooled`: `(B, L, 75, d)` -> per item `(n, C)`."""
+        window = self.model.config.at_window_frames(at_time_res)
+        pieces, counts = [], []
+        for index, tag in enumerate(tags):
+            if tag is None:
+                counts.append(None)
+                continue
+            offset, start, stop, final = tag
+            if start == 0:
+                self._assembler = _WindowAssembler(window)
+            windows = self._assembler.push(pooled[index], offset, start, stop, final)
+            pieces.append(windows)
+            counts.append(windows.shape[0])
+        return self._run_head(pieces, counts, at_time_res)
+
+    def _run_head(self, pieces: list[torch.Tensor], counts: list, at_time_res: float | None) -> list:
+        """One head call for all windows of the batch: `(n, L, window, d)` pieces -> `(n_i, C)` per item."""
+        if pieces and sum(piece.shape[0] for piece in pieces):
+            windows = torch.cat(pieces)
+            logits = self.model.tag_pooled(windows, at_time_res)[:, 0]  # (n, 1, C) -> (n, C)
+        else:
+            logits = torch.zeros(0, self.model.config.num_labels)
+        results, position = [], 0
+        for count in counts:
+            if count is None:
+                results.append(None)
+                continue
+            results.append(logits[position : position + count])
+            position += count
+        return results
+
+    def _tag_long(self, features: torch.Tensor, tags: list, at_time_res: float | None) -> list[torch.Tensor]:
+        """Tags for long-form items by extra passes over aligned 30 s windows of their features, `batch_size` passes
+        at a time (Whisper's own long-form passes move by decoded timestamps, off the pooled grid)."""
+        segment_frames = self.feature_extractor.nb_max_frames
+        mel_per_pooled = segment_frames // self.model.config.at_pooled_frames_per_window
+        frames_per_segment = self.model.config.at_pooled_frames_per_window
+        window = self.model.config.at_window_frames(at_time_res)
+        passes = []  # (item, pooled offset, own start, own stop, final)
+        for index, tag in enumerate(tags):
+            total = tag[1] if tag[0] == "long" else tag[2]
+            for offset in range(0, total, frames_per_segment):
+                final = offset + frames_per_segment >= total
+                passes.append((index, offset, offset, min(offset + frames_per_segment, total), final))
+        group = max(getattr(self, "_call_batch_size", 1) or 1, features.shape[0])
+        assemblers = [_WindowAssembler(window) for _ in tags]
+        per_item: list[list[torch.Tensor]] = [[] for _ in tags]
+        for begin in range(0, len(passes), group):
+            chunk = passes[begin : begin + group]
+            segments = []
+            for index, offset, *_ in chunk:
+                segment = features[index, :, offset * mel_per_pooled : offset * mel_per_pooled + segment_frames]
+                segments.append(torch.nn.functional.pad(segment, (0, segment_frames - segment.shape[-1])))
+            pooled = self.model.encode(torch.stack(segments)).pooled_hidden_states
+            pieces, owners = [], []
+            for row, (index, offset, start, stop, final) in enumerate(chunk):
+                pieces.append(assemblers[index].push(pooled[row], offset, start, stop, final))
+                owners.append(index)
+            for owner, logits in zip(owners, self._run_head(pieces, [p.shape[0] for p in pieces], at_time_res)):
+                per_item[owner].append(logits)
+        return [torch.cat(logits) for logits in per_item]
+
+    # ----- postprocess ----------------------------------------------------------------------------------------------
+    def postprocess(
+        self,
+        model_outputs,
+        decoder_kwargs=None,
+        return_timestamps=None,
+        return_language=None,
+        at_time_res=None,
+        top_k=5,
+        tag_threshold=None,
+        include_labels=None,
+        exclude_labels=None,
+        return_tag_logits=False,
+        label_language="follow_asr",
+    ):
+        logits = [output.pop("audio_tag_logits") for output in model_outputs]
+        decode = [output.pop("decode") for output in model_outputs]
+        languages = [output.pop("language") for output in model_outputs]
+        seconds = model_outputs[0].pop("audio_seconds")
+        for output in model_outputs:
+            output.pop("audio_seconds", None)
+            output.pop("source", None)
+            if output.get("lang_id") is None or not return_language:
+                output.pop("lang_id", None)
+            if output.get("token_timestamps", 0) is None:
+                output.pop("token_timestamps")
+        text_outputs = [output for output, wanted in zip(model_outputs, decode) if wanted]
+        result = super().postprocess(text_outputs, return_timestamps=return_timestamps, return_language=return_language)
+        language = next((code for code, wanted in zip(languages, decode) if wanted and code), None)
+
+        tag_logits = torch.cat([item[0] for item in logits if item is not None]).float()
+        resolution = at_time_res if at_time_res is not None else self.model.config.at_time_res
+        num_windows = math.ceil(round(seconds / resolution, 6))
+        tag_logits = tag_logits[: max(num_windows, 1)]
+        names = self._names(language if label_language == "follow_asr" else label_language)
+        ordered = {"text": result.pop("text"), "language": language, **result}
+        ordered["audio_tags"] = self._format_tags(
+            tag_logits, names, resolution, seconds, top_k, tag_threshold, include_labels, exclude_labels
+        )
+        if return_tag_logits:
+            ordered["audio_tag_logits"] = tag_logits.numpy()
+        return ordered
+
+    def _names(self, language: str | None) -> list[str]:
+        if self._label_names is None:
+            self._label_names = load_label_names(self.model.name_or_path or None, self.model.config.id2label)
+        return self._label_names.get(language or "en")
+
+    def _format_tags(self, logits, names, resolution, seconds, top_k, threshold, include, exclude) -> list[dict]:
+        """`(num_windows, C)` logits -> per window the top-k labels (after include/exclude, above the threshold)."""
+        english = self._label_names.get("en")
+        candidates = torch.arange(logits.shape[-1])
+        if include is not None or exclude is not None:
+            known = {name: index for index, name in enumerate(english)} | {n: i for i, n in enumerate(names)}
+            unknown = [label for label in (include or []) + (exclude or []) if label not in known]
+            if unknown:
+                raise ValueError(f"unknown labels {unknown}; labels are the checkpoint's class names.")
+            keep = set(range(logits.shape[-1])) if include is None else {known[label] for label in include}
+            keep -= {known[label] for label in exclude or []}
+            candidates = torch.tensor(sorted(keep), dtype=torch.long)
+        scores = torch.sigmoid(logits[:, candidates])
+        k = min(top_k, candidates.numel())
+        top_scores, top_index = scores.topk(k, dim=-1) if k else (scores[:, :0], scores[:, :0].long())
+        windows = []
+        for window_index in range(logits.shape[0]):
+            start = window_index * resolution
+            end = min((window_index + 1) * resolution, seconds)
+            tags = [
+                {"label": names[int(candidates[index])], "score": float(score)}
+                for score, index in zip(top_scores[window_index].tolist(), top_index[window_index].tolist())
+                if threshold is None or score >= threshold
+            ]
+            windows.append({"timestamp": (round(start, 3), round(end, 3)), "tags": tags})
+        return windows
+
+
+def _first_item(items):
+    return items[0]
+
+
+def _pad_features_collate(tokenizer, feature_extractor):
+    """transformers' `pad_collate_fn`, after padding `input_features` `(1, mel, frames)` to the longest in time."""
+    inner = pad_collate_fn(tokenizer, feature_extractor)
+
+    def collate(items):
+        longest = max(item["input_features"].shape[-1] for item in items)
+        for item in items:
+            features = item["input_features"]
+            if features.shape[-1] < longest:
+                item["input_features"] = torch.nn.functional.pad(features, (0, longest - features.shape[-1]))
+                if item.get("attention_mask") is not None:
+                    mask = item["attention_mask"]
+                    item["attention_mask"] = torch.nn.functional.pad(mask, (0, longest - mask.shape[-1]))
+        return inner(items)
+
+    return collate
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Saving the pipeline with a checkpoint
+# --------------------------------------------------------------------------------------------------------------------
+def custom_pipelines_entry() -> dict:
+    """The `config.custom_pipelines` entry that lets `pipeline(TASK, trust_remote_code=True)` find this class."""
+    return {
+        TASK: {
+            "impl": f"{__name__.rsplit('.', 1)[-1]}.{WhisperATPipeline.__name__}",
+            "pt": ("AutoModelForSpeechSeq2Seq",),
+            "type": "multimodal",
+        }
+    }
+
+
+def save_pipeline_code(model: Any, save_directory: str | os.PathLike) -> None:
+    """Marks `model.config` with `custom_pipelines` and copies this module and its relative imports beside it.
+
+    Called by [`WhisperForAudioTaggingAndASR.save_pretrained`] (through its save hooks) before the config is written.
+    """
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    os.makedirs(save_directory, exist_ok=True)
+    model.config.custom_pipelines = custom_pipelines_entry()
+    module_file = os.path.abspath(__file__)
+    for path in [module_file, *get_relative_import_files(module_file)]:
+        shutil.copyfile(path, os.path.join(save_directory, os.path.basename(path)))
+
+
+__all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry", "save_pipeline_code", "describe_input"]
