@@ -277,7 +277,9 @@ def main():
             **{key: value for key, value in vars(recipe_args).items()},
             "script": "training/train_head.py (Accelerate)",
         }
-        save_trained_head(model, processor, args.output_dir, final, summary, repo_name=args.hub_model_id)
+        save_trained_head(
+            model, processor, args.output_dir, final, summary, args.hub_model_id, dataset_name=data_args.dataset_name
+        )
         if args.push_to_hub:
             if not args.hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id")

@@ -118,7 +118,10 @@ def main():
             "script": "training/train_head_trainer.py (Trainer)",
         }
         final = {key: value for key, value in metrics.items() if key in ("eval_mAP", "eval_accuracy")}
-        save_trained_head(model, processor, training_args.output_dir, final, summary, training_args.hub_model_id)
+        save_trained_head(
+            model, processor, training_args.output_dir, final, summary, training_args.hub_model_id,
+            dataset_name=data_args.dataset_name,
+        )
         if push_to_hub:
             if not training_args.hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id")

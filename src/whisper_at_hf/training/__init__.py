@@ -5,7 +5,7 @@ from .arguments import DataArguments, LoopArguments, ModelArguments, RecipeArgum
 from .build import PreparedData, build_model, head_logits, load_labelled_splits, prepare_features, start_head_label_names
 from .data import AudioDecodeError, LabelSet, SkippedRows, crop_or_pad, decode_audio, load_raw_datasets, resample
 from .features import POOLED_COLUMN, cached_pooled_features, encode_pooled, whisper_fingerprint
-from .hub import push_trained_head, render_model_card, save_trained_head, supports_head_only_save
+from .hub import push_trained_head, save_trained_head, training_card
 from .recipe import (
     LABELS_KEY,
     AudioFeatureCollator,
@@ -45,12 +45,11 @@ __all__ = [
     "mixup",
     "prepare_features",
     "push_trained_head",
-    "render_model_card",
     "resample",
     "save_trained_head",
     "smooth_labels",
     "start_head_label_names",
     "step_rng",
-    "supports_head_only_save",
+    "training_card",
     "whisper_fingerprint",
 ]

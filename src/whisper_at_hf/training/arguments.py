@@ -42,7 +42,7 @@ class DataArguments:
     label_separator: str | None = field(
         default=None, metadata={"help": "Split string labels on this separator (multi-label CSV cells, e.g. '|')."}
     )
-    label_names: list[str] | None = field(
+    class_names: list[str] | None = field(
         default=None, metadata={"help": "The class names, in order (default: from the data or the start head)."}
     )
     max_train_samples: int | None = field(default=None)

@@ -39,7 +39,7 @@ class PreparedData:
 def load_labelled_splits(data_args: DataArguments, label_names: list[str] | None = None, token: str | None = None):
     """Train/eval splits with an `audio_labels` multi-hot column, and the [`LabelSet`].
 
-    Label names come from `data_args.label_names`, else `label_names` (e.g. a start head's), else the train split.
+    Label names come from `data_args.class_names`, else `label_names` (e.g. a start head's), else the train split.
     Unknown names in any split raise `ValueError` listing the known ones.
     """
     raw = load_raw_datasets(
@@ -64,7 +64,7 @@ def load_labelled_splits(data_args: DataArguments, label_names: list[str] | None
         if split is not None and column not in split.column_names:
             raise ValueError(f"No label column {column!r} (columns: {split.column_names}).")
 
-    names = data_args.label_names or label_names
+    names = data_args.class_names or label_names
     label_set = (
         LabelSet(names, data_args.label_separator)
         if names

@@ -94,7 +94,7 @@ class LabelSet:
                 if isinstance(item, (int, np.integer)):
                     raise ValueError(
                         f"Column {label_column!r} holds integer ids without a ClassLabel feature: pass the class "
-                        "names with --label_names."
+                        "names with --class_names."
                     )
                 values.add(str(item))
         return cls(sorted(values), separator)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -14,76 +13,40 @@ from ..labels import LabelNames
 logger = logging.getLogger(__name__)
 
 
-def supports_head_only_save(model: Any) -> bool:
-    """Whether this package version's `save_pretrained` knows `head_only=True` (head-only checkpoints)."""
-    return "head_only" in inspect.signature(type(model).save_pretrained).parameters
-
-
-def render_model_card(
+def training_card(
+    model: Any,
     repo_name: str,
-    base_model: str | None,
-    label_names: list[str],
     metrics: dict[str, float],
     training_summary: dict[str, Any],
     head_only: bool,
+    dataset_name: str | None = None,
 ) -> str:
-    """A model card (README.md) with YAML metadata and the measured evaluation metrics."""
-    metric_lines = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items() if isinstance(value, float))
-    results = "\n".join(
-        f"      - type: {key.lower()}\n        value: {value:.4f}\n        name: {key}"
-        for key, value in metrics.items()
-        if isinstance(value, float)
-    )
-    base_line = f"base_model: {base_model}\n" if base_model and not os.path.isabs(base_model) else ""
+    """The model card of a trained head: the package's card renderer fed with the measured held-out metrics."""
+    from ..model_card import model_card_for_model
+
+    label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     shown = ", ".join(label_names[:20]) + (" …" if len(label_names) > 20 else "")
-    summary = "\n".join(f"- {key}: {value}" for key, value in training_summary.items())
-    kind = "a head-only checkpoint: the base Whisper is fetched on load" if head_only else "a full checkpoint"
-    return f"""---
-library_name: transformers
-pipeline_tag: audio-classification
-{base_line}tags:
-- whisper-at
-- audio-tagging
-- audio-classification
-model-index:
-- name: {repo_name}
-  results:
-  - task:
-      type: audio-classification
-    metrics:
-{results}
----
-
-# {repo_name}
-
-A Whisper-AT TL-TR audio-tagging head trained with `whisper-at-hf`'s `training/` scripts on a frozen Whisper
-(`{base_model}`). This is {kind}; Whisper still transcribes exactly as before, and the same encoder pass tags
-{len(label_names)} classes: {shown}.
-
-## Evaluation (held-out split, one {training_summary.get("at_time_res", 10.0)} s window per clip)
-
-| metric | value |
-|---|---|
-{metric_lines}
-
-## Usage
-
-```python
-import whisper_at_hf  # registers the pipeline and the model class
-from transformers import pipeline
-
-tagger = pipeline("whisper-at", model="{repo_name}")
-print(tagger("clip.wav"))
-```
-
-or, without the package, `AutoModelForSpeechSeq2Seq.from_pretrained("{repo_name}", trust_remote_code=True)`.
-
-## Training
-
-{summary}
-
-Limitations: tags are trained on one window per clip; the label set is the training data's, nothing else.
-"""
+    results = [
+        {"name": name.removeprefix("eval_"), "type": name.removeprefix("eval_").lower(), "value": round(value, 4),
+         "dataset": dataset_name or "held-out split", "split": "evaluation"}
+        for name, value in metrics.items()
+        if isinstance(value, float)
+    ]
+    training = "Trained with whisper-at-hf's `training/` scripts on a frozen Whisper:\n\n" + "\n".join(
+        f"- {key}: {value}" for key, value in training_summary.items()
+    )
+    is_hub_dataset = bool(dataset_name) and not os.path.exists(dataset_name) and dataset_name.count("/") == 1
+    return model_card_for_model(
+        model,
+        repo_name,
+        metrics=results,
+        datasets=[dataset_name] if is_hub_dataset else [],
+        label_set=f"{len(label_names)} custom classes ({shown})",
+        training=training,
+        head_only=head_only,
+        license="other",
+        tags=["custom-labels"],
+    )
 
 
 def save_trained_head(
@@ -93,29 +56,21 @@ def save_trained_head(
     metrics: dict[str, float],
     training_summary: dict[str, Any],
     repo_name: str | None = None,
+    head_only: bool = True,
+    dataset_name: str | None = None,
 ) -> Path:
-    """Writes the trained model to `output_dir`: head-only weights when supported (else the full model), config
-    with labels and base Whisper, processor, label-names file, code for `trust_remote_code`, metrics, model card."""
+    """Writes the trained head to `output_dir`: head-only weights (a few MB; the config names the base Whisper) or,
+    with `head_only=False`, the full model; plus processor, label-names file, code for `trust_remote_code`, the
+    metrics and a model card (README.md)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    head_only = supports_head_only_save(model)
-    if head_only:
-        model.save_pretrained(output_dir, head_only=True)
-    else:  # head-only checkpoints not available in this version: save everything
-        model.save_pretrained(output_dir)
+    model.save_pretrained(output_dir, head_only=head_only)
     if processor is not None:
         processor.save_pretrained(output_dir)
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     LabelNames({"en": label_names}).save(output_dir)
     (output_dir / "eval_results.json").write_text(json.dumps(metrics, indent=2))
-    card = render_model_card(
-        repo_name or output_dir.name,
-        model.config.base_model_name_or_path,
-        label_names,
-        metrics,
-        training_summary,
-        head_only,
-    )
+    card = training_card(model, repo_name or output_dir.name, metrics, training_summary, head_only, dataset_name)
     (output_dir / "README.md").write_text(card)
     return output_dir
 
@@ -132,6 +87,6 @@ def push_trained_head(
         repo_id=hub_model_id,
         folder_path=str(output_dir),
         commit_message="Upload Whisper-AT head trained with whisper-at-hf",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "feature_cache/**", "runs/**", "*.shards/**"],
+        ignore_patterns=["*/*"],  # top-level files only: no checkpoints, feature cache or logs
     )
     return str(info)
