@@ -49,7 +49,7 @@ from whisper_at_hf.training import (
     start_head_label_names,
     step_rng,
 )
-from whisper_at_hf.training.build import head_logits
+from whisper_at_hf.training.build import head_logits, head_optimizer
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -124,12 +124,8 @@ def main():
         logger.info("Feature cache %s.", "reused" if data.cache_reused else "built")
 
     head = model.audio_tagging_head
-    trainable = [param for param in head.parameters() if param.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable,
-        lr=args.learning_rate,
-        weight_decay=args.weight_decay,
-        betas=(args.adam_beta1, args.adam_beta2),
+    optimizer = head_optimizer(
+        model, args.learning_rate, weight_decay=args.weight_decay, betas=(args.adam_beta1, args.adam_beta2)
     )
     weights = balanced_sample_weights(data.train_targets) if recipe_args.balanced_sampling else None
     sampler = EpochSampler(len(data.train), seed=args.seed, weights=weights)

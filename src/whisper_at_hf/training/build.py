@@ -205,3 +205,23 @@ def head_logits(model: WhisperForAudioTaggingAndASR, head: torch.nn.Module, batc
             pooled = model.encode(batch["input_features"]).pooled_hidden_states
         pooled = pooled[:, :, : model.config.at_window_frames(at_time_res)]
     return head(pooled, at_time_res)[:, 0]
+
+
+def head_optimizer(
+    model: WhisperForAudioTaggingAndASR,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.AdamW:
+    """AdamW over the audio-tagging head's parameters only; refuses a model whose Whisper is trainable."""
+    head_params = {id(param) for param in model.audio_tagging_head.parameters()}
+    trainable_whisper = [
+        name for name, param in model.named_parameters() if param.requires_grad and id(param) not in head_params
+    ]
+    if trainable_whisper:
+        raise ValueError(
+            f"Whisper parameters are trainable ({trainable_whisper[:3]}...): head training keeps Whisper frozen; "
+            "call model.freeze_whisper()."
+        )
+    params = [param for param in model.audio_tagging_head.parameters() if param.requires_grad]
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, betas=betas)

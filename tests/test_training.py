@@ -1,0 +1,260 @@
+"""Head training: data/labels, metric, feature cache, recipe, resumable Accelerate loop, Trainer, Hub push + pipeline.
+
+The end-to-end tests train real heads on whisper-tiny.en features of a small synthetic AudioSet-named set (built
+once per session, features cached once and shared by both scripts) and push/pull through a loopback Hub server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import REPO_ROOT, SHARED_AUDIO, TINY_EN, tiny_whisper
+from hub_server import start_hub_server
+from synthetic_tagging_data import CLASSES, write_dataset
+
+from whisper_at_hf import WhisperForAudioTaggingAndASR
+from whisper_at_hf.metrics import load_audio_tagging_metric
+from whisper_at_hf.training import (
+    AudioDecodeError,
+    DataArguments,
+    LabelSet,
+    WeightAverager,
+    balanced_sample_weights,
+    cached_pooled_features,
+    decode_audio,
+    load_labelled_splits,
+    mixup,
+    resample,
+    step_rng,
+)
+from whisper_at_hf.training.build import head_optimizer
+
+SRC = REPO_ROOT / "src"
+TRAIN_HEAD = REPO_ROOT / "training" / "train_head.py"
+TRAIN_HEAD_TRAINER = REPO_ROOT / "training" / "train_head_trainer.py"
+
+
+def child_env(tmp: Path, **extra) -> dict:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=f"{SRC}{os.pathsep}{env.get('PYTHONPATH', '')}",
+        HF_HOME=str(tmp / "hf_home"),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"),
+    )
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], env: dict, timeout: int = 600) -> str:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{output[-6000:]}"
+    return output
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Units
+# ----------------------------------------------------------------------------------------------------------------------
+def test_metric_map_and_accuracy():
+    metric = load_audio_tagging_metric(keep_in_memory=True)
+    # class 0: positives ranked 1st and 3rd -> AP = (1/1 + 2/3) / 2; class 1: positive ranked 1st -> 1
+    scores = [[0.9, 0.8], [0.8, 0.1], [0.7, 0.2]]
+    refs = [[1, 1], [0, 0], [1, 0]]
+    result = metric.compute(predictions=scores, references=refs)
+    assert result["mAP"] == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
+    assert "accuracy" not in result  # multi-label references
+    single = metric.compute(predictions=[[0.2, 0.9], [0.6, 0.4], [0.3, 0.1]], references=[[0, 1], [0, 1], [1, 0]])
+    assert single["accuracy"] == pytest.approx(2 / 3)
+    assert single["num_classes_scored"] == 2
+
+
+def test_label_set_parses_names_ids_lists_and_rejects_unknown():
+    labels = LabelSet(["Speech", "Music", "Beep"], separator="|")
+    assert labels.encode("Music").tolist() == [0, 1, 0]
+    assert labels.encode("Speech|Beep").tolist() == [1, 0, 1]
+    assert labels.encode(["Music", 2]).tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match=r"Unknown label name 'Dog'.*known labels: \['Speech', 'Music', 'Beep'\]"):
+        labels.encode("Dog")
+    with pytest.raises(ValueError, match="out of range"):
+        labels.encode(3)
+
+
+def test_unknown_label_in_eval_split_lists_known(tmp_path):
+    for split, rows in {"train": ["Speech", "Music"], "test": ["Speech", "Dog"]}.items():
+        lines = ["audio,label"] + [f"x{i}.wav,{label}" for i, label in enumerate(rows)]
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    args = DataArguments(train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "test.csv"))
+    with pytest.raises(ValueError, match=r"'Dog'.*known labels: \['Music', 'Speech'\]"):
+        load_labelled_splits(args)
+
+
+def test_decode_audio_reports_bad_files_and_resamples(tmp_path):
+    with pytest.raises(AudioDecodeError, match="not found"):
+        decode_audio({"path": str(tmp_path / "missing.wav"), "bytes": None})
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioDecodeError, match="empty"):
+        decode_audio(str(tmp_path / "empty.wav"))
+    (tmp_path / "text.wav").write_text("not audio at all")
+    with pytest.raises(AudioDecodeError, match="cannot decode"):
+        decode_audio(str(tmp_path / "text.wav"))
+    stereo = decode_audio(str(SHARED_AUDIO / "speech_en_stereo_44k.flac"))
+    mono, _ = sf.read(SHARED_AUDIO / "speech_en.wav", dtype="float32")
+    assert abs(len(stereo) - len(mono)) < 160
+    tone = np.sin(2 * np.pi * 440 * np.arange(44100) / 44100).astype(np.float32)
+    down = resample(tone, 44100, 16000)
+    assert len(down) == 16000
+    np.testing.assert_allclose(down[100:-100], np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)[100:-100], atol=2e-3)
+
+
+def test_recipe_pieces():
+    targets = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    weights = balanced_sample_weights(targets)
+    assert weights[3] == pytest.approx(3 * weights[0])  # rare class drawn as often as the frequent one overall
+    x, y = torch.randn(6, 2, 3, 4), torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
+    mx, my = mixup(x, y, 0.5, step_rng(1, 5), probability=1.0)
+    mx2, my2 = mixup(x, y, 0.5, step_rng(1, 5), probability=1.0)
+    assert torch.equal(mx, mx2) and torch.equal(my, my2)  # depends only on (seed, step)
+    assert not torch.equal(mx, x)
+    torch.testing.assert_close(my.sum(1), y.sum(1))  # label mass preserved
+    module = torch.nn.Linear(2, 2)
+    averager = WeightAverager(start_epoch=2)
+    seen = []
+    for epoch in (1, 2, 3):
+        torch.nn.init.constant_(module.weight, float(epoch))
+        averager.update(module, epoch)
+        seen.append(float(epoch))
+    averager.apply(module)
+    assert module.weight.detach().mean().item() == pytest.approx(2.5)  # mean of epochs 2 and 3
+
+
+def test_optimizer_sees_head_params_only_and_whisper_stays_eval():
+    from transformers import TrainingArguments
+
+    from whisper_at_hf.training.trainer import HeadOnlyTrainer
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(), num_labels=5)
+    head_ids = {id(p) for p in model.audio_tagging_head.parameters()}
+    optimizer = head_optimizer(model, 1e-3)
+    assert {id(p) for group in optimizer.param_groups for p in group["params"]} == head_ids
+
+    trainer = HeadOnlyTrainer(
+        model=model, args=TrainingArguments(output_dir="/tmp/unused-whisper-at", report_to=[], use_cpu=True)
+    )
+    trainer.create_optimizer()
+    assert {id(p) for group in trainer.optimizer.param_groups for p in group["params"]} == head_ids
+    # Trainer switches the model to train mode every step; compute_loss puts Whisper back in eval mode
+    model.train()
+    pooled = torch.randn(2, model.config.at_num_layers, 25, model.config.d_model)
+    loss = trainer.compute_loss(model, {"pooled_hidden_states": pooled, "audio_labels": torch.ones(2, 5)})
+    assert loss.requires_grad and model.audio_tagging_head.training
+    assert not any(module.training for module in model.model.modules())
+
+    model.unfreeze_whisper()
+    with pytest.raises(ValueError, match="Whisper parameters are trainable"):
+        head_optimizer(model, 1e-3)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tiny random Whisper: feature cache fingerprint and exact resume
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    from transformers import WhisperProcessor
+
+    root = tmp_path_factory.mktemp("tiny_train")
+    whisper_dir = root / "whisper"
+    tiny_whisper(seed=3).save_pretrained(whisper_dir)
+    WhisperProcessor.from_pretrained(TINY_EN).save_pretrained(whisper_dir)
+    files = write_dataset(root / "data", SHARED_AUDIO, {"train": 2, "test": 1}, {"train": 1, "test": 0}, seconds=2.0)
+    # one missing and one corrupt file in the training split: reported and skipped
+    (root / "data" / "train" / "corrupt.wav").write_bytes(b"RIFF0000WAVEjunk")
+    with open(files["train"], "a") as handle:
+        handle.write("train/does_not_exist.wav,Beep\ntrain/corrupt.wav,Music\n")
+    return root, whisper_dir, files
+
+
+def test_feature_cache_reused_and_invalidated_by_changed_whisper(tiny_setup, tmp_path):
+    from transformers import WhisperFeatureExtractor
+
+    root, whisper_dir, files = tiny_setup
+    train, _, _ = load_labelled_splits(
+        DataArguments(train_file=str(files["train"]), label_separator="|", eval_split_name="none")
+    )
+    model = WhisperForAudioTaggingAndASR.from_whisper(str(whisper_dir), num_labels=len(CLASSES))
+    extractor = WhisperFeatureExtractor.from_pretrained(whisper_dir)
+    features, skipped, reused = cached_pooled_features(model, extractor, train, "audio", tmp_path, 10.0)
+    assert not reused and len(skipped.errors) == 2 and len(features) == len(train) - 2
+    assert "skipped 2 of" in skipped.report() and "not found" in skipped.report()
+    assert np.asarray(features.with_format("numpy")[0]["pooled_hidden_states"]).shape == (3, 25, 64)
+    assert features.features["pooled_hidden_states"].dtype == "float16"  # stored in fp16
+    _, _, reused = cached_pooled_features(model, extractor, train, "audio", tmp_path, 10.0)
+    assert reused
+    with torch.no_grad():
+        model.model.encoder.layers[0].fc1.weight.mul_(1.5)
+    changed, _, reused = cached_pooled_features(model, extractor, train, "audio", tmp_path, 10.0)
+    assert not reused and len(list(tmp_path.glob("pooled-train-*"))) == 2
+    a = np.asarray(features.with_format("numpy")["pooled_hidden_states"], dtype=np.float32)
+    b = np.asarray(changed.with_format("numpy")["pooled_hidden_states"], dtype=np.float32)
+    assert np.abs(a - b).max() > 1e-2
+
+
+def _head_weights(output_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(output_dir / "audio_tagging_head.safetensors")
+
+
+def test_killed_and_resumed_run_ends_with_same_head(tiny_setup, tmp_path):
+    root, whisper_dir, files = tiny_setup
+    common = [
+        sys.executable, str(TRAIN_HEAD), "--model_name_or_path", str(whisper_dir),
+        "--train_file", str(files["train"]), "--validation_file", str(files["test"]), "--label_separator", "|",
+        "--cache_features", "--feature_cache_dir", str(root / "cache"), "--num_train_epochs", "4",
+        "--per_device_train_batch_size", "3", "--learning_rate", "3e-3", "--warmup_steps", "2", "--seed", "7",
+        "--balanced_sampling", "--mixup_alpha", "0.5", "--label_smoothing", "0.05",
+        "--weight_averaging_start_epoch", "3", "--disable_tqdm",
+    ]
+    env = child_env(tmp_path)
+    full = tmp_path / "full"
+    log = run(common + ["--output_dir", str(full)], env)
+    assert "skipped 2 of 20 examples with unreadable audio" in log, log[-3000:]
+
+    # second run: kill it once a mid-epoch checkpoint exists, then resume from the latest complete checkpoint
+    part = tmp_path / "part"
+    cmd = common + ["--output_dir", str(part), "--save_steps", "3", "--save_total_limit", "10"]
+    process = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (part / "checkpoint-9" / "training_state.json").exists() and process.poll() is None:
+        assert time.time() < deadline, "no checkpoint-9 appeared"
+        time.sleep(0.05)
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait()
+    # whatever got further than checkpoint-9 is "lost in the crash"
+    for path in part.glob("checkpoint-*"):
+        if int(path.name.split("-")[1]) > 9:
+            shutil.rmtree(path)
+    for path in part.glob("audio_tagging_head.safetensors"):
+        path.unlink()
+    state = json.loads((part / "checkpoint-9" / "training_state.json").read_text())
+    assert 0 < state["step_in_epoch"] < 6  # mid-epoch (6 steps per epoch)
+    log = run(cmd + ["--resume_from_checkpoint", "latest"], env)
+    assert "Resumed from" in log and "checkpoint-9" in log and "Feature cache reused" in log
+    full_weights, part_weights = _head_weights(full), _head_weights(part)
+    assert full_weights.keys() == part_weights.keys()
+    for key in full_weights:
+        torch.testing.assert_close(part_weights[key], full_weights[key], rtol=0, atol=1e-6, msg=key)
