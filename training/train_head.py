@@ -204,13 +204,14 @@ def main():
     res = model_args.at_time_res
     metrics: dict = {}
     for epoch in range(start_epoch, num_epochs):
-        sampler.set_epoch(epoch)
         head.train()  # Whisper (model.model) stays in eval mode
         epoch_dataloader = train_dataloader
         step_in_epoch = skip_batches
         if skip_batches:
             epoch_dataloader = accelerator.skip_first_batches(train_dataloader, skip_batches)
             skip_batches = 0
+        # the sample order depends only on (seed, epoch); Accelerate passes this on to the sampler
+        epoch_dataloader.set_epoch(epoch)
         loss_sum, loss_count = torch.zeros((), device=accelerator.device), 0
         for batch in epoch_dataloader:
             if global_step >= max_steps:
