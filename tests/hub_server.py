@@ -74,6 +74,17 @@ class HubHandler(BaseHTTPRequestHandler):
                 self.state.repos[repo_id] = {"sha": _sha(repo_id.encode()), "files": {}}
             host = f"http://{self.headers['Host']}"
             return self._json(200, {"url": f"{host}/{repo_id}", "name": repo_id, "id": repo_id})
+        if path == "/api/validate-yaml":  # README.md metadata: must be valid YAML
+            import yaml
+
+            content = json.loads(body).get("content", "")
+            front = re.match(r"^---\n(.*?)\n---", content, re.S)
+            try:
+                yaml.safe_load(front.group(1)) if front else None
+            except yaml.YAMLError as error:
+                return self._json(400, {"errors": [{"message": str(error)}], "warnings": []},
+                                  {"X-Error-Code": "BadRequest"})
+            return self._json(200, {"errors": [], "warnings": []})
         match = re.fullmatch(r"/api/models/(.+)/preupload/([^/]+)", path)
         if match:
             if self._repo(match.group(1)) is None:

@@ -258,3 +258,104 @@ def test_killed_and_resumed_run_ends_with_same_head(tiny_setup, tmp_path):
     assert full_weights.keys() == part_weights.keys()
     for key in full_weights:
         torch.testing.assert_close(part_weights[key], full_weights[key], rtol=0, atol=1e-6, msg=key)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# End to end on whisper-tiny.en: 2-process Accelerate (builds the cache once), 1-process Accelerate + push, Trainer,
+# then pipeline("whisper-at", model=REPO_ID) from a fresh cache through the loopback Hub.
+# ----------------------------------------------------------------------------------------------------------------------
+E2E_ARGS = [
+    "--model_name_or_path", str(TINY_EN), "--label_separator", "|", "--cache_features",
+    "--num_train_epochs", "8", "--per_device_train_batch_size", "8", "--learning_rate", "2e-3",
+    "--warmup_steps", "4", "--seed", "0",
+]
+
+
+def _final_map(output_dir: Path) -> float:
+    return json.loads((output_dir / "eval_results.json").read_text())["eval_mAP"]
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    files = write_dataset(root / "data", SHARED_AUDIO)
+    server, hub, endpoint = start_hub_server()
+    data = ["--train_file", str(files["train"]), "--validation_file", str(files["test"]),
+            "--feature_cache_dir", str(root / "cache")]
+    env = child_env(root, HF_HUB_OFFLINE="0", HF_ENDPOINT=endpoint, HF_TOKEN="test-token")
+    outputs = {}
+    # 1) two processes: the feature cache is built once, sharded over the processes
+    outputs["ddp"] = root / "ddp"
+    logs = {"ddp": run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_HEAD), *E2E_ARGS, *data,
+         "--output_dir", str(outputs["ddp"]), "--disable_tqdm"], env)}
+    # 2) one process, reusing the cache, pushing the head
+    outputs["single"] = root / "single"
+    logs["single"] = run([sys.executable, str(TRAIN_HEAD), *E2E_ARGS, *data, "--output_dir", str(outputs["single"]),
+                          "--disable_tqdm", "--push_to_hub", "--hub_model_id", "tester/whisper-at-synthetic"], env)
+    # 3) Trainer, reusing the cache
+    outputs["trainer"] = root / "trainer"
+    logs["trainer"] = run([sys.executable, str(TRAIN_HEAD_TRAINER), *E2E_ARGS, *data,
+                           "--output_dir", str(outputs["trainer"]), "--eval_strategy", "epoch",
+                           "--logging_strategy", "epoch", "--save_strategy", "no", "--report_to", "none",
+                           "--disable_tqdm", "true", "--use_cpu", "true"], env)
+    yield dict(root=root, files=files, outputs=outputs, logs=logs, hub=hub, endpoint=endpoint)
+    server.shutdown()
+
+
+def test_two_process_accelerate_builds_cache_once_and_trains(e2e):
+    log = e2e["logs"]["ddp"]
+    assert "Num processes: 2" in log
+    assert len(re.findall(r"Feature cache built", log)) == 1  # main process logs; the other waits
+    caches = sorted(p.name.split("-")[1] for p in (e2e["root"] / "cache").iterdir())
+    assert caches == ["eval", "train"]  # one merged cache per split, no leftover shards
+    train_cache = next((e2e["root"] / "cache").glob("pooled-train-*"))
+    assert json.loads((train_cache / "cache_complete.json").read_text())["rows"] == 57
+    assert _final_map(e2e["outputs"]["ddp"]) >= 0.9
+
+
+def test_single_process_reuses_cache_and_matches_ddp(e2e):
+    assert "Feature cache reused" in e2e["logs"]["single"]
+    assert "Encoding audio" not in e2e["logs"]["single"]
+    single, ddp = _final_map(e2e["outputs"]["single"]), _final_map(e2e["outputs"]["ddp"])
+    assert single >= 0.9
+    assert abs(single - ddp) <= 0.05, (single, ddp)
+    assert re.search(r"epoch 8: .*\"train_loss\".*\"lr\".*\"eval_mAP\"", e2e["logs"]["single"])
+
+
+def test_trainer_script_reaches_map(e2e):
+    assert "Encoding audio" not in e2e["logs"]["trainer"]
+    assert _final_map(e2e["outputs"]["trainer"]) >= 0.9
+    assert "eval_mAP" in e2e["logs"]["trainer"]
+
+
+def test_pushed_head_is_small_and_has_card(e2e):
+    repo = e2e["hub"].repos["tester/whisper-at-synthetic"]["files"]
+    assert "audio_tagging_head.safetensors" in repo and "model.safetensors" not in repo
+    assert sum(len(data) for data in repo.values()) < 30e6
+    assert {"config.json", "README.md", "label_names.json", "modeling_whisper_at.py", "preprocessor_config.json"} <= set(
+        repo
+    ) or {"config.json", "README.md", "label_names.json", "modeling_whisper_at.py", "processor_config.json"} <= set(repo)
+    config = json.loads(repo["config.json"])
+    assert [config["id2label"][str(i)] for i in range(7)] == sorted(CLASSES)
+    assert config["base_model_name_or_path"] == str(TINY_EN)
+    card = repo["README.md"].decode()
+    measured = _final_map(e2e["outputs"]["single"])
+    assert f"{measured:.4f}".rstrip("0") in card or f"{measured:.4f}" in card
+
+
+def test_pipeline_tags_held_out_clip_with_pushed_head(e2e, tmp_path):
+    clip = e2e["root"] / "data" / "test" / "000.wav"  # a held-out "Sine wave" clip
+    beep = e2e["root"] / "data" / "test" / "003.wav"  # a held-out "Beep" clip
+    script = f"""
+import json, whisper_at_hf
+from transformers import pipeline
+tagger = pipeline("whisper-at", model="tester/whisper-at-synthetic")
+out = [tagger(path, top_k=1)["audio_tags"][0]["tags"][0]["label"] for path in {[str(clip), str(beep)]!r}]
+print("TOP=" + json.dumps(out))
+"""
+    env = child_env(tmp_path, HF_HUB_OFFLINE="0", HF_ENDPOINT=e2e["endpoint"], HF_HOME=str(tmp_path / "fresh_home"))
+    out = run([sys.executable, "-c", script], env)
+    top = json.loads(out.split("TOP=")[1].splitlines()[0])
+    assert top == ["Sine wave", "Beep"], out[-3000:]
