@@ -82,3 +82,23 @@ def tiny_reference_whisper_at(
     torch.nn.init.normal_(model.decoder.positional_embedding, std=1.0)
     torch.nn.init.normal_(model.decoder.token_embedding.weight, std=0.05)
     return model.eval()
+
+
+# ---- whisper-at pipeline / CLI (issue 4) -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_en_at_dir(tmp_path_factory, shared_dir) -> Path:
+    """Real whisper-tiny.en with a random (seeded) Whisper-AT head, saved with its processor and label names in
+    English and German (`LABEL_i` / `DE_LABEL_i`)."""
+    from transformers import WhisperProcessor
+
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+    from whisper_at_hf.labels import LabelNames
+
+    directory = tmp_path_factory.mktemp("tiny_en_at")
+    torch.manual_seed(0)
+    model = WhisperForAudioTaggingAndASR.from_whisper(str(TINY_EN))
+    model.save_pretrained(directory)
+    WhisperProcessor.from_pretrained(TINY_EN).save_pretrained(directory)
+    names = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    LabelNames({"en": names, "de": [f"DE_{name}" for name in names]}).save(directory)
+    return directory

@@ -22,7 +22,7 @@ from transformers.pipelines.base import pad_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
 
-from .audio import Audio, AudioDecodeError, describe_input, load_audio
+from .audio import Audio, AudioDecodeError, load_audio
 from .labels import load_label_names
 
 logger = logging.get_logger(__name__)
@@ -307,9 +307,12 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     def _forward(self, model_inputs, return_timestamps=False, return_language=None, at_time_res=None, **generate_kwargs):
         is_last = model_inputs.pop("is_last")
         batched = isinstance(is_last, list)
+        items = len(is_last) if batched else 1
 
         def per_item(key: str) -> list:
-            value = model_inputs.pop(key, None)
+            if key not in model_inputs:
+                return [None] * items
+            value = model_inputs.pop(key)
             return value if batched else [value]
 
         decode, tags, strides = per_item("decode"), per_item("tag"), per_item("stride")
@@ -583,4 +586,4 @@ def save_pipeline_code(model: Any, save_directory: str | os.PathLike) -> None:
         shutil.copyfile(path, os.path.join(save_directory, os.path.basename(path)))
 
 
-__all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry", "save_pipeline_code", "describe_input"]
+__all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry", "save_pipeline_code"]

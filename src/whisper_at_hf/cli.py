@@ -1,0 +1,161 @@
+"""`whisper-at`: transcribe and tag audio files from the command line.
+
+    whisper-at talk.mp3 recordings/ "clips/*.wav" --model DIR_OR_ID --output-format all --output-dir out
+
+Writes `NAME.{txt,json,srt,vtt,tsv}` (and `NAME.tags.png` with `--plot`) per input. A file that cannot be read is
+reported by name and skipped; the others are still written; the exit code is 1 when any input failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+from .audio import AUDIO_EXTENSIONS
+from .writers import OUTPUT_FORMATS, write_result
+
+
+def expand_inputs(patterns: list[str]) -> list[str]:
+    """Directories -> their audio files (recursively, sorted); globs -> matches; other paths are kept as given (a
+    missing one is then reported as missing, not dropped)."""
+    files: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            found = [
+                os.path.join(root, name)
+                for root, _, names in os.walk(pattern)
+                for name in names
+                if name.lower().endswith(AUDIO_EXTENSIONS)
+            ]
+            files.extend(sorted(found))
+        elif not os.path.exists(pattern) and glob.has_magic(pattern):
+            matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+            files.extend(matches if matches else [pattern])
+        else:
+            files.append(pattern)
+    return list(dict.fromkeys(files))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whisper-at", description="Transcribe audio with Whisper and tag its sounds (AudioSet) with Whisper-AT."
+    )
+    parser.add_argument("audio", nargs="+", help="audio files, directories or glob patterns")
+    parser.add_argument("--model", required=True, help="Whisper-AT checkpoint: a local directory or a Hub id")
+    parser.add_argument("--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"])
+    parser.add_argument("--output-dir", "-o", default=".", help="where to write the outputs (default: .)")
+    parser.add_argument("--at-time-res", type=float, default=None, help="tag window in seconds, multiple of 0.4")
+    parser.add_argument("--top-k", type=int, default=5, help="tags per window (default: 5)")
+    parser.add_argument("--tag-threshold", type=float, default=None, help="minimum tag probability")
+    parser.add_argument(
+        "--label-language", default="follow_asr", help='"follow_asr" (default), or a code such as "en", "de"'
+    )
+    parser.add_argument("--language", default=None, help="spoken language (default: detected)")
+    parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    parser.add_argument("--chunk-length-s", type=float, default=None, help="chunked long-form (default: sequential)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--num-beams", type=int, default=None, help="beam size (default: the pipeline's, 5)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="token limit per 30 s window")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--plot", action="store_true", help="also write NAME.tags.png (needs matplotlib)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
+    return parser
+
+
+def _output_name(path: str, taken: set[str]) -> str:
+    """`dir/talk.mp3` -> `talk`; a repeated stem gets its extension too (`talk.wav`) and then a counter."""
+    name = Path(path).stem or "audio"
+    for candidate in (name, Path(path).name, *(f"{name}-{n}" for n in range(2, 10_000))):
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+    raise RuntimeError("too many inputs share one name")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
+    files = expand_inputs(args.audio)
+    if not files:
+        print("whisper-at: no audio files found", file=sys.stderr)
+        return 1
+
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
+    from .labels import load_label_names
+
+    if args.quiet:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    pipe = pipeline("whisper-at", model=args.model, device=args.device, dtype=getattr(torch, args.dtype))
+    call_kwargs = {
+        "return_timestamps": True,  # cues need segments; Whisper's long-form decoding needs timestamps
+        "top_k": args.top_k,
+        "label_language": args.label_language,
+        "task": args.task,
+        "batch_size": args.batch_size,
+        "return_tag_logits": args.plot,
+    }
+    for key, value in (
+        ("at_time_res", args.at_time_res),
+        ("tag_threshold", args.tag_threshold),
+        ("language", args.language),
+        ("chunk_length_s", args.chunk_length_s),
+        ("num_beams", args.num_beams),
+        ("max_new_tokens", args.max_new_tokens),
+    ):
+        if value is not None:
+            call_kwargs[key] = value
+    if args.chunk_length_s:
+        call_kwargs["ignore_warning"] = True
+    if not pipe.model.generation_config.is_multilingual:
+        call_kwargs.pop("task")  # English-only checkpoints take no task / language
+        call_kwargs.pop("language", None)
+
+    failed: list[str] = []
+    plotting_failed = False
+    taken: set[str] = set()
+    progress = tqdm(total=len(files), unit="file", disable=args.quiet, dynamic_ncols=True)
+    windows = 0
+    for begin in range(0, len(files), args.batch_size):
+        group = files[begin : begin + args.batch_size]
+        results = pipe(list(group), **call_kwargs)
+        for path, result in zip(group, results):
+            progress.update(1)
+            if "error" in result:
+                failed.append(path)
+                progress.write(f"whisper-at: skipped {result['error']}", file=sys.stderr)
+                continue
+            name = _output_name(path, taken)
+            written = write_result(result, args.output_dir, name, formats)
+            windows += len(result["audio_tags"])
+            progress.set_postfix(windows=windows)
+            if args.plot and not plotting_failed:
+                from .plotting import PlottingUnavailable, plot_tags
+
+                names = load_label_names(pipe.model.name_or_path, pipe.model.config.id2label)
+                language = result["language"] if args.label_language == "follow_asr" else args.label_language
+                try:
+                    png = Path(args.output_dir) / f"{name}.tags.png"
+                    written.append(plot_tags(result, names.get(language or "en"), png, title=Path(path).name))
+                except PlottingUnavailable as error:
+                    plotting_failed = True
+                    progress.write(f"whisper-at: {error}", file=sys.stderr)
+            if not args.quiet:
+                progress.write(f"{path} -> {', '.join(str(p) for p in written)}")
+    progress.close()
+    if failed:
+        print(f"whisper-at: {len(failed)} of {len(files)} inputs failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed or plotting_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""`whisper-at` CLI end to end in a subprocess, plus its input expansion, writers and plotting fallback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT, SHARED_AUDIO
+
+from whisper_at_hf import plotting
+from whisper_at_hf.cli import expand_inputs
+from whisper_at_hf.writers import tag_caption, write_result
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_en_at_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("cli")
+    empty = work / "empty.wav"
+    empty.write_bytes(b"")
+    out = work / "out"
+    command = [
+        sys.executable, "-m", "whisper_at_hf.cli",
+        str(SHARED_AUDIO / "speech_en.wav"), str(work / "missing.wav"), str(empty), str(SHARED_AUDIO / "beeps_10s.wav"),
+        "--model", str(tiny_en_at_dir), "--output-format", "all", "--output-dir", str(out), "--plot",
+        "--top-k", "3", "--batch-size", "2", "--at-time-res", "4", "--num-beams", "1", "--max-new-tokens", "40",
+    ]
+    env = {"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    return completed, out
+
+
+def test_cli_writes_all_formats_and_reports_bad_files(cli_run):
+    completed, out = cli_run
+    assert completed.returncode == 1, completed.stderr[-3000:]  # some inputs failed
+    assert "missing.wav: no such file" in completed.stderr and "empty.wav: file is empty" in completed.stderr
+    assert "2 of 4 inputs failed" in completed.stderr
+    for name in ("speech_en", "beeps_10s"):
+        for suffix in ("txt", "json", "srt", "vtt", "tsv"):
+            assert (out / f"{name}.{suffix}").is_file(), (name, suffix)
+        assert (out / f"{name}.tags.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert not list(out.glob("missing*")) and not list(out.glob("empty*"))
+
+    result = json.loads((out / "speech_en.json").read_text())
+    assert result["text"].strip().startswith("The quick brown fox")
+    assert len(result["audio_tags"]) == 2 and result["audio_tags"][-1]["timestamp"] == [4.0, 7.684]
+    assert all(len(window["tags"]) == 3 for window in result["audio_tags"])
+    assert (out / "speech_en.txt").read_text().strip() == result["text"].strip()
+
+    srt = (out / "speech_en.srt").read_text()
+    assert "00:00:04,000 --> 00:00:07,684" in srt and tag_caption(result["audio_tags"][1]["tags"]) in srt
+    assert result["chunks"][0]["text"].strip() in srt
+    vtt = (out / "speech_en.vtt").read_text()
+    assert vtt.startswith("WEBVTT") and "00:00:00.000 --> 00:00:04.000" in vtt
+    rows = (out / "speech_en.tsv").read_text().strip().splitlines()
+    assert rows[0] == "start\tend\tlabel\tscore" and len(rows) == 1 + 2 * 3
+    assert rows[1].split("\t")[2] == result["audio_tags"][0]["tags"][0]["label"]
+
+
+def test_cli_all_good_exits_zero(tiny_en_at_dir, tmp_path):
+    command = [
+        sys.executable, "-m", "whisper_at_hf.cli", str(SHARED_AUDIO / "speech_en.wav"), "--model", str(tiny_en_at_dir),
+        "-f", "tsv", "-o", str(tmp_path), "--quiet", "--tag-threshold", "0.99", "--num-beams", "1",
+    ]
+    env = {"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout == ""
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["speech_en.tsv"]
+
+
+def test_expand_inputs(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("b.wav", "a.flac", "sub/c.mp3", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert expand_inputs([str(tmp_path)]) == [str(tmp_path / n) for n in ("a.flac", "b.wav")] + [
+        str(tmp_path / "sub" / "c.mp3")
+    ]
+    assert expand_inputs([str(tmp_path / "*.wav")]) == [str(tmp_path / "b.wav")]
+    assert expand_inputs([str(tmp_path / "nothing*.wav"), "gone.wav"]) == [str(tmp_path / "nothing*.wav"), "gone.wav"]
+
+
+def test_writers_handle_open_ended_chunks(tmp_path):
+    result = {
+        "text": " hi there",
+        "language": "en",
+        "chunks": [{"text": " hi there", "timestamp": (0.5, None)}],
+        "audio_tags": [{"timestamp": (0.0, 3.2), "tags": [{"label": "Speech", "score": 0.9}]}],
+    }
+    paths = write_result(result, tmp_path, "x", ["srt", "vtt", "tsv", "json", "txt"])
+    srt = paths[0].read_text()
+    assert "00:00:00,500 --> 00:00:03,200\nhi there" in srt and "♪ Speech 0.90" in srt
+    assert paths[2].read_text().splitlines()[1] == "0.000\t3.200\tSpeech\t0.9000"
+
+
+def test_plot_without_matplotlib_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(plotting.PlottingUnavailable, match="needs matplotlib"):
+        plotting.plot_tags({"audio_tag_logits": [[0.0]], "audio_tags": []}, ["x"], "unused.png")

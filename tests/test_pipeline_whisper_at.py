@@ -1,0 +1,300 @@
+"""pipeline("whisper-at"): structure, tag grid, filtering, language, long audio, batching, bad inputs, remote code.
+
+Real whisper-tiny.en (and a few whisper-base runs) with a random head; text is compared with
+pipeline("automatic-speech-recognition") on the same weights and inputs. Greedy decoding with a token cap keeps the
+long-audio runs short (tiny.en loops on noise); the same generation arguments go to both pipelines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import BASE, SHARED_AUDIO, TINY_EN
+from transformers import WhisperProcessor, pipeline
+
+import whisper_at_hf
+from whisper_at_hf import WhisperATPipeline, WhisperForAudioTaggingAndASR
+from whisper_at_hf.audio import AudioDecodeError, load_audio
+from whisper_at_hf.labels import LabelNames
+
+FAST = {"num_beams": 1, "max_new_tokens": 32}
+
+
+def audio(name: str) -> np.ndarray:
+    return load_audio(SHARED_AUDIO / name).array
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_en_at_dir):
+    return pipeline("whisper-at", model=str(tiny_en_at_dir), dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def asr(shared_dir):
+    return pipeline("automatic-speech-recognition", model=str(TINY_EN), dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def long_mix(shared_dir) -> np.ndarray:
+    return audio("long_mix.wav")
+
+
+@pytest.fixture(scope="module")
+def speech_result(pipe):
+    """speech_en.wav with the pipeline's default generation (beam search), logits included."""
+    return pipe(str(SHARED_AUDIO / "speech_en.wav"), return_tag_logits=True)
+
+
+def test_registered_task_and_structure(pipe, asr, speech_result):
+    assert isinstance(pipe, WhisperATPipeline)
+    result = speech_result
+    assert set(result) == {"text", "language", "audio_tags", "audio_tag_logits"}
+    assert result["text"] == asr(audio("speech_en.wav"))["text"]
+    assert result["language"] == "en"  # English-only checkpoint
+    assert len(result["audio_tags"]) == 1 and result["audio_tags"][0]["timestamp"] == (0.0, 7.684)
+    tags = result["audio_tags"][0]["tags"]
+    assert len(tags) == 5 and all(set(tag) == {"label", "score"} for tag in tags)
+    scores = [tag["score"] for tag in tags]
+    assert scores == sorted(scores, reverse=True)
+    logits = torch.from_numpy(result["audio_tag_logits"])
+    assert logits.shape == (1, 527)
+    top = torch.sigmoid(logits[0]).topk(5)
+    assert [tag["label"] for tag in tags] == [f"LABEL_{int(i)}" for i in top.indices]
+    np.testing.assert_allclose(scores, top.values.numpy(), rtol=1e-6)
+
+
+def test_short_tags_equal_generate_from_one_pass(pipe, speech_result):
+    features = pipe.feature_extractor(audio("speech_en.wav"), sampling_rate=16000, return_tensors="pt").input_features
+    with torch.no_grad():
+        expected = pipe.model.generate(features, return_audio_tags=True, num_beams=1, max_new_tokens=4)
+    np.testing.assert_allclose(speech_result["audio_tag_logits"], expected.audio_tag_logits[0, :1].numpy(), atol=1e-5)
+
+
+def test_no_extra_encoder_pass_for_short_input(pipe):
+    calls = []
+    handle = pipe.model.model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        pipe(audio("speech_en.wav"), **FAST)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("resolution, windows, last", [(10.0, 1, (0.0, 7.684)), (0.4, 20, (7.6, 7.684))])
+def test_grid_short(pipe, resolution, windows, last):
+    result = pipe(audio("speech_en.wav"), at_time_res=resolution, **FAST)
+    stamps = [window["timestamp"] for window in result["audio_tags"]]
+    assert len(stamps) == windows and stamps[-1] == last
+    assert all(math.isclose(start, k * resolution, abs_tol=1e-6) for k, (start, _) in enumerate(stamps))
+
+
+@pytest.mark.parametrize("resolution, windows", [(10.0, 3), (0.4, 75)])
+def test_grid_30s(pipe, long_mix, resolution, windows):
+    result = pipe(long_mix[: 30 * 16000], at_time_res=resolution, **FAST)
+    assert len(result["audio_tags"]) == windows
+    assert result["audio_tags"][-1]["timestamp"] == (round(30 - resolution, 3), 30.0)
+
+
+def test_filters_apply_before_top_k(pipe, speech_result):
+    logits = torch.from_numpy(speech_result["audio_tag_logits"][0])
+    ranking = torch.sigmoid(logits).argsort(descending=True).tolist()
+    wanted = [f"LABEL_{ranking[-1]}", f"LABEL_{ranking[-2]}"]  # the two weakest classes
+    result = pipe(audio("speech_en.wav"), include_labels=wanted, top_k=5, **FAST)
+    assert sorted(tag["label"] for tag in result["audio_tags"][0]["tags"]) == sorted(wanted)
+
+    excluded = f"LABEL_{ranking[0]}"
+    result = pipe(audio("speech_en.wav"), exclude_labels=[excluded], top_k=3, **FAST)
+    assert [tag["label"] for tag in result["audio_tags"][0]["tags"]] == [f"LABEL_{i}" for i in ranking[1:4]]
+
+    threshold = float(torch.sigmoid(logits[ranking[2]])) - 1e-6
+    result = pipe(audio("speech_en.wav"), tag_threshold=threshold, top_k=10, **FAST)
+    assert [tag["label"] for tag in result["audio_tags"][0]["tags"]] == [f"LABEL_{i}" for i in ranking[:3]]
+    assert pipe(audio("speech_en.wav"), tag_threshold=1.0, **FAST)["audio_tags"][0]["tags"] == []
+    with pytest.raises(ValueError, match="unknown labels"):
+        pipe(audio("speech_en.wav"), include_labels=["No such sound"], **FAST)
+    with pytest.raises(ValueError, match="multiple of 0.4"):
+        pipe(audio("speech_en.wav"), at_time_res=1.0, **FAST)
+
+
+def test_label_language(pipe):
+    result = pipe(audio("speech_en.wav"), label_language="de", top_k=2, **FAST)
+    assert all(tag["label"].startswith("DE_LABEL_") for tag in result["audio_tags"][0]["tags"])
+    with pytest.warns(UserWarning, match="'fr'"):
+        result = pipe(audio("speech_en.wav"), label_language="fr", top_k=2, **FAST)
+    assert all(tag["label"].startswith("LABEL_") for tag in result["audio_tags"][0]["tags"])
+    # follow_asr on an English-only model -> English
+    result = pipe(audio("speech_en.wav"), top_k=2, **FAST)
+    assert all(tag["label"].startswith("LABEL_") for tag in result["audio_tags"][0]["tags"])
+
+
+def test_inputs_of_every_kind_agree(pipe, tmp_path):
+    reference = pipe(audio("speech_en.wav"), return_tag_logits=True, **FAST)
+    wav = SHARED_AUDIO / "speech_en.wav"
+    array = audio("speech_en.wav")
+    inputs = [str(wav), wav.read_bytes(), {"array": array, "sampling_rate": 16000}, {"raw": array, "sampling_rate": 16000}]
+    for result in pipe(inputs, return_tag_logits=True, **FAST):
+        assert result["text"] == reference["text"]
+        np.testing.assert_allclose(result["audio_tag_logits"], reference["audio_tag_logits"], atol=1e-5)
+    resampled = load_audio(array, 44100, input_sampling_rate=16000).array
+    stereo = np.stack([resampled, resampled], axis=1)
+    result = pipe(stereo, sampling_rate=44100, return_tag_logits=True, **FAST)
+    assert result["text"] == reference["text"]
+    np.testing.assert_allclose(result["audio_tag_logits"], reference["audio_tag_logits"], atol=0.05)
+
+
+def test_batch_equals_singles_and_bad_inputs_lose_nothing(pipe, tmp_path):
+    names = ["speech_en.wav", "music_10s.wav", "speech_en_pinknoise.wav"]
+    singles = [pipe(str(SHARED_AUDIO / name), return_tag_logits=True, **FAST) for name in names]
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    inputs = [str(SHARED_AUDIO / names[0]), str(tmp_path / "missing.wav"), str(SHARED_AUDIO / names[1]), str(empty)]
+    inputs.append(str(SHARED_AUDIO / names[2]))
+    batch = pipe(inputs, batch_size=3, return_tag_logits=True, **FAST)
+    assert len(batch) == 5
+    assert "missing.wav: no such file" in batch[1]["error"] and batch[1]["source"].endswith("missing.wav")
+    assert "empty.wav: file is empty" in batch[3]["error"]
+    for single, batched in zip(singles, [batch[0], batch[2], batch[4]]):
+        assert batched["text"] == single["text"]
+        np.testing.assert_allclose(batched["audio_tag_logits"], single["audio_tag_logits"], atol=1e-4)
+    with pytest.raises(AudioDecodeError, match="missing.wav"):
+        pipe(str(tmp_path / "missing.wav"))
+
+
+def test_timestamps_and_words_equal_asr(pipe, asr):
+    speech = audio("speech_en.wav")
+    for mode in (True, "word"):
+        ours = pipe(speech, return_timestamps=mode, **FAST)
+        theirs = asr(speech.copy(), return_timestamps=mode, **FAST)
+        assert ours["text"] == theirs["text"] and ours["chunks"] == theirs["chunks"]
+
+
+def test_long_form_sequential(pipe, asr, long_mix):
+    """89 s, Whisper's sequential long-form: text as the ASR pipeline, tags on the absolute grid = model.tag()."""
+    ours = pipe(long_mix, return_timestamps=True, return_tag_logits=True, **FAST)
+    theirs = asr(long_mix.copy(), return_timestamps=True, **FAST)
+    assert ours["text"] == theirs["text"] and ours["chunks"] == theirs["chunks"]
+    assert len(ours["audio_tags"]) == 9 and ours["audio_tags"][-1]["timestamp"] == (80.0, 89.0)
+    features = pipe.feature_extractor(
+        long_mix, sampling_rate=16000, truncation=False, padding="longest", return_tensors="pt"
+    ).input_features
+    with torch.no_grad():
+        expected = pipe.model.tag(features)
+    np.testing.assert_allclose(ours["audio_tag_logits"], expected[0].numpy(), atol=1e-4)
+
+
+def test_long_form_chunked_reuses_chunk_passes(pipe, asr, long_mix):
+    """chunk_length_s=30: text as the ASR pipeline; each 0.4 s tag comes from the chunk that owns that time, with
+    no encoder pass beyond the chunks'."""
+    calls = []
+    handle = pipe.model.model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        ours = pipe(long_mix, chunk_length_s=30, ignore_warning=True, at_time_res=0.4, return_tag_logits=True, **FAST)
+    finally:
+        handle.remove()
+    theirs = asr(long_mix.copy(), chunk_length_s=30, ignore_warning=True, **FAST)
+    assert ours["text"] == theirs["text"]
+    starts = [0, 20, 40, 60, 80]  # seconds; stride 5 s each side
+    assert len(calls) == len(starts)
+    assert len(ours["audio_tags"]) == 223 and ours["audio_tags"][-1]["timestamp"] == (88.8, 89.0)
+
+    # Independent reconstruction: tag each chunk alone at 0.4 s and pick the owner chunk of every pooled frame.
+    features = [
+        pipe.feature_extractor(long_mix[s * 16000 : (s + 30) * 16000], sampling_rate=16000, return_tensors="pt")
+        for s in starts
+    ]
+    with torch.no_grad():
+        per_chunk = [pipe.model.tag(f.input_features, at_time_res=0.4)[0] for f in features]
+    expected = []
+    for frame in range(223):
+        owner = 0 if frame * 0.4 < 25 else min(1 + int((frame * 0.4 - 25) // 20), 4)
+        expected.append(per_chunk[owner][frame - starts[owner] * 5 // 2])
+    np.testing.assert_allclose(ours["audio_tag_logits"], torch.stack(expected).numpy(), atol=1e-4)
+
+    # At 10 s, windows straddling a chunk boundary are assembled from both chunks; 9 windows, the last clipped.
+    result = pipe(long_mix, chunk_length_s=30, ignore_warning=True, **FAST)
+    assert [w["timestamp"] for w in result["audio_tags"]][-2:] == [(70.0, 80.0), (80.0, 89.0)]
+
+
+def test_off_grid_chunks_get_extra_aligned_passes(pipe, long_mix):
+    clip = long_mix[: 45 * 16000]
+    ours = pipe(clip, chunk_length_s=10, ignore_warning=True, return_tag_logits=True, **FAST)
+    features = pipe.feature_extractor(
+        [clip[:480000], clip[480000:]], sampling_rate=16000, return_tensors="pt"
+    ).input_features
+    with torch.no_grad():
+        pooled = pipe.model.encode(features).pooled_hidden_states
+        first = pipe.model.tag_pooled(pooled[:1])[0]
+        second = pipe.model.tag_pooled(pooled[1:])[0]
+    expected = torch.cat([first, second[:2]])  # windows 0-10, 10-20, 20-30 | 30-40, 40-45
+    assert [w["timestamp"] for w in ours["audio_tags"]][-1] == (40.0, 45.0)
+    np.testing.assert_allclose(ours["audio_tag_logits"], expected.numpy(), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def base_pipes(tmp_path_factory, shared_dir):
+    directory = tmp_path_factory.mktemp("base_at")
+    torch.manual_seed(0)
+    model = WhisperForAudioTaggingAndASR.from_whisper(str(BASE))
+    model.save_pretrained(directory)
+    WhisperProcessor.from_pretrained(BASE).save_pretrained(directory)
+    names = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    LabelNames({"en": names, "de": [f"DE_{name}" for name in names]}).save(directory)
+    ours = pipeline("whisper-at", model=str(directory), dtype=torch.float32)
+    theirs = pipeline("automatic-speech-recognition", model=str(BASE), dtype=torch.float32)
+    return ours, theirs
+
+
+def test_base_language_detection_and_following(base_pipes):
+    ours, theirs = base_pipes
+    german = audio("speech_de.wav")
+    result = ours(german, return_timestamps=True, return_language=True, top_k=2, **FAST)
+    expected = theirs(german.copy(), return_timestamps=True, return_language=True, **FAST)
+    assert result["text"] == expected["text"] and result["chunks"] == expected["chunks"]
+    assert result["language"] == "de"
+    assert all(tag["label"].startswith("DE_LABEL_") for tag in result["audio_tags"][0]["tags"])
+    french = audio("speech_fr.wav")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = ours(french, top_k=2, **FAST)
+    assert result["text"] == theirs(french.copy(), **FAST)["text"]
+    assert result["language"] == "fr" and any("'fr'" in str(w.message) for w in caught)
+    assert all(tag["label"].startswith("LABEL_") for tag in result["audio_tags"][0]["tags"])
+    told = ours(german, language="german", task="translate", top_k=1, **FAST)
+    assert told["text"] == theirs(german.copy(), language="german", task="translate", **FAST)["text"]
+    assert told["language"] == "de"
+
+
+def test_trust_remote_code_without_the_package(tiny_en_at_dir, pipe):
+    expected = pipe(str(SHARED_AUDIO / "speech_en.wav"), return_tag_logits=True, **FAST)
+    script = f"""
+import sys, json
+sys.modules["whisper_at_hf"] = None  # the package must not be importable here
+import torch
+from transformers import pipeline
+pipe = pipeline("whisper-at", model={str(tiny_en_at_dir)!r}, trust_remote_code=True, dtype=torch.float32)
+result = pipe({str(SHARED_AUDIO / "speech_en.wav")!r}, return_tag_logits=True, num_beams=1, max_new_tokens=32)
+print(json.dumps({{"cls": type(pipe).__module__ + "." + type(pipe).__name__, "text": result["text"],
+                  "tags": result["audio_tags"], "logits": result["audio_tag_logits"].tolist()}}))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    remote = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert remote["cls"].startswith("transformers_modules.") and remote["cls"].endswith("WhisperATPipeline")
+    assert remote["text"] == expected["text"]
+    np.testing.assert_allclose(remote["logits"], expected["audio_tag_logits"], atol=1e-5)
+    assert "whisper_at_hf" not in completed.stdout
+
+
+def test_checkpoint_carries_pipeline_code(tiny_en_at_dir):
+    config = json.loads((tiny_en_at_dir / "config.json").read_text())
+    assert config["custom_pipelines"]["whisper-at"]["impl"] == "pipeline_whisper_at.WhisperATPipeline"
+    for name in ("pipeline_whisper_at.py", "audio.py", "labels.py", "modeling_whisper_at.py"):
+        assert (tiny_en_at_dir / name).is_file(), name
+    assert whisper_at_hf.WhisperATPipeline is WhisperATPipeline
