@@ -15,6 +15,7 @@ import os
 import sys
 
 import datasets
+import torch
 import transformers
 from accelerate import PartialState
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
@@ -60,6 +61,9 @@ def main():
     resume = training_args.resume_from_checkpoint
     resume = True if resume == "latest" else resume
     set_seed(training_args.seed)
+    # subnormal floats appear in the head's backward pass on cached features and slow CPU steps ~20x; flushing them
+    # to zero changes nothing measurable (no effect on GPUs, which flush anyway)
+    torch.set_flush_denormal(True)
 
     # ----- data and model --------------------------------------------------------------------------------------------
     train, evaluation, label_set = load_labelled_splits(
