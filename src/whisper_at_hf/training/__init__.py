@@ -3,7 +3,7 @@ data loading and label parsing, the pooled-feature cache, collators, recipe piec
 
 from .arguments import DataArguments, LoopArguments, ModelArguments, RecipeArguments
 from .build import PreparedData, build_model, head_logits, load_labelled_splits, prepare_features, start_head_label_names
-from .data import AudioDecodeError, LabelSet, SkippedRows, crop_or_pad, decode_audio, load_raw_datasets, resample
+from .data import AudioDecodeError, LabelSet, SkippedRows, crop_or_pad, decode_audio, load_raw_datasets
 from .features import POOLED_COLUMN, cached_pooled_features, encode_pooled, whisper_fingerprint
 from .hub import push_trained_head, save_trained_head, training_card
 from .recipe import (
@@ -45,7 +45,6 @@ __all__ = [
     "mixup",
     "prepare_features",
     "push_trained_head",
-    "resample",
     "save_trained_head",
     "smooth_labels",
     "start_head_label_names",

@@ -1,12 +1,12 @@
 """Datasets for head training: loading (Hub id, folder, CSV/JSON), label parsing and audio decoding.
 
-Audio columns are cast with `decode=False` and decoded here with soundfile (datasets' own decoder needs
-torchcodec), so a missing or corrupt file becomes a reported, skipped row instead of a crash.
+Audio columns are cast with `decode=False` (datasets' own decoder needs torchcodec) and decoded by the package's
+`whisper_at_hf.audio` (soundfile, ffmpeg for MP3 and other containers), so a missing or corrupt file becomes a
+reported, skipped row instead of a crash.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Sequence
@@ -14,16 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import soundfile as sf
-import torch
+
+from ..audio import AudioDecodeError, load_audio
 
 logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16_000
-
-
-class AudioDecodeError(ValueError):
-    """An audio entry that cannot be read (missing file, empty, not audio, NaN...)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -173,52 +169,13 @@ def _resolve(path: Any, base: str) -> Any:
 # ----------------------------------------------------------------------------------------------------------------------
 # Audio
 # ----------------------------------------------------------------------------------------------------------------------
-def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
-    """Band-limited resampling through the FFT (no scipy/torchaudio needed); `audio` is 1-D."""
-    if orig_sr == target_sr:
-        return audio
-    num = int(round(len(audio) * target_sr / orig_sr))
-    spectrum = torch.fft.rfft(torch.from_numpy(audio.astype(np.float64)))
-    keep = min(spectrum.shape[0], num // 2 + 1)
-    out = torch.zeros(num // 2 + 1, dtype=spectrum.dtype)
-    out[:keep] = spectrum[:keep]
-    return (torch.fft.irfft(out, n=num) * (num / len(audio))).numpy().astype(np.float32)
-
-
 def decode_audio(cell: Any, target_sr: int = SAMPLING_RATE) -> np.ndarray:
-    """An undecoded audio cell (`{"path", "bytes"}`, a path, or a decoded dict) -> mono float32 at `target_sr`.
+    """An undecoded audio cell (`{"path", "bytes"}`, a path, or a decoded `{"array", "sampling_rate"}` dict) -> mono
+    float32 `(num_samples,)` at `target_sr`, through the package's decoder ([`whisper_at_hf.audio.load_audio`]).
 
-    Raises [`AudioDecodeError`] naming the file and the problem.
+    Raises [`AudioDecodeError`] naming the file and the problem; callers skip and count such rows.
     """
-    if isinstance(cell, dict) and "array" in cell:
-        audio, sr, name = np.asarray(cell["array"], dtype=np.float32), int(cell["sampling_rate"]), cell.get("path")
-    else:
-        path = cell.get("path") if isinstance(cell, dict) else cell
-        data = cell.get("bytes") if isinstance(cell, dict) else None
-        name = path or "<bytes>"
-        try:
-            if data is not None:
-                audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-            elif path is None:
-                raise AudioDecodeError("audio cell holds neither a path nor bytes")
-            elif not os.path.exists(path):
-                raise AudioDecodeError(f"{path}: file not found")
-            elif os.path.getsize(path) == 0:
-                raise AudioDecodeError(f"{path}: file is empty")
-            else:
-                audio, sr = sf.read(path, dtype="float32", always_2d=True)
-        except AudioDecodeError:
-            raise
-        except Exception as error:  # soundfile raises LibsndfileError / RuntimeError for non-audio data
-            raise AudioDecodeError(f"{name}: cannot decode audio ({error})") from error
-        audio = audio.mean(axis=1)  # downmix
-    if audio.ndim != 1:
-        audio = audio.reshape(len(audio), -1).mean(axis=1)
-    if audio.size == 0:
-        raise AudioDecodeError(f"{name}: no samples")
-    if not np.isfinite(audio).all():
-        raise AudioDecodeError(f"{name}: audio contains NaN or infinite samples")
-    return resample(audio, sr, target_sr)
+    return load_audio(cell, sampling_rate=target_sr).array
 
 
 def crop_or_pad(audio: np.ndarray, seconds: float, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
