@@ -98,6 +98,7 @@ def main():
         datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.set_verbosity_error()
         logging.getLogger("whisper_at_hf").setLevel(logging.ERROR)
+        logger.setLevel(logging.ERROR)  # one copy of the progress logs
     logger.info(accelerator.state)
     set_seed(args.seed)
     # subnormal floats appear in the head's backward pass on cached features and slow CPU steps ~20x; flushing them
