@@ -88,6 +88,7 @@ def tiny_reference_whisper_at(
         model.decoder.token_embedding.weight[50256:] = 0
     return model.eval()
 
+
 # ---- whisper-at pipeline / CLI (issue 4) -----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def tiny_en_at_dir(tmp_path_factory, shared_dir) -> Path:

@@ -435,7 +435,8 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             whisper, base_model_name_or_path=base_name, base_model_revision=base_revision, **head_kwargs
         )
         model.load_head(head_file)
-        model.config._name_or_path = os.fspath(head_name_or_path)
+        # the head repo is the model's name (the pipeline reads label_names.json from it), not the base Whisper
+        model.config._name_or_path = model.name_or_path = os.fspath(head_name_or_path)
         model.eval()
         info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
         return (model, info) if output_loading_info else model

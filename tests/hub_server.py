@@ -1,0 +1,183 @@
+"""A small Hub-compatible HTTP server on 127.0.0.1 for push/pull tests (no mocks of huggingface_hub).
+
+It answers what huggingface_hub's client calls for `create_repo`, `upload_folder`/`create_commit` (preupload answers
+"regular", so files come inline in the NDJSON commit) and downloads (`HEAD`/`GET /{repo}/resolve/{rev}/{path}` with
+`X-Repo-Commit` / `ETag` headers, `EntryNotFound` / `RepoNotFound` error codes), plus model info, tree and
+paths-info listings. Repos live in memory; every commit gets a new sha.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlparse
+
+
+class HubState:
+    def __init__(self):
+        self.repos: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.requests: list[str] = []
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: HubState
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    # ----- helpers -----
+    def _send(self, code: int, body: bytes = b"", headers: dict | None = None, content_type="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, code: int, payload, headers=None):
+        self._send(code, json.dumps(payload).encode(), headers)
+
+    def _error(self, code: int, error_code: str, message: str):
+        self._json(code, {"error": message}, {"X-Error-Code": error_code, "X-Error-Message": message})
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _repo(self, repo_id: str):
+        with self.state.lock:
+            return self.state.repos.get(repo_id)
+
+    # ----- routes -----
+    def do_POST(self):
+        self.state.requests.append(f"POST {self.path}")
+        path = unquote(urlparse(self.path).path)
+        body = self._body()
+        if path == "/api/repos/create":
+            payload = json.loads(body)
+            repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            with self.state.lock:
+                if repo_id in self.state.repos:
+                    return self._error(409, "RepoExists", "You already created this model repo")
+                self.state.repos[repo_id] = {"sha": _sha(repo_id.encode()), "files": {}}
+            host = f"http://{self.headers['Host']}"
+            return self._json(200, {"url": f"{host}/{repo_id}", "name": repo_id, "id": repo_id})
+        if path == "/api/validate-yaml":  # README.md metadata: must be valid YAML
+            import yaml
+
+            content = json.loads(body).get("content", "")
+            front = re.match(r"^---\n(.*?)\n---", content, re.S)
+            try:
+                yaml.safe_load(front.group(1)) if front else None
+            except yaml.YAMLError as error:
+                return self._json(400, {"errors": [{"message": str(error)}], "warnings": []},
+                                  {"X-Error-Code": "BadRequest"})
+            return self._json(200, {"errors": [], "warnings": []})
+        match = re.fullmatch(r"/api/models/(.+)/preupload/([^/]+)", path)
+        if match:
+            if self._repo(match.group(1)) is None:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            files = json.loads(body)["files"]
+            return self._json(
+                200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+            )
+        match = re.fullmatch(r"/api/models/(.+)/commit/([^/]+)", path)
+        if match:
+            repo = self._repo(match.group(1))
+            if repo is None:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            files = {}
+            for line in body.decode().splitlines():
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if item["key"] == "file":
+                    value = item["value"]
+                    if value.get("encoding") != "base64":
+                        return self._error(400, "BadRequest", "only base64 regular files are supported")
+                    files[value["path"]] = base64.b64decode(value["content"])
+                elif item["key"] in ("lfsFile", "deletedFile", "deletedFolder"):
+                    return self._error(400, "BadRequest", f"{item['key']} not supported by the test hub")
+            with self.state.lock:
+                repo["files"].update(files)
+                repo["sha"] = _sha((repo["sha"] + json.dumps(sorted(files))).encode() + b"".join(files.values()))
+            host = f"http://{self.headers['Host']}"
+            return self._json(
+                200,
+                {"commitUrl": f"{host}/{match.group(1)}/commit/{repo['sha']}", "commitOid": repo["sha"],
+                 "pullRequestUrl": None, "success": True},
+            )
+        match = re.fullmatch(r"/api/models/(.+)/paths-info/([^/]+)", path)
+        if match:
+            repo = self._repo(match.group(1))
+            if repo is None:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            wanted = json.loads(body).get("paths", []) if body.startswith(b"{") else []
+            return self._json(200, [self._entry(p, d) for p, d in repo["files"].items() if p in wanted])
+        return self._error(404, "NotFound", f"no route for POST {path}")
+
+    @staticmethod
+    def _entry(path: str, data: bytes) -> dict:
+        return {"type": "file", "path": path, "size": len(data), "oid": _sha(data)}
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        self.state.requests.append(f"{self.command} {self.path}")
+        path = unquote(urlparse(self.path).path)
+        match = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
+        if match:
+            repo = self._repo(match.group(1))
+            if repo is None:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            return self._json(
+                200,
+                {"id": match.group(1), "modelId": match.group(1), "sha": repo["sha"], "private": False,
+                 "siblings": [{"rfilename": p} for p in sorted(repo["files"])], "tags": []},
+            )
+        match = re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?", path)
+        if match:
+            repo = self._repo(match.group(1))
+            if repo is None:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            prefix = (match.group(3) or "").strip("/")
+            return self._json(
+                200, [self._entry(p, d) for p, d in sorted(repo["files"].items()) if p.startswith(prefix)]
+            )
+        match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
+        if match:
+            repo = self._repo(match.group(1))
+            if repo is None:
+                return self._error(404, "RepoNotFound", "Repository not found")
+            data = repo["files"].get(match.group(3))
+            if data is None:
+                return self._json(
+                    404, {"error": "Entry not found"},
+                    {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found",
+                     "X-Repo-Commit": repo["sha"]},
+                )
+            headers = {"X-Repo-Commit": repo["sha"], "ETag": f'"{_sha(data)}"'}
+            return self._send(200, data, headers, content_type="application/octet-stream")
+        return self._error(404, "NotFound", f"no route for GET {path}")
+
+
+def start_hub_server() -> tuple[ThreadingHTTPServer, HubState, str]:
+    """Starts the server on a free loopback port in a daemon thread; returns (server, state, endpoint URL)."""
+    state = HubState()
+    handler = type("BoundHubHandler", (HubHandler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, state, f"http://127.0.0.1:{server.server_address[1]}"

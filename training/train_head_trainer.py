@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Train a Whisper-AT audio-tagging head on a frozen Whisper with `transformers.Trainer`.
+
+    python training/train_head_trainer.py --model_name_or_path openai/whisper-base --dataset_name my/audio-dataset \
+        --output_dir out --cache_features --eval_strategy epoch --logging_strategy epoch
+    python training/train_head_trainer.py config.json      # or config.yaml
+
+The same job as `train_head.py` (shared data, collator, metric and recipe code in `whisper_at_hf.training`), with
+`label_names=["audio_labels"]`. Trainer's own `--push_to_hub` is taken over: the final head-only checkpoint is pushed
+once, with its model card, instead of full-model checkpoints.
+"""
+
+import logging
+import os
+import sys
+
+import datasets
+import torch
+import transformers
+from accelerate import PartialState
+from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
+
+from whisper_at_hf.metrics import load_audio_tagging_metric
+from whisper_at_hf.training import (
+    DataArguments,
+    ModelArguments,
+    RecipeArguments,
+    build_model,
+    load_labelled_splits,
+    prepare_features,
+    push_trained_head,
+    save_trained_head,
+    start_head_label_names,
+)
+from whisper_at_hf.training.trainer import HeadOnlyTrainer, WeightAveragingCallback, make_compute_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def main():
+    parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        model_args, data_args, recipe_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+    elif len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+        model_args, data_args, recipe_args, training_args = parser.parse_yaml_file(yaml_file=os.path.abspath(sys.argv[1]))
+    else:
+        model_args, data_args, recipe_args, training_args = parser.parse_args_into_dataclasses()
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        handlers=[logging.StreamHandler(sys.stdout)],
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+    )
+    if not training_args.should_log:
+        datasets.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
+    # rows carry pooled states / audio that the model's forward signature does not name
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["audio_labels"]
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    resume = training_args.resume_from_checkpoint
+    resume = True if resume == "latest" else resume
+    set_seed(training_args.seed)
+    # subnormal floats appear in the head's backward pass on cached features and slow CPU steps ~20x; flushing them
+    # to zero changes nothing measurable (no effect on GPUs, which flush anyway)
+    torch.set_flush_denormal(True)
+
+    # ----- data and model --------------------------------------------------------------------------------------------
+    train, evaluation, label_set = load_labelled_splits(
+        data_args, start_head_label_names(model_args), token=model_args.token
+    )
+    model = build_model(model_args, label_set).to(training_args.device)
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, token=model_args.token)
+    logger.info("%d classes; %s", len(label_set), model.num_parameters_summary())
+    data = prepare_features(
+        model,
+        processor.feature_extractor,
+        train,
+        evaluation,
+        label_set,
+        data_args,
+        training_args.output_dir,
+        model_args.at_time_res,
+        state=PartialState(),
+    )
+
+    # ----- train -----------------------------------------------------------------------------------------------------
+    callbacks = []
+    if recipe_args.weight_averaging_start_epoch is not None:
+        callbacks.append(WeightAveragingCallback(recipe_args.weight_averaging_start_epoch))
+    trainer = HeadOnlyTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=data.collator,
+        compute_metrics=make_compute_metrics(load_audio_tagging_metric(keep_in_memory=True)),
+        callbacks=callbacks,
+        recipe=recipe_args,
+        at_time_res=model_args.at_time_res,
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    metrics = {}
+    if data.eval is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    # ----- save the head, push -------------------------------------------------------------------------------------
+    if trainer.is_world_process_zero():
+        summary = {
+            "base Whisper": model_args.model_name_or_path,
+            "training clips": len(data.train),
+            "epochs": training_args.num_train_epochs,
+            "optimizer steps": trainer.state.global_step,
+            "learning_rate": training_args.learning_rate,
+            "lr_scheduler_type": str(training_args.lr_scheduler_type),
+            "at_time_res": model_args.at_time_res,
+            **vars(recipe_args),
+            "script": "training/train_head_trainer.py (Trainer)",
+        }
+        final = {key: value for key, value in metrics.items() if key in ("eval_mAP", "eval_accuracy")}
+        save_trained_head(
+            model, processor, training_args.output_dir, final, summary, training_args.hub_model_id,
+            dataset_name=data_args.dataset_name,
+        )
+        if push_to_hub:
+            if not training_args.hub_model_id:
+                raise ValueError("--push_to_hub needs --hub_model_id")
+            url = push_trained_head(training_args.output_dir, training_args.hub_model_id, training_args.hub_token)
+            logger.info("Pushed to %s", url)
+
+
+if __name__ == "__main__":
+    main()
