@@ -37,11 +37,11 @@ TARGET_FACTOR = 1.05  # measured overhead must stay within 1.05x the FLOP overhe
 
 
 class EncoderPassCounter:
-    """Counts forward calls of an encoder module."""
+    """Counts real encoder passes: forward calls of its first layer (calls answered from a reused pass run no layer)."""
 
-    def __init__(self, encoder: torch.nn.Module):
+    def __init__(self, first_layer: torch.nn.Module):
         self.calls = 0
-        self._handle = encoder.register_forward_pre_hook(self._hook)
+        self._handle = first_layer.register_forward_pre_hook(self._hook)
 
     def _hook(self, module, args) -> None:
         self.calls += 1
@@ -74,7 +74,7 @@ def model_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict:
     gen_kwargs = dict(max_new_tokens=args.max_new_tokens)
 
     # Same tokens, one encoder pass per 30 s window.
-    counter = EncoderPassCounter(joint.model.encoder)
+    counter = EncoderPassCounter(joint.model.encoder.layers[0])
     token_counts, passes = [], []
     with torch.inference_mode():
         for name, x in features.items():
@@ -139,7 +139,7 @@ def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict | st
     pipe_kwargs = {"generate_kwargs": {"max_new_tokens": args.max_new_tokens}}
     tag_kwargs = dict(pipe_kwargs, at_time_res=args.at_time_res) if args.at_time_res else pipe_kwargs
 
-    counter = EncoderPassCounter(tagger.model.model.encoder)
+    counter = EncoderPassCounter(tagger.model.model.encoder.layers[0])
     passes, mismatches = [], []
     for name, audio in clips.items():
         counter.calls = 0
