@@ -278,6 +278,29 @@ def test_base_language_detection_and_following(base_pipes):
     assert told["language"] == "de"
 
 
+def test_base_words_with_language_and_segments(base_pipes):
+    """Word times with return_language=True stay on their words (transformers' ASR pipeline puts the language
+    token in front of the tokens but not of their times, shifting every word by one token), and
+    return_word_segments nests the same words into Whisper's segments."""
+    ours, theirs = base_pipes
+    speech = audio("speech_en.wav")
+    plain = theirs(speech.copy(), return_timestamps="word", **FAST)  # no language token: times on their words
+    result = ours(speech, return_timestamps="word", return_language=True, return_word_segments=True, **FAST)
+    words = [(chunk["text"], chunk["timestamp"]) for chunk in result["chunks"]]
+    assert words == [(chunk["text"], chunk["timestamp"]) for chunk in plain["chunks"]]
+    assert words[0][1][0] < 0.1  # the speech starts at 0.04 s
+    assert result["language"] == "en" and result["text"] == plain["text"]
+
+    segments = ours(speech, return_timestamps=True, return_language=True, **FAST)["chunks"]
+    assert [{k: v for k, v in segment.items() if k != "words"} for segment in result["segments"]] == segments
+    assert len(segments) >= 2  # two sentences
+    assert [word for segment in result["segments"] for word in segment["words"]] == result["chunks"]
+    for segment in result["segments"]:
+        assert "".join(word["text"] for word in segment["words"]).split() == segment["text"].split()
+    with pytest.raises(ValueError, match="return_timestamps='word'"):
+        ours(speech, return_word_segments=True, **FAST)
+
+
 def test_trust_remote_code_without_the_package(tiny_en_at_dir, pipe):
     expected = pipe(str(SHARED_AUDIO / "speech_en.wav"), return_tag_logits=True, **FAST)
     script = f"""

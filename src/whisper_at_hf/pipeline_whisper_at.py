@@ -90,7 +90,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
 
         {"text": str, "language": str | None, "chunks": [...] (with return_timestamps),
          "audio_tags": [{"timestamp": (start_s, end_s), "tags": [{"label": str, "score": float}, ...]}, ...],
-         "audio_tag_logits": np.ndarray (num_windows, num_labels) (with return_tag_logits=True)}
+         "audio_tag_logits": np.ndarray (num_windows, num_labels) (with return_tag_logits=True),
+         "segments": [{"text", "timestamp", "words": [word chunks]}, ...] (with return_timestamps="word" and
+             return_word_segments=True: Whisper's segments, each with its words, from the same tokens)}
 
     `text`, `chunks` and every generation argument (`generate_kwargs`, `language`, `task`, `return_timestamps`,
     `return_language`, `chunk_length_s`, `stride_length_s`) behave exactly as in the ASR pipeline. `language` is
@@ -152,6 +154,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         exclude_labels: Sequence[str] | None = None,
         return_tag_logits: bool | None = None,
         label_language: str | None = None,
+        return_word_segments: bool | None = None,
         **kwargs: Any,
     ):
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
@@ -177,6 +180,10 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             postprocess_params["return_tag_logits"] = return_tag_logits
         if label_language is not None:
             postprocess_params["label_language"] = label_language
+        if return_word_segments:
+            if kwargs.get("return_timestamps") != "word":
+                raise ValueError("return_word_segments=True needs return_timestamps='word'.")
+            postprocess_params["return_word_segments"] = True
         # The language in `text` is needed to pick label names (and to report it).
         forward_params.setdefault("return_language", postprocess_params.get("return_language"))
         return preprocess_params, forward_params, postprocess_params
@@ -482,6 +489,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         exclude_labels=None,
         return_tag_logits=False,
         label_language="follow_asr",
+        return_word_segments=False,
     ):
         logits = [output.pop("audio_tag_logits") for output in model_outputs]
         decode = [output.pop("decode") for output in model_outputs]
@@ -494,8 +502,20 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 output.pop("lang_id", None)
             if output.get("token_timestamps", 0) is None:
                 output.pop("token_timestamps")
+            elif "token_timestamps" in output and "lang_id" in output:
+                # The ASR postprocess puts the language token in front of the tokens but not of their times, which
+                # would give every word the next token's time: shift the times along (token i spans t[i-1]..t[i]).
+                times = output["token_timestamps"]
+                output["token_timestamps"] = torch.cat([times.new_zeros(times.shape[:-1] + (1,)), times], dim=-1)
         text_outputs = [output for output, wanted in zip(model_outputs, decode) if wanted]
+        segments = None
+        if return_word_segments and return_timestamps == "word":
+            # The same tokens decoded a second time at segment level (the ASR postprocess consumes its inputs: copies).
+            copies = [{key: value for key, value in output.items() if key != "token_timestamps"} for output in text_outputs]
+            segments = super().postprocess(copies, return_timestamps=True, return_language=return_language)["chunks"]
         result = super().postprocess(text_outputs, return_timestamps=return_timestamps, return_language=return_language)
+        if segments is not None:
+            result["segments"] = _nest_words(segments, result.get("chunks", []))
         language = next((code for code, wanted in zip(languages, decode) if wanted and code), None)
 
         tag_logits = torch.cat([item[0] for item in logits if item is not None]).float()
@@ -543,6 +563,26 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
             windows.append({"timestamp": (round(start, 2), round(end, 2)), "tags": tags})
         return windows
+
+
+def _nest_words(segments: list[dict], words: list[dict]) -> list[dict]:
+    """Segment chunks `{"text", "timestamp"}` -> the same with `"words"`: the word chunks holding their characters.
+
+    Both lists decode the same tokens, so their non-space characters line up in order; words are handed to segments
+    by character count (word times come from cross-attention alignment and may straddle segment boundaries).
+    """
+    nested, position = [], 0
+    for segment in segments:
+        remaining = len("".join(segment["text"].split()))
+        held = []
+        while position < len(words) and remaining > 0:
+            held.append(words[position])
+            remaining -= len("".join(words[position]["text"].split()))
+            position += 1
+        nested.append({**segment, "words": held})
+    if nested and position < len(words):  # characters the segment decode dropped: keep the words anyway
+        nested[-1]["words"].extend(words[position:])
+    return nested
 
 
 def _first_item(items):
