@@ -297,13 +297,14 @@ class WhisperATModel:
             temperature, compression_ratio_threshold, logprob_threshold, no_speech_threshold: passed to Whisper's
                 generate (temperature fallback), same names and defaults as the original.
             condition_on_previous_text: -> `condition_on_prev_tokens`.
+            word_timestamps: each segment gets `words`: `[{"word", "start", "end", "probability"}]` from
+                transformers' cross-attention alignment (`return_timestamps="word"`), `probability` `None`.
             initial_prompt: -> `prompt_ids` (the prompt is not part of `text`).
             decode_options: `beam_size` -> `num_beams`; `sample_len` -> `max_new_tokens`; `suppress_tokens`
                 (`"-1"` = the checkpoint's default set, a comma-separated string or a list of ids);
                 `max_initial_timestamp` -> `max_initial_timestamp_index`; `without_timestamps` (one segment);
                 `fp16` (float16 on CUDA; always float32 on CPU, as in the original); `verbose` prints segments.
-                Ignored with a warning: `word_timestamps` (use `model.pipeline(..., return_timestamps="word")`),
-                `best_of`, `patience`, `length_penalty` (different formula in transformers), `prefix`, `prompt`,
+                Ignored with a warning: `best_of`, `patience`, `length_penalty` (different formula in transformers), `prefix`, `prompt`,
                 `suppress_blank=False`, `prepend_punctuations`, `append_punctuations`.
 
         Returns:
@@ -318,12 +319,6 @@ class WhisperATModel:
             reported); `avg_logprob` and `no_speech_prob` are `None` (not reported by the pipeline).
             `label_names` is `{language: [names]}` from the checkpoint (used by [`parse_at_label`]).
         """
-        if word_timestamps:
-            warnings.warn(
-                "word_timestamps is not supported by whisper_at_hf.compat; use "
-                "model.pipeline(audio, return_timestamps='word') for word-level timestamps. Ignoring it.",
-                stacklevel=2,
-            )
         fp16 = decode_options.pop("fp16", True)
         without_timestamps = decode_options.pop("without_timestamps", False)
         generate_kwargs = self._generate_kwargs(
@@ -344,17 +339,24 @@ class WhisperATModel:
         loaded = load_audio(audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else audio, rate, rate)
         duration = loaded.duration
         single_window = duration <= self.pipeline.feature_extractor.chunk_length
+        if word_timestamps:  # words come nested in Whisper's segments, decoded from the same tokens
+            timestamps = {"return_timestamps": "word", "return_word_segments": True}
+        else:
+            timestamps = {"return_timestamps": not without_timestamps}
         output = self.pipeline(
             {"raw": loaded.array, "sampling_rate": loaded.sampling_rate},
             at_time_res=at_time_res,
-            return_timestamps=not without_timestamps,
             return_language=True,
             return_tag_logits=True,
             generate_kwargs=generate_kwargs,
+            **timestamps,
         )
         text = output["text"]
-        chunks = None if without_timestamps else output.get("chunks")
-        chunks = chunks or [{"timestamp": (0.0, duration), "text": text}]
+        if word_timestamps:
+            chunks = output.get("segments")
+        else:
+            chunks = None if without_timestamps else output.get("chunks")
+        chunks = chunks or [{"timestamp": (0.0, duration), "text": text, "words": output.get("chunks") or []}]
         single_temperature = float(temperature) if isinstance(temperature, (int, float)) else None
         if single_temperature is None and len(temperature) == 1:
             single_temperature = float(temperature[0])
@@ -376,6 +378,8 @@ class WhisperATModel:
                     "no_speech_prob": None,
                 }
             )
+            if word_timestamps:
+                segments[-1]["words"] = [_word(word, duration) for word in chunk["words"]]
         if verbose:
             for segment in segments:
                 print(f"[{_timestamp(segment['start'])} --> {_timestamp(segment['end'])}] {segment['text']}")
@@ -464,6 +468,17 @@ def _suppress_tokens(value: Any, generation_config: Any) -> list[int] | None:
     if -1 in tokens:
         tokens = [token for token in tokens if token >= 0] + list(generation_config.suppress_tokens or [])
     return sorted(set(tokens))
+
+
+def _word(chunk: Mapping[str, Any], duration: float) -> dict[str, Any]:
+    """A word chunk of the pipeline -> the original's word dict (`probability` is not reported: `None`)."""
+    start, end = chunk["timestamp"]
+    return {
+        "word": chunk["text"],
+        "start": float(start or 0.0),
+        "end": float(end if end is not None else duration),
+        "probability": None,
+    }
 
 
 def _compression_ratio(text: str) -> float:
