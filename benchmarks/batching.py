@@ -2,7 +2,7 @@
 
 * model level: `generate(x, return_audio_tags=True)` on batches of log-mel features (batch 1 = 16 sequential
   calls), with plain `WhisperForConditionalGeneration.generate` at the same batch sizes for the joint/plain ratio.
-* pipeline level (when this checkout registers "whisper-at"): `pipe(clips, batch_size=N)` for N in 1, 4, 8 vs
+* pipeline level: `pipe(clips, batch_size=N)` for N in 1, 4, 8 vs
   `[pipe(clip) for clip in clips]`.
 
 All contenders are interleaved per repetition; medians and ranges are printed.
@@ -82,12 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.level in ("pipeline", "both"):
         from transformers import pipeline
-        from transformers.pipelines import PIPELINE_REGISTRY
 
         print("\npipeline level")
-        if "whisper-at" not in PIPELINE_REGISTRY.get_supported_tasks():
-            print('  pipeline("whisper-at") is not registered in this checkout (issue 4 not merged): skipped')
-            return 0
         with tempfile.TemporaryDirectory() as tmp:
             joint.save_pretrained(tmp)
             processor.save_pretrained(tmp)

@@ -4,8 +4,7 @@ Two levels, each interleaved (plain, joint, joint, plain, ...) with the median a
 
 * model: `WhisperForAudioTaggingAndASR.generate(x, return_audio_tags=True)` vs `WhisperForConditionalGeneration
   .generate(x)`, the same weight tensors (the joint model adopts the plain model's), features computed up front.
-* pipeline: `pipeline("whisper-at")` vs `pipeline("automatic-speech-recognition")` on the same audio arrays
-  (skipped with a note when this checkout has no "whisper-at" task).
+* pipeline: `pipeline("whisper-at")` vs `pipeline("automatic-speech-recognition")` on the same audio arrays.
 
 The measured overhead is compared with the FLOP overhead head / (encoder + decoder) for the tokens actually decoded
 (analytic count of benchmarks/flops.py, which that script checks against torch's FLOP counter). It also counts
@@ -122,12 +121,9 @@ def time_breakdown(plain, joint, features, args) -> dict[str, float]:
     return {name: median(values) for name, values in times.items()}
 
 
-def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict | str:
+def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict:
     from transformers import pipeline
-    from transformers.pipelines import PIPELINE_REGISTRY
 
-    if "whisper-at" not in PIPELINE_REGISTRY.get_supported_tasks():
-        return 'pipeline("whisper-at") is not registered in this checkout (issue 4 not merged): skipped'
     with tempfile.TemporaryDirectory() as tmp:
         plain = WhisperForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
         torch.manual_seed(0)
@@ -140,11 +136,12 @@ def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict | st
     tag_kwargs = dict(pipe_kwargs, at_time_res=args.at_time_res) if args.at_time_res else pipe_kwargs
 
     counter = EncoderPassCounter(tagger.model.model.encoder.layers[0])
-    passes, mismatches = [], []
+    passes, mismatches, tokens = [], [], []
     for name, audio in clips.items():
         counter.calls = 0
         out = tagger(audio, **tag_kwargs)
         passes.append(counter.calls / math.ceil(len(audio) / 16000 / 30))
+        tokens.append(len(tagger.tokenizer(out["text"], add_special_tokens=False).input_ids) + 1)  # + end of text
         if out["text"] != asr(audio, **pipe_kwargs)["text"]:
             mismatches.append(name)
     long_passes = None
@@ -167,6 +164,8 @@ def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict | st
         "times": times,
         "ratios": ratios(times["joint"], times["plain"]),
         "passes": passes,
+        "tokens": tokens,
+        "flop_overhead": flop_overhead(tagger.model.config, tokens, args.at_low_dim, args.at_time_res),
         "text_mismatches": mismatches,
         "long_passes": long_passes,
     }
@@ -221,12 +220,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.level in ("pipeline", "both"):
             r = pipeline_level(path, clips, args)
             print(f"\n[{name}] pipeline level: pipeline('whisper-at') vs pipeline('automatic-speech-recognition')")
-            if isinstance(r, str):
-                print(f"  {r}")
-                continue
-            failed |= any(p != 1 for p in r["passes"]) or bool(r["text_mismatches"])
+            overhead = [ratio - 1 for ratio in r["ratios"]]
+            limit = TARGET_FACTOR * r["flop_overhead"]
+            ok = median(overhead) <= limit
+            failed |= not ok or any(p != 1 for p in r["passes"]) or bool(r["text_mismatches"])
             print(f"  seconds for all clips  plain {summary(r['times']['plain'])}  joint {summary(r['times']['joint'])}")
             print(f"  ratio joint/plain      {summary(r['ratios'], '{:.4f}')}")
+            print(
+                f"  overhead {100 * median(overhead):+.2f}% vs FLOP overhead {100 * r['flop_overhead']:.2f}% "
+                f"(target <= {100 * limit:.2f}%): {'OK' if ok else 'MISSED'}; text tokens per clip {r['tokens']}"
+            )
             print(f"  encoder passes per 30 s window {r['passes']}; text differs from ASR on {r['text_mismatches'] or 'none'}")
             if r["long_passes"]:
                 print(f"  {args.long_clip} with chunk_length_s=30: {r['long_passes'][0]} encoder passes, "
