@@ -172,9 +172,8 @@ def test_converted_files(original, tmp_path):
     assert "model-index" not in card  # a synthetic head: no published metrics are claimed
 
 
+@pytest.mark.parametrize("original", ["tl_tr"], indirect=True)  # the CLI subprocess runs once, on the TL-TR head
 def test_cli_end_to_end(original, tmp_path):
-    if original["name"] != "tl_tr":
-        pytest.skip("the CLI subprocess runs once, on the TL-TR head")
     output = tmp_path / "cli"
     command = [
         sys.executable, "-m", "whisper_at_hf.convert_original_whisper_at",
