@@ -263,6 +263,35 @@ def test_killed_and_resumed_run_ends_with_same_head(tiny_setup, tmp_path):
         torch.testing.assert_close(part_weights[key], full_weights[key], rtol=0, atol=1e-6, msg=key)
 
 
+def test_trainer_resume_keeps_the_weight_average(tiny_setup, tmp_path):
+    """Trainer script: a run resumed from an epoch checkpoint ends with the same averaged head as an uninterrupted one
+    (the running mean of epochs 2-4 travels in the checkpoint)."""
+    root, whisper_dir, files = tiny_setup
+    common = [
+        sys.executable, str(TRAIN_HEAD_TRAINER), "--model_name_or_path", str(whisper_dir),
+        "--train_file", str(files["train"]), "--eval_split_name", "none", "--label_separator", "|",
+        "--cache_features", "--feature_cache_dir", str(root / "cache"), "--num_train_epochs", "4",
+        "--per_device_train_batch_size", "6", "--learning_rate", "3e-3", "--seed", "7",
+        "--weight_averaging_start_epoch", "2", "--save_strategy", "epoch", "--report_to", "none",
+        "--disable_tqdm", "true", "--use_cpu", "true", "--eval_strategy", "no",
+    ]
+    env = child_env(tmp_path, OMP_NUM_THREADS="1")
+    full, part = tmp_path / "full", tmp_path / "part"
+    run(common + ["--output_dir", str(full)], env)
+    run(common + ["--output_dir", str(part)], env)
+    checkpoints = sorted(part.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    assert len(checkpoints) == 4  # one per epoch (3 steps each)
+    for path in checkpoints[3:]:  # the last epoch is "lost": resume after epoch 3
+        shutil.rmtree(path)
+    (part / "audio_tagging_head.safetensors").unlink()
+    assert torch.load(checkpoints[2] / "weight_average.pt", weights_only=True)["count"] == 2  # epochs 2 and 3
+    log = run(common + ["--output_dir", str(part), "--resume_from_checkpoint", "latest"], env)
+    assert "Weight average restored" in log and checkpoints[2].name in log
+    full_weights, part_weights = _head_weights(full), _head_weights(part)
+    for key in full_weights:
+        torch.testing.assert_close(part_weights[key], full_weights[key], rtol=0, atol=1e-6, msg=key)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # End to end on whisper-tiny.en: 2-process Accelerate (builds the cache once), 1-process Accelerate + push, Trainer,
 # then pipeline("whisper-at", model=REPO_ID) from a fresh cache through the loopback Hub.

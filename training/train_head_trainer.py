@@ -19,6 +19,7 @@ import torch
 import transformers
 from accelerate import PartialState
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from whisper_at_hf.metrics import load_audio_tagging_metric
 from whisper_at_hf.training import (
@@ -86,8 +87,15 @@ def main():
 
     # ----- train -----------------------------------------------------------------------------------------------------
     callbacks = []
+    if resume is True:
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise ValueError(f"--resume_from_checkpoint latest: no checkpoint in {training_args.output_dir}.")
     if recipe_args.weight_averaging_start_epoch is not None:
-        callbacks.append(WeightAveragingCallback(recipe_args.weight_averaging_start_epoch))
+        averaging = WeightAveragingCallback(recipe_args.weight_averaging_start_epoch)
+        if resume and averaging.load_checkpoint(resume):
+            logger.info("Weight average restored from %s (%d epochs)", resume, averaging.averager.count)
+        callbacks.append(averaging)
     trainer = HeadOnlyTrainer(
         model=model,
         args=training_args,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..modeling_whisper_at import WhisperATEncoderOutput
 from .arguments import RecipeArguments
@@ -60,13 +62,32 @@ class HeadOnlyTrainer(Trainer):
 
 
 class WeightAveragingCallback(TrainerCallback):
-    """Averages the head's weights over the epochs from `start_epoch` (1-based) on; loads the mean at train end."""
+    """Averages the head's weights over the epochs from `start_epoch` (1-based) on; loads the mean at train end.
+
+    The running mean travels with Trainer checkpoints (`weight_average.pt` in each `checkpoint-N` folder, written
+    when Trainer saves); call [`load_checkpoint`] with the folder a run resumes from.
+    """
+
+    file_name = "weight_average.pt"
 
     def __init__(self, start_epoch: int):
         self.averager = WeightAverager(start_epoch)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         self.averager.update(model.audio_tagging_head, int(round(state.epoch)))
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            torch.save(self.averager.state_dict(), os.path.join(folder, self.file_name))
+
+    def load_checkpoint(self, checkpoint_dir: str | os.PathLike) -> bool:
+        """Restores the running mean saved with a checkpoint; `False` when the checkpoint holds none."""
+        path = os.path.join(checkpoint_dir, self.file_name)
+        if not os.path.isfile(path):
+            return False
+        self.averager.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return True
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         self.averager.apply(model.audio_tagging_head)
