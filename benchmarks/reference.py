@@ -5,8 +5,8 @@ window's pooled states, one head call per window, and writes the result into the
 that is not on the tag grid are read from where the seek landed). Ours runs Whisper's generate and then the head
 once over all windows of the input (batched), on the absolute grid.
 
-Both sides get real `whisper-tiny.en` weights (the original model is filled with the very same tensors through the
-converter's key map) and the same random TL-TR head. Contenders, interleaved, `--repeats` times after a warm-up:
+Both sides get real `whisper-tiny.en` weights (the original model is filled with the very same tensors by
+`export_original_checkpoint`) and the same random TL-TR head. Contenders, interleaved, `--repeats` times after a warm-up:
 
 * `original`       `whisper_at.transcribe(model, audio, ...)`: greedy, temperature 0, no previous-text conditioning
 * `ours`           `pipeline("whisper-at")`, Whisper's sequential long-form decoding, the same settings
@@ -35,13 +35,7 @@ from _common import SHARED_MODELS, interleaved, load_clip, machine, median, rati
 
 from transformers import WhisperProcessor, pipeline  # noqa: E402
 from whisper_at_hf import WhisperForAudioTaggingAndASR  # noqa: E402
-from whisper_at_hf.convert_original_whisper_at import (  # noqa: E402
-    ORIGINAL_PREFIX,
-    openai_whisper_key_to_hf,
-    original_head_key_to_hf,
-)
-
-HEAD_PREFIX = "audio_tagging_head."
+from whisper_at_hf.convert_original_whisper_at import export_original_checkpoint  # noqa: E402
 
 
 class CallTimer:
@@ -66,31 +60,12 @@ class CallTimer:
 
 
 def original_from_ours(model: WhisperForAudioTaggingAndASR):
-    """The original package's model holding our model's tensors (names through the converter's key maps)."""
+    """The original package's model holding our model's tensors (exported in the original release's formats)."""
     from whisper_at.model import ModelDimensions, Whisper
 
-    config = model.config
-    dims = ModelDimensions(
-        n_mels=config.num_mel_bins,
-        n_audio_ctx=config.max_source_positions,
-        n_audio_state=config.d_model,
-        n_audio_head=config.encoder_attention_heads,
-        n_audio_layer=config.encoder_layers,
-        n_vocab=config.vocab_size,
-        n_text_ctx=config.max_target_positions,
-        n_text_state=config.d_model,
-        n_text_head=config.decoder_attention_heads,
-        n_text_layer=config.decoder_layers,
-    )
-    original = Whisper(dims, at_low_compute=config.at_low_dim is not None)
-    ours = model.state_dict()
-    state = {}
-    for key in original.state_dict():
-        if key.startswith(ORIGINAL_PREFIX):
-            state[key] = ours[HEAD_PREFIX + original_head_key_to_hf(key)]
-        else:
-            state[key] = ours[openai_whisper_key_to_hf(key)]
-    original.load_state_dict(state)
+    whisper_checkpoint, head_state = export_original_checkpoint(model)
+    original = Whisper(ModelDimensions(**whisper_checkpoint["dims"]), at_low_compute=model.config.at_low_dim is not None)
+    original.load_state_dict({**whisper_checkpoint["model_state_dict"], **head_state})
     return original.eval()
 
 
@@ -124,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     original_head = CallTimer(original.at_model, "forward")
     our_head = CallTimer(model, "tag_pooled")
 
-    generate_kwargs = {"temperature": 0.0, "condition_on_prev_tokens": False, "max_new_tokens": args.max_tokens}
+    # greedy as the original's transcribe() (the ASR pipeline would default to 5 beams)
+    generate_kwargs = {
+        "num_beams": 1, "temperature": 0.0, "condition_on_prev_tokens": False, "max_new_tokens": args.max_tokens,
+    }
     tag_kwargs = {"at_time_res": args.at_time_res, "return_tag_logits": True, "return_timestamps": True}
 
     def run_original(audio):

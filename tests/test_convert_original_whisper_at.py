@@ -30,6 +30,7 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.convert_original_whisper_at import (
     ORIGINAL_PREFIX,
     convert_whisper_at_checkpoint,
+    export_original_checkpoint,
     load_openai_whisper,
     load_original_head,
     main,
@@ -306,6 +307,25 @@ def test_openai_whisper_round_trip(tiny_en_original):
         assert torch.equal(state[key], value), key
     assert model.proj_out.weight.data_ptr() == model.model.decoder.embed_tokens.weight.data_ptr()
     assert model.config.decoder_start_token_id == 50257 and model.config.eos_token_id == 50256
+
+
+def test_export_gives_back_the_original_files(original, tmp_path):
+    """original files -> converter -> export_original_checkpoint: the same dims and tensors, loadable by the
+    original package (strict), in both head modes."""
+    from whisper_at.model import ModelDimensions, Whisper
+
+    model = convert_whisper_at_checkpoint(original["whisper"], original["head"], processor=original["processor"])
+    whisper_checkpoint, head_state = export_original_checkpoint(model)
+    saved_whisper = torch.load(original["whisper"], weights_only=True)
+    saved_head = torch.load(original["head"], weights_only=True)
+    assert whisper_checkpoint["dims"] == saved_whisper["dims"]
+    for exported, saved in ((whisper_checkpoint["model_state_dict"], saved_whisper["model_state_dict"]),
+                            (head_state, saved_head)):  # fmt: skip
+        assert exported.keys() == saved.keys()
+        for key, value in saved.items():
+            assert torch.equal(exported[key], value.to(exported[key].dtype)), key
+    rebuilt = Whisper(ModelDimensions(**whisper_checkpoint["dims"]), at_low_compute=original["low"])
+    rebuilt.load_state_dict({**whisper_checkpoint["model_state_dict"], **head_state})  # strict
 
 
 def test_head_only_conversion(tiny_en_original, tiny_en_converted, tmp_path, speech):

@@ -300,12 +300,14 @@ class WhisperATModel:
             word_timestamps: each segment gets `words`: `[{"word", "start", "end", "probability"}]` from
                 transformers' cross-attention alignment (`return_timestamps="word"`), `probability` `None`.
             initial_prompt: -> `prompt_ids` (the prompt is not part of `text`).
-            decode_options: `beam_size` -> `num_beams`; `sample_len` -> `max_new_tokens`; `suppress_tokens`
+            decode_options: `beam_size` -> `num_beams` (default 1: greedy, as the original; the ASR pipeline's own
+                default would be 5); `sample_len` -> `max_new_tokens`; `suppress_tokens`
                 (`"-1"` = the checkpoint's default set, a comma-separated string or a list of ids);
                 `max_initial_timestamp` -> `max_initial_timestamp_index`; `without_timestamps` (one segment);
                 `fp16` (float16 on CUDA; always float32 on CPU, as in the original); `verbose` prints segments.
-                Ignored with a warning: `best_of`, `patience`, `length_penalty` (different formula in transformers), `prefix`, `prompt`,
-                `suppress_blank=False`, `prepend_punctuations`, `append_punctuations`.
+                Ignored with a warning: `best_of`, `patience`, `length_penalty` (different formula in
+                transformers), `prefix`, `prompt`, `suppress_blank=False`, `prepend_punctuations`,
+                `append_punctuations`.
 
         Returns:
             `{"text", "segments", "language", "at_time_res", "audio_tag", "label_names"}`: `audio_tag` is a
@@ -357,6 +359,8 @@ class WhisperATModel:
         else:
             chunks = None if without_timestamps else output.get("chunks")
         chunks = chunks or [{"timestamp": (0.0, duration), "text": text, "words": output.get("chunks") or []}]
+        if not text.strip():
+            chunks = []  # nothing said (e.g. the no-speech check skipped the window): no segments, as the original
         single_temperature = float(temperature) if isinstance(temperature, (int, float)) else None
         if single_temperature is None and len(temperature) == 1:
             single_temperature = float(temperature[0])
@@ -426,9 +430,9 @@ class WhisperATModel:
         if initial_prompt is not None:
             prompt_ids = self.pipeline.tokenizer.get_prompt_ids(initial_prompt.strip(), return_tensors="pt")
             kwargs["prompt_ids"] = prompt_ids.to(self.device)
+        # The original decodes greedily unless told a beam size; the ASR pipeline's own default is 5 beams.
         beam_size = decode_options.pop("beam_size", None)
-        if beam_size is not None:
-            kwargs["num_beams"] = int(beam_size)
+        kwargs["num_beams"] = int(beam_size) if beam_size is not None else 1
         sample_len = decode_options.pop("sample_len", None)
         if sample_len is not None:
             kwargs["max_new_tokens"] = int(sample_len)

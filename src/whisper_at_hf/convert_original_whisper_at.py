@@ -269,6 +269,80 @@ def load_openai_whisper(path: str | os.PathLike, dtype: torch.dtype = torch.floa
     return model.eval()
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Back to the original formats
+# --------------------------------------------------------------------------------------------------------------------
+_HF_BLOCK_PATTERN = re.compile(r"^model\.(?P<stack>encoder|decoder)\.layers\.(?P<index>\d+)\.(?P<module>.+)\.(?P<param>weight|bias)$")
+_HF_HEAD_PATTERN = re.compile(
+    r"^(?P<top>time_block|layer_block|input_norm|input_proj|classifier_norm|classifier)\.(?:(?P<block>.+)\.)?"
+    r"(?P<param>weight|bias)$"
+)
+_HEAD_PREFIX = "audio_tagging_head."
+
+
+def hf_key_to_openai_whisper(key: str) -> str:
+    """The inverse of [`openai_whisper_key_to_hf`]. Raises `KeyError` for names that have no OpenAI counterpart."""
+    match = _HF_BLOCK_PATTERN.match(key)
+    if match is not None:
+        module = {ours: original for original, ours in _OPENAI_BLOCK_KEYS.items()}.get(match.group("module"))
+        if module is None:
+            raise KeyError(f"{key!r} has no OpenAI Whisper counterpart.")
+        return f"{match.group('stack')}.blocks.{match.group('index')}.{module}.{match.group('param')}"
+    for original, ours in _OPENAI_TOP_KEYS.items():
+        if key == ours:
+            return original
+        if key.startswith(ours + ".") and key[len(ours) + 1 :] in ("weight", "bias"):
+            return f"{original}.{key[len(ours) + 1 :]}"
+    raise KeyError(f"{key!r} has no OpenAI Whisper counterpart.")
+
+
+def hf_head_key_to_original(key: str) -> str:
+    """The inverse of [`original_head_key_to_hf`]: `time_block.self_attn.q_proj.weight` (with or without the model's
+    `audio_tagging_head.` prefix) -> `at_model.time_tr.attn.query.weight`."""
+    name = key[len(_HEAD_PREFIX) :] if key.startswith(_HEAD_PREFIX) else key
+    match = _HF_HEAD_PATTERN.match(name)
+    blocks = {ours: original for original, ours in _BLOCK_KEYS.items()}
+    if match is None or (match.group("block") is not None and match.group("block") not in blocks):
+        raise KeyError(f"{key!r} is not a TL-TR head weight.")
+    parts = [{ours: original for original, ours in _TOP_KEYS.items()}[match.group("top")]]
+    if match.group("block") is not None:
+        parts.append(blocks[match.group("block")])
+    return ORIGINAL_PREFIX + ".".join([*parts, match.group("param")])
+
+
+def export_original_checkpoint(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A [`WhisperForAudioTaggingAndASR`] in the original release's two formats, e.g. to run a head trained with this
+    project in the original `whisper-at` package or tools built on it.
+
+    Returns:
+        `(whisper_checkpoint, head_state_dict)`: OpenAI's `{"dims", "model_state_dict"}` (what `whisper.load_model`
+        reads from `tiny.pt` ...) and the head's `{"at_model.*": tensor}` (what the original loads from
+        `large-v2_ori.pth`, `small_low.pth`, ...); `torch.save` each. Tensors are CPU copies in the model's dtype.
+    """
+    config = model.config
+    dims = {
+        "n_mels": config.num_mel_bins,
+        "n_audio_ctx": config.max_source_positions,
+        "n_audio_state": config.d_model,
+        "n_audio_head": config.encoder_attention_heads,
+        "n_audio_layer": config.encoder_layers,
+        "n_vocab": config.vocab_size,
+        "n_text_ctx": config.max_target_positions,
+        "n_text_state": config.d_model,
+        "n_text_head": config.decoder_attention_heads,
+        "n_text_layer": config.decoder_layers,
+    }
+    whisper_state, head_state = {}, {}
+    for key, tensor in model.state_dict().items():
+        if key == "proj_out.weight":
+            continue  # tied to the token embedding in both
+        if key.startswith(_HEAD_PREFIX):
+            head_state[hf_head_key_to_original(key)] = tensor.detach().cpu().clone()
+        else:
+            whisper_state[hf_key_to_openai_whisper(key)] = tensor.detach().cpu().clone()
+    return {"dims": dims, "model_state_dict": whisper_state}, head_state
+
+
 def _is_openai_checkpoint_file(whisper: Any) -> bool:
     return isinstance(whisper, (str, os.PathLike)) and Path(whisper).is_file()
 
@@ -484,6 +558,9 @@ __all__ = [
     "ORIGINAL_PREFIX",
     "convert_original_head_state_dict",
     "convert_whisper_at_checkpoint",
+    "export_original_checkpoint",
+    "hf_head_key_to_original",
+    "hf_key_to_openai_whisper",
     "load_openai_whisper",
     "load_original_head",
     "load_torch_checkpoint",

@@ -369,6 +369,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         out = {key: [None] * batch_size for key in ("tokens", "token_timestamps", "lang_id", "language")}
         if generated is not None:
             self._split_generated(generated, rows, told_language, return_timestamps == "word", out)
+            undetected = [row for row in rows if out["language"][row] is None]
+            if undetected and multilingual and features.shape[-1] <= segment_frames:
+                # Whisper detected a language but returned no segment to read it from (no-speech skip): ask again,
+                # one decoder step on the same encoder pass (the original reports the language here too).
+                self._detect_language(encoded.last_hidden_state[undetected], undetected, out)
         result = {"is_last": is_last, **out}
         if any(stride is not None for stride in strides):
             result["stride"] = strides
@@ -388,7 +393,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         generation_config = self.model.generation_config
         id_to_language = {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
         for position, row in enumerate(rows):
-            out["tokens"][row] = sequences[position]
+            out["tokens"][row] = sequences[position].long()  # a skipped (no-speech) window comes back as float []
             if word_timestamps:
                 if segments is not None and segments[position]:
                     out["token_timestamps"][row] = torch.cat([s["token_timestamps"] for s in segments[position]])
@@ -410,6 +415,19 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             out["language"][row] = language
         if all(value is None for value in out["token_timestamps"]):
             out.pop("token_timestamps")
+
+    def _detect_language(self, encoder_states: torch.Tensor, rows: list[int], out: dict) -> None:
+        """Fills `lang_id`/`language` of `rows` from Whisper's language detection on `encoder_states` `(n, T, d)`."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        generation_config = self.model.generation_config
+        id_to_language = {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
+        with torch.no_grad():
+            detected = self.model.detect_language(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states))
+        for row, token_id in zip(rows, detected.tolist()):
+            if token_id in id_to_language:
+                out["lang_id"][row] = torch.tensor(token_id)
+                out["language"][row] = id_to_language[token_id]
 
     # ----- tags -----------------------------------------------------------------------------------------------------
     def _tag_passes(self, pooled: torch.Tensor, tags: list, at_time_res: float | None) -> list[torch.Tensor | None]:
