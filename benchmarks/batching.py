@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     plain = WhisperForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
     torch.manual_seed(0)
     joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()
-    gen = dict(max_new_tokens=args.max_new_tokens)
+    gen = dict(max_new_tokens=args.max_new_tokens, num_beams=1)  # greedy at both levels (the ASR pipeline defaults to 5)
     print(f"{args.model}: {len(audio)} clips ({', '.join(sorted(set(names)))}), {args.repeats} repetitions, "
           f"{args.threads} thread(s)")
 
