@@ -183,10 +183,23 @@ def test_timestamps_and_words_equal_asr(pipe, asr):
 
 
 def test_long_form_sequential(pipe, asr, long_mix):
-    """89 s, Whisper's sequential long-form: text as the ASR pipeline, tags on the absolute grid = model.tag()."""
-    ours = pipe(long_mix, return_timestamps=True, return_tag_logits=True, **FAST)
-    theirs = asr(long_mix.copy(), return_timestamps=True, **FAST)
+    """89 s, Whisper's sequential long-form: text as the ASR pipeline, tags on the absolute grid = model.tag(), and
+    one tag pass per aligned 30 s window on top of Whisper's passes, less the first (Whisper's own first window)."""
+    passes = {"ours": 0, "theirs": 0}
+    hooks = [
+        pipeline_.model.model.encoder.layers[0].register_forward_hook(
+            lambda *args, name=name: passes.__setitem__(name, passes[name] + 1)
+        )
+        for name, pipeline_ in (("ours", pipe), ("theirs", asr))
+    ]
+    try:
+        ours = pipe(long_mix, return_timestamps=True, return_tag_logits=True, **FAST)
+        theirs = asr(long_mix.copy(), return_timestamps=True, **FAST)
+    finally:
+        for hook in hooks:
+            hook.remove()
     assert ours["text"] == theirs["text"] and ours["chunks"] == theirs["chunks"]
+    assert passes["ours"] == passes["theirs"] + math.ceil(89.0 / 30) - 1
     assert len(ours["audio_tags"]) == 9 and ours["audio_tags"][-1]["timestamp"] == (80.0, 89.0)
     features = pipe.feature_extractor(
         long_mix, sampling_rate=16000, truncation=False, padding="longest", return_tensors="pt"

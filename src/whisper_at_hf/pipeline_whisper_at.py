@@ -363,8 +363,12 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                         **generate_kwargs,
                     )
         else:
-            generated = self.model.generate(input_features=features, attention_mask=attention_mask, **generate_kwargs)
-            window_logits = self._tag_long(features, tags, at_time_res)
+            # Tag passes first: Whisper's first window (seek 0) is the first aligned pass, so it is answered from it.
+            window_logits, first = self._tag_long(features, tags, at_time_res)
+            with self.model.reuse_encoder_pass(first, features[:, :, :segment_frames]):
+                generated = self.model.generate(
+                    input_features=features, attention_mask=attention_mask, **generate_kwargs
+                )
 
         out = {key: [None] * batch_size for key in ("tokens", "token_timestamps", "lang_id", "language")}
         if generated is not None:
@@ -462,9 +466,12 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             position += count
         return results
 
-    def _tag_long(self, features: torch.Tensor, tags: list, at_time_res: float | None) -> list[torch.Tensor]:
+    def _tag_long(self, features: torch.Tensor, tags: list, at_time_res: float | None):
         """Tags for long-form items by extra passes over aligned 30 s windows of their features, `batch_size` passes
-        at a time (Whisper's own long-form passes move by decoded timestamps, off the pooled grid)."""
+        at a time (Whisper's own long-form passes move by decoded timestamps, off the pooled grid).
+
+        Returns `(logits per item, first)`: `first` is the items' pass on their first 30 s `(B, 80, 3000)`, which is
+        also Whisper's first window, kept so that generate can reuse it."""
         segment_frames = self.feature_extractor.nb_max_frames
         mel_per_pooled = segment_frames // self.model.config.at_pooled_frames_per_window
         frames_per_segment = self.model.config.at_pooled_frames_per_window
@@ -478,20 +485,27 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         group = max(getattr(self, "_call_batch_size", 1) or 1, features.shape[0])
         assemblers = [_WindowAssembler(window) for _ in tags]
         per_item: list[list[torch.Tensor]] = [[] for _ in tags]
+        firsts: list = [None] * len(tags)
         for begin in range(0, len(passes), group):
             chunk = passes[begin : begin + group]
             segments = []
             for index, offset, *_ in chunk:
                 segment = features[index, :, offset * mel_per_pooled : offset * mel_per_pooled + segment_frames]
                 segments.append(torch.nn.functional.pad(segment, (0, segment_frames - segment.shape[-1])))
-            pooled = self.model.encode(torch.stack(segments)).pooled_hidden_states
+            encoded = self.model.encode(torch.stack(segments))
             pieces, owners = [], []
             for row, (index, offset, start, stop, final) in enumerate(chunk):
-                pieces.append(assemblers[index].push(pooled[row], offset, start, stop, final))
+                pieces.append(assemblers[index].push(encoded.pooled_hidden_states[row], offset, start, stop, final))
                 owners.append(index)
+                if offset == 0:
+                    firsts[index] = (encoded.last_hidden_state[row], encoded.pooled_hidden_states[row])
             for owner, logits in zip(owners, self._run_head(pieces, [p.shape[0] for p in pieces], at_time_res)):
                 per_item[owner].append(logits)
-        return [torch.cat(logits) for logits in per_item]
+        first = type(encoded)(
+            last_hidden_state=torch.stack([state for state, _ in firsts]),
+            pooled_hidden_states=torch.stack([pooled for _, pooled in firsts]),
+        )
+        return [torch.cat(logits) for logits in per_item], first
 
     # ----- postprocess ----------------------------------------------------------------------------------------------
     def postprocess(
