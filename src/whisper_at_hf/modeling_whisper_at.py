@@ -568,7 +568,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             `pooled_hidden_states` `(batch_size, num_layers, 75, d_model)`.
         """
         reused = self._reusable_pass(input_features, encoder_kwargs)
-        if reused is not None:
+        if reused is not None and reused.pooled_hidden_states is not None:
             return reused
         with self._pooled_capture.capture() as pooled:
             encoder_outputs = self.model.encoder(input_features, **encoder_kwargs)
@@ -766,7 +766,10 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         """Context manager: encoder calls on exactly `input_features` are answered from `encoder_outputs`.
 
         Args:
-            encoder_outputs: a pass made by [`encode`] on `input_features` `(batch_size, num_mel_bins, 3000)`.
+            encoder_outputs: a pass made by [`encode`] on `input_features` `(n, num_mel_bins, 3000)` (without
+                `pooled_hidden_states`, it serves Whisper's encoder calls but not [`encode`]).
+            input_features: the `n` windows the pass was made on. A call is answered when each of its rows equals
+                one of them (in any order: a batch, a subset of it, or windows of long audio), else it runs.
 
         Whisper's `generate` runs the encoder for language detection and again for decoding, and (with timestamps)
         re-encodes from a later seek when a segment ends early. Answering the calls on the same features from the
@@ -778,8 +781,9 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             features = args[0] if args else kwargs.get("input_features")
-            if len(args) <= 1 and self._reusable_pass(features, kwargs) is not None:
-                return BaseModelOutput(last_hidden_state=encoder_outputs.last_hidden_state)
+            reused = self._reusable_pass(features, kwargs) if len(args) <= 1 else None
+            if reused is not None:
+                return BaseModelOutput(last_hidden_state=reused.last_hidden_state)
             return run_encoder(*args, **kwargs)
 
         self._reused_pass = (input_features, encoder_outputs)
@@ -799,7 +803,20 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         held_features, held_outputs = self._reused_pass
         if features.shape == held_features.shape and torch.equal(features, held_features):
             return held_outputs
-        return None
+        if features.dim() != 3 or features.shape[1:] != held_features.shape[1:]:
+            return None
+        rows = []
+        for row in features:
+            match = next((index for index, held in enumerate(held_features) if torch.equal(row, held)), None)
+            if match is None:
+                return None
+            rows.append(match)
+        index = torch.tensor(rows, device=held_features.device)
+        pooled = held_outputs.pooled_hidden_states
+        return WhisperATEncoderOutput(
+            last_hidden_state=held_outputs.last_hidden_state[index],
+            pooled_hidden_states=None if pooled is None else pooled[index],
+        )
 
     @staticmethod
     def _attach_tags(result: Any, tags: torch.Tensor) -> WhisperATGenerateOutput:

@@ -29,6 +29,8 @@ logger = logging.get_logger(__name__)
 TASK = "whisper-at"
 # Seconds of one pooled encoder frame: 20 encoder frames x 2 mel frames x 10 ms. Checked against the config at init.
 _POOLED_FRAME_SECONDS = 0.4
+# Long-form: aligned 30 s tag passes kept for Whisper's decoding to reuse (each: its features and (1500, d_model)).
+_MAX_HELD_WINDOWS = 16
 
 
 def _language_code(language: str | None) -> str | None:
@@ -363,9 +365,10 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                         **generate_kwargs,
                     )
         else:
-            # Tag passes first: Whisper's first window (seek 0) is the first aligned pass, so it is answered from it.
-            window_logits, first = self._tag_long(features, tags, at_time_res)
-            with self.model.reuse_encoder_pass(first, features[:, :, :segment_frames]):
+            # Tag passes first, kept (up to a bound) with the windows they ran on: Whisper's first window (seek 0) and
+            # every seek that lands on a 30 s boundary (common after music or silence) are answered from them.
+            window_logits, held, held_features = self._tag_long(features, tags, at_time_res)
+            with self.model.reuse_encoder_pass(held, held_features):
                 generated = self.model.generate(
                     input_features=features, attention_mask=attention_mask, **generate_kwargs
                 )
@@ -470,8 +473,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         """Tags for long-form items by extra passes over aligned 30 s windows of their features, `batch_size` passes
         at a time (Whisper's own long-form passes move by decoded timestamps, off the pooled grid).
 
-        Returns `(logits per item, first)`: `first` is the items' pass on their first 30 s `(B, 80, 3000)`, which is
-        also Whisper's first window, kept so that generate can reuse it."""
+        Returns `(logits per item, held, held_features)`: the passes `generate` may reuse and the `(n, 80, 3000)`
+        windows they ran on — every item's first window (also Whisper's first) and, up to `_MAX_HELD_WINDOWS` in
+        all, the following ones (memory stays bounded for hours of audio)."""
         segment_frames = self.feature_extractor.nb_max_frames
         mel_per_pooled = segment_frames // self.model.config.at_pooled_frames_per_window
         frames_per_segment = self.model.config.at_pooled_frames_per_window
@@ -485,7 +489,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         group = max(getattr(self, "_call_batch_size", 1) or 1, features.shape[0])
         assemblers = [_WindowAssembler(window) for _ in tags]
         per_item: list[list[torch.Tensor]] = [[] for _ in tags]
-        firsts: list = [None] * len(tags)
+        held: list[tuple[torch.Tensor, torch.Tensor]] = []  # (window features, encoder output)
         for begin in range(0, len(passes), group):
             chunk = passes[begin : begin + group]
             segments = []
@@ -497,15 +501,12 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             for row, (index, offset, start, stop, final) in enumerate(chunk):
                 pieces.append(assemblers[index].push(encoded.pooled_hidden_states[row], offset, start, stop, final))
                 owners.append(index)
-                if offset == 0:
-                    firsts[index] = (encoded.last_hidden_state[row], encoded.pooled_hidden_states[row])
+                if offset == 0 or len(held) < _MAX_HELD_WINDOWS:
+                    held.append((segments[row], encoded.last_hidden_state[row]))
             for owner, logits in zip(owners, self._run_head(pieces, [p.shape[0] for p in pieces], at_time_res)):
                 per_item[owner].append(logits)
-        first = type(encoded)(
-            last_hidden_state=torch.stack([state for state, _ in firsts]),
-            pooled_hidden_states=torch.stack([pooled for _, pooled in firsts]),
-        )
-        return [torch.cat(logits) for logits in per_item], first
+        held_outputs = type(encoded)(last_hidden_state=torch.stack([state for _, state in held]))
+        return [torch.cat(logits) for logits in per_item], held_outputs, torch.stack([window for window, _ in held])
 
     # ----- postprocess ----------------------------------------------------------------------------------------------
     def postprocess(
