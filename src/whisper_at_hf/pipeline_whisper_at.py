@@ -115,8 +115,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
       is assembled from the chunks' pooled states, so no extra pass runs. Chunk starts off the grid cannot be mapped
       onto absolute windows; then one extra tag-only pass per aligned 30 s window is queued after the chunks.
     - Longer than 30 s without `chunk_length_s`: Whisper's own sequential long-form decoding moves its window by
-      decoded timestamps, off the pooled grid, so tags need one extra encoder pass per aligned 30 s window
-      (batched `batch_size` windows at a time).
+      decoded timestamps, off the pooled grid, so tags get one encoder pass per aligned 30 s window (batched
+      `batch_size` windows at a time), run before decoding; Whisper's passes on exactly such a window (its first,
+      and seeks that land on a 30 s boundary) are answered from them (up to `_MAX_HELD_WINDOWS` held windows).
 
     Bad inputs: a single bad input raises [`AudioDecodeError`] (a `ValueError`); in a list, the bad input's entry is
     `{"error": message, "source": name}` and the others are processed as usual.
