@@ -399,7 +399,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         segments = generated.get("segments") if isinstance(generated, dict) else None
         token_timestamps = generated.get("token_timestamps") if isinstance(generated, dict) else None
         generation_config = self.model.generation_config
-        id_to_language = {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
+        id_to_language = _id_to_language(generation_config)
         for position, row in enumerate(rows):
             out["tokens"][row] = sequences[position].long()  # a skipped (no-speech) window comes back as float []
             if word_timestamps:
@@ -429,7 +429,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         from transformers.modeling_outputs import BaseModelOutput
 
         generation_config = self.model.generation_config
-        id_to_language = {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
+        id_to_language = _id_to_language(generation_config)
         with torch.no_grad():
             detected = self.model.detect_language(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states))
         for row, token_id in zip(rows, detected.tolist()):
@@ -597,6 +597,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
             windows.append({"timestamp": (round(start, 2), round(end, 2)), "tags": tags})
         return windows
+
+
+def _id_to_language(generation_config) -> dict[int, str]:
+    """Language token id -> code (`50259 -> "en"`) from a Whisper generation config (empty for English-only)."""
+    return {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
 
 
 def _nest_words(segments: list[dict], words: list[dict]) -> list[dict]:
