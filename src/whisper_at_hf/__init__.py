@@ -5,14 +5,16 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_whisper_at import AUDIOSET_NUM_LABELS, WhisperATConfig
 from .modeling_whisper_at import (
+    EncoderPassCache,
+    WhisperATEncoder,
     WhisperATEncoderOutput,
     WhisperATGenerateOutput,
     WhisperATHead,
     WhisperATSeq2SeqOutput,
     WhisperForAudioTaggingAndASR,
 )
-
-from .pipeline_whisper_at import WhisperATPipeline, save_pipeline_code
+from .pipeline_code import PIPELINE_TASK
+from .pipeline_whisper_at import WhisperATPipeline
 
 __version__ = "0.1.0"
 
@@ -23,16 +25,16 @@ AutoModelForSpeechSeq2Seq.register(WhisperATConfig, WhisperForAudioTaggingAndASR
 WhisperATConfig.register_for_auto_class()
 WhisperForAudioTaggingAndASR.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 
-# pipeline("whisper-at", ...); saved checkpoints carry the pipeline's code and `custom_pipelines` too.
+# pipeline("whisper-at", ...); save_pretrained also writes the pipeline's code and `custom_pipelines` into checkpoints.
 PIPELINE_REGISTRY.register_pipeline(
-    "whisper-at", pipeline_class=WhisperATPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="multimodal"
+    PIPELINE_TASK, pipeline_class=WhisperATPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="multimodal"
 )
-if save_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
-    WhisperForAudioTaggingAndASR.save_hooks.append(save_pipeline_code)
 
 __all__ = [
     "AUDIOSET_NUM_LABELS",
+    "EncoderPassCache",
     "WhisperATConfig",
+    "WhisperATEncoder",
     "WhisperATEncoderOutput",
     "WhisperATGenerateOutput",
     "WhisperATHead",

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 from transformers import WhisperConfig
+
+from .pipeline_code import PIPELINE_TASK
 
 # AudioSet ontology size used by every released Whisper-AT head.
 AUDIOSET_NUM_LABELS = 527
 # Whisper's mel frame rate and its encoder's 2x convolutional downsampling.
 MEL_FRAMES_PER_SECOND = 100
 ENCODER_DOWNSAMPLING = 2
+# A saved config.json carries `custom_pipelines` (written by `pipeline_code.save_pipeline_code`) so the checkpoint's own
+# copy of the pipeline serves `trust_remote_code` users without this package. The installed package registers that
+# task itself, and transformers' `pipeline()` lets a config entry shadow a registered task (and demand
+# trust_remote_code), so the installed package's config class leaves its own task out. A copy of this file loaded as
+# remote code is not the installed package and keeps the entry. Static: no registry is consulted.
+_IS_INSTALLED_PACKAGE = __name__.startswith("whisper_at_hf.")
 
 
 class WhisperATConfig(WhisperConfig):
@@ -87,17 +94,14 @@ class WhisperATConfig(WhisperConfig):
                 raise ValueError(f"{name}={heads} must divide the head width {head_dim}.")
         self.at_time_res = float(self.at_time_res)
         self.at_window_frames(self.at_time_res)  # validates the default resolution
-        self._drop_registered_custom_pipelines()
+        if _IS_INSTALLED_PACKAGE:
+            self._leave_out_own_custom_pipeline()
 
-    def _drop_registered_custom_pipelines(self) -> None:
-        # Checkpoints carry `custom_pipelines` (pipeline code for trust_remote_code use without this package). Where
-        # a task is registered locally (the package is imported), that entry would only make `pipeline()` demand
-        # trust_remote_code for it, so it is dropped from the in-memory config (saving writes it again).
-        registry = getattr(sys.modules.get("transformers.pipelines"), "PIPELINE_REGISTRY", None)
+    def _leave_out_own_custom_pipeline(self) -> None:
         custom = getattr(self, "custom_pipelines", None)
-        if registry is None or not isinstance(custom, dict):
+        if not isinstance(custom, dict) or PIPELINE_TASK not in custom:
             return
-        remaining = {task: info for task, info in custom.items() if task not in registry.supported_tasks}
+        remaining = {task: info for task, info in custom.items() if task != PIPELINE_TASK}
         if remaining:
             self.custom_pipelines = remaining
         else:

@@ -1,20 +1,19 @@
 """Whisper-AT: Whisper ASR plus the TL-TR audio-tagging head on the encoder's pooled per-layer states.
 
-Data flow: log-mel features -> Whisper encoder, whose layers are pooled 20x *as they run* (forward hooks) ->
-{Whisper decoder (ASR, untouched), TL-TR head (tags)}. One encoder pass feeds both.
+Data flow: log-mel features -> `WhisperATEncoder` (Whisper's encoder, each layer's output average-pooled 20x as the
+layers run) -> {Whisper decoder (ASR, untouched), TL-TR head (tags)}. One encoder pass feeds both: the pass that fed
+the head is handed to Whisper's `generate` as an explicit, per-call [`EncoderPassCache`], so its encoder calls on the
+same 30 s windows (language detection included) are answered from it. Nothing is patched and no state is kept on the
+model between calls, so one model serves many threads.
 
 Modules, bottom-up: `WhisperATLayerNorm` -> `WhisperATAttention` -> `WhisperATBlock` -> `WhisperATHead` (TL-TR);
-`PooledLayerCapture` (the hooks); `WhisperForAudioTaggingAndASR` (the model).
+`WhisperATEncoder`; `EncoderPassCache`; `WhisperForAudioTaggingAndASR` (the model). Head-only checkpoints live in
+`head_only.py`, the window arithmetic in `timeline.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import math
 import os
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,33 +22,23 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
 
 from .configuration_whisper_at import WhisperATConfig
-
-HEAD_PREFIX = "audio_tagging_head"
-# Head-only (PEFT-style) checkpoints: this file + config.json naming the base Whisper, no Whisper weights.
-HEAD_WEIGHTS_NAME = "audio_tagging_head.safetensors"
-_FULL_WEIGHTS_NAMES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
+from .encoder_pass_cache import EncoderPassCache
+from .head_only import (
+    HEAD_PREFIX,
+    HEAD_WEIGHTS_NAME,
+    check_whisper_fits_head,
+    find_head_only_weights,
+    load_head_only,
+    load_head_weights,
+    save_head_only,
+    trainable_parameters_summary,
 )
-# from_pretrained kwargs that concern where files come from, valid for the head repo and the base Whisper alike
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "token")
-# config fields that describe the head (everything else comes from the base Whisper's config)
-_HEAD_CONFIG_KEYS = (
-    "at_low_dim",
-    "at_time_heads",
-    "at_layer_heads",
-    "at_pool_stride",
-    "at_time_res",
-    "id2label",
-    "label2id",
-)
-# Whisper dims the head depends on: a head attaches only to a Whisper that agrees on all of them
-_HEAD_WHISPER_DIMS = ("d_model", "encoder_layers", "num_mel_bins", "max_source_positions")
+from .pipeline_code import save_pipeline_code
+from .timeline import WindowAssembler, pass_spans, windows_of
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -136,11 +125,9 @@ class WhisperATHead(nn.Module):
                 f"pooled_states has {num_layers} layers x width {dim}; this head expects "
                 f"{self.config.at_num_layers} x {self.config.d_model}."
             )
-        num_windows = math.ceil(frames / window)
-        hidden = F.pad(pooled_states, (0, 0, 0, num_windows * window - frames))
-        hidden = hidden.to(self.classifier.weight.dtype)
-        # (B, L, W*window, d) -> (B, W, L, window, d) -> one sequence per (batch, window, layer)
-        hidden = hidden.view(batch, num_layers, num_windows, window, dim).transpose(1, 2)
+        # (B, L, frames, d) -> (B, W, L, window, d) -> one sequence per (batch, window, layer)
+        hidden = windows_of(pooled_states, window).to(self.classifier.weight.dtype)
+        num_windows = hidden.shape[1]
         hidden = hidden.reshape(batch * num_windows * num_layers, window, dim)
         if self.config.at_low_dim:
             hidden = self.input_proj(self.input_norm(hidden))
@@ -152,47 +139,7 @@ class WhisperATHead(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Pooled capture of the encoder's per-layer states
-# --------------------------------------------------------------------------------------------------------------------
-class PooledLayerCapture:
-    """Forward hooks that average-pool each encoder layer's output as the layer runs.
-
-    Only the pooled `(batch, frames // stride, d_model)` copy of each layer is kept, so the full-resolution states
-    of all layers never coexist. The hooks are inert unless a `capture()` context is open, so plain ASR use and
-    `generate` pay nothing for them.
-    """
-
-    def __init__(self, layers: nn.ModuleList, stride: int):
-        self.stride = stride
-        self._pooled: list[torch.Tensor] | None = None
-        self._handles = [layer.register_forward_hook(self._hook) for layer in layers]
-
-    def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._pooled is None:
-            return
-        hidden = output[0] if isinstance(output, tuple) else output
-        batch, frames, dim = hidden.shape
-        usable = frames // self.stride * self.stride
-        self._pooled.append(hidden[:, :usable].view(batch, usable // self.stride, self.stride, dim).mean(dim=2))
-
-    @contextlib.contextmanager
-    def capture(self) -> Iterator[list[torch.Tensor]]:
-        """Yields the list that fills with one `(batch, pooled_frames, d_model)` tensor per encoder layer."""
-        if self._pooled is not None:
-            raise RuntimeError("PooledLayerCapture.capture() is not re-entrant.")
-        self._pooled = pooled = []
-        try:
-            yield pooled
-        finally:
-            self._pooled = None
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Outputs
+# The encoder: Whisper's, with pooled per-layer states and answers from an explicit cache of passes
 # --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class WhisperATEncoderOutput(BaseModelOutput):
@@ -208,6 +155,91 @@ class WhisperATEncoderOutput(BaseModelOutput):
     pooled_hidden_states: torch.FloatTensor | None = None
 
 
+class WhisperATEncoder(WhisperEncoder):
+    """Whisper's encoder (same weights, same outputs) that can also return each layer's output average-pooled.
+
+    `forward(..., output_pooled_hidden_states=True)` runs the layers itself and keeps only a pooled
+    `(batch, frames // at_pool_stride, d_model)` copy of each layer's output, so the full-resolution states of all
+    layers never coexist. With `encoder_pass_cache`, a call on windows the cache holds is answered from it (that is
+    how `generate` reuses the pass that fed the head). Otherwise it is exactly [`WhisperEncoder`].
+    """
+
+    def __init__(self, config: WhisperATConfig):
+        super().__init__(config)
+        self.pool_stride = config.at_pool_stride
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_pass_cache: EncoderPassCache | None = None,
+        output_pooled_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> BaseModelOutput:
+        r"""
+        Args:
+            input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, 3000)`): log-mel features.
+            attention_mask: unused by Whisper's encoder (kept for its signature).
+            encoder_pass_cache ([`EncoderPassCache`], *optional*): passes that answer calls on the windows they hold.
+            output_pooled_hidden_states (`bool`): also return `pooled_hidden_states`
+                `(batch_size, num_layers, 1500 // at_pool_stride, d_model)` in a [`WhisperATEncoderOutput`].
+        """
+        extra_outputs = kwargs.get("output_hidden_states") or kwargs.get("output_attentions")
+        cached = None if encoder_pass_cache is None or extra_outputs else encoder_pass_cache.lookup(input_features)
+        if cached is not None:
+            last_hidden_state, pooled = cached
+            if not output_pooled_hidden_states:
+                return BaseModelOutput(last_hidden_state=last_hidden_state)
+            if pooled is not None:
+                return WhisperATEncoderOutput(last_hidden_state=last_hidden_state, pooled_hidden_states=pooled)
+        if not output_pooled_hidden_states:
+            return super().forward(input_features, attention_mask, **kwargs)
+        if kwargs.get("output_attentions"):
+            raise ValueError("output_attentions cannot be combined with pooled states; call the encoder without them.")
+        return self._forward_pooled(input_features, bool(kwargs.get("output_hidden_states")))
+
+    def _forward_pooled(self, input_features: torch.Tensor, output_hidden_states: bool) -> WhisperATEncoderOutput:
+        # ----- upstream-coupled: the same computation as `WhisperEncoder.forward`, layer by layer. Pinned by
+        # tests/test_upstream_pins.py::test_pooled_encoder_pass_equals_whisper_encoder.
+        expected_frames = self.config.max_source_positions * self.conv1.stride[0] * self.conv2.stride[0]
+        if input_features.shape[-1] != expected_frames:
+            raise ValueError(
+                f"Whisper expects mel input features of length {expected_frames}, found {input_features.shape[-1]}."
+            )
+        if self.training and self.layerdrop > 0:
+            raise ValueError("encoder_layerdrop must be 0 while the head reads every layer (the encoder is training).")
+        hidden = F.gelu(self.conv1(input_features))
+        hidden = F.gelu(self.conv2(hidden)).permute(0, 2, 1)
+        positions = torch.arange(self.embed_positions.num_embeddings, device=hidden.device)
+        hidden = hidden + self.embed_positions(positions)
+        hidden = F.dropout(hidden, p=self.dropout, training=self.training)
+        all_hidden = [hidden] if output_hidden_states else None
+        pooled = []
+        for layer in self.layers:
+            hidden = layer(hidden, None)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            pooled.append(self._pool(hidden))
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+        last = self.layer_norm(hidden)
+        if all_hidden is not None:
+            all_hidden[-1] = last  # as Whisper's: the last entry is after the final LayerNorm
+        return WhisperATEncoderOutput(
+            last_hidden_state=last,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            pooled_hidden_states=torch.stack(pooled, dim=1),
+        )
+
+    def _pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`(batch, frames, d)` -> `(batch, frames // stride, d)`, the mean of each `stride` frames."""
+        batch, frames, dim = hidden.shape
+        usable = frames // self.pool_stride * self.pool_stride
+        return hidden[:, :usable].view(batch, usable // self.pool_stride, self.pool_stride, dim).mean(dim=2)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class WhisperATSeq2SeqOutput(Seq2SeqLMOutput):
     """
@@ -229,19 +261,33 @@ class WhisperATSeq2SeqOutput(Seq2SeqLMOutput):
 @dataclass
 class WhisperATGenerateOutput(ModelOutput):
     """
-    What `generate(..., return_audio_tags=True)` returns.
+    What `generate(..., return_audio_tags=True)` returns: Whisper's generate output, field for field, plus tags.
 
     Args:
         sequences (`torch.LongTensor` of shape `(batch_size, sequence_length)`): Whisper's generated tokens.
         audio_tag_logits (`torch.FloatTensor` of shape `(batch_size, num_windows, num_labels)`):
             TL-TR logits on the absolute `at_time_res` grid from the start of the input.
+        sequences_scores, scores, logits, beam_indices, encoder_attentions, encoder_hidden_states,
+        decoder_attentions, cross_attentions, decoder_hidden_states, cache: as in transformers'
+            `GenerateEncoderDecoderOutput` / `GenerateBeamEncoderDecoderOutput`, with `return_dict_in_generate=True`
+            and the matching `output_*` flags.
         segments (`list`, *optional*): Whisper's segments, when `return_segments=True`.
         token_timestamps (`torch.FloatTensor`, *optional*): when `return_token_timestamps=True`.
-        generate_output (`ModelOutput`, *optional*): Whisper's full output when `return_dict_in_generate=True`.
+        generate_output (`ModelOutput`, *optional*): Whisper's own output object when `return_dict_in_generate=True`.
     """
 
     sequences: torch.LongTensor | None = None
     audio_tag_logits: torch.FloatTensor | None = None
+    sequences_scores: torch.FloatTensor | None = None
+    scores: tuple | None = None
+    logits: tuple | None = None
+    beam_indices: torch.LongTensor | None = None
+    encoder_attentions: tuple | None = None
+    encoder_hidden_states: tuple | None = None
+    decoder_attentions: tuple | None = None
+    cross_attentions: tuple | None = None
+    decoder_hidden_states: tuple | None = None
+    cache: Any = None
     segments: list | None = None
     token_timestamps: torch.FloatTensor | None = None
     generate_output: ModelOutput | None = None
@@ -259,15 +305,11 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
     config_class = WhisperATConfig
     config: WhisperATConfig
-    # Callables `(model, save_directory)` run by `save_pretrained` before it writes anything (the package registers
-    # one that adds its pipeline's code and `config.custom_pipelines`).
-    save_hooks: list = []
 
     def __init__(self, config: WhisperATConfig):
         super().__init__(config)
+        self.model.encoder = WhisperATEncoder(config)
         self.audio_tagging_head = WhisperATHead(config)
-        self._pooled_capture = PooledLayerCapture(self.model.encoder.layers, config.at_pool_stride)
-        self._reused_pass: tuple[torch.Tensor, WhisperATEncoderOutput] | None = None
         self.post_init()
         self.freeze_whisper()
 
@@ -312,233 +354,92 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         base_model: str | os.PathLike | WhisperForConditionalGeneration | None = None,
         **kwargs: Any,
     ):
-        """Like [`PreTrainedModel.from_pretrained`], but a checkpoint whose head weights are missing or unexpected
-        is an error, not a warning: a Whisper-AT model without its trained head would tag at random.
+        """Like [`PreTrainedModel.from_pretrained`], but a checkpoint whose head weights are missing, unexpected or
+        of another shape is an error, not a warning: a Whisper-AT model without its trained head would tag at random.
 
         Head-only checkpoints (written by `save_pretrained(dir, head_only=True)`) are recognised by their
         `audio_tagging_head.safetensors` and no full weights: the base Whisper named in their config
         (`base_model_name_or_path` at `base_model_revision`) is loaded and the head attached, or `base_model`
         (a path, Hub id or loaded [`WhisperForConditionalGeneration`], e.g. a fine-tuned Whisper of the same dims)
         instead. Loading kwargs (`dtype`, `device_map`, `cache_dir`, `token`, ...) go to the base Whisper;
-        `revision`/`subfolder` refer to the head checkpoint.
+        `revision`/`subfolder` refer to the head checkpoint. See `head_only.py`.
         """
-        head_file = cls._find_head_only_weights(pretrained_model_name_or_path, kwargs)
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        head_file = find_head_only_weights(pretrained_model_name_or_path, **kwargs)
         if head_file is not None:
-            return cls._from_head_only(pretrained_model_name_or_path, head_file, base_model, **kwargs)
+            model, info = load_head_only(cls, pretrained_model_name_or_path, head_file, base_model, **kwargs)
+            return (model, info) if output_loading_info else model
         if base_model is not None:
             raise ValueError(
                 f"base_model= applies to head-only checkpoints, but {pretrained_model_name_or_path} holds full "
                 "weights. Save its head with `save_pretrained(dir, head_only=True)` and load that dir instead."
             )
-        output_loading_info = kwargs.pop("output_loading_info", False)
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
-            )
-        except RuntimeError as error:
-            if "mismatch" not in str(error) and "size" not in str(error):
-                raise
+        # Shape mismatches are reported in the loading info (not raised as a bare RuntimeError), then refused here.
+        ignore_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+        )
+        mismatched = [str(item) for item in info.get("mismatched_keys", [])]
+        if mismatched and not ignore_mismatched:
             raise ValueError(
-                f"{pretrained_model_name_or_path}: weight shapes do not fit its config (mismatched Whisper-AT head "
-                f"or Whisper dims; see the loading report above): {error}"
-            ) from error
+                f"{pretrained_model_name_or_path}: weight shapes do not fit its config (a mismatched Whisper-AT head "
+                f"or Whisper dims): {mismatched[:4]}."
+            )
         head_missing = [key for key in info["missing_keys"] if key.startswith(f"{HEAD_PREFIX}.")]
         head_unexpected = [key for key in info["unexpected_keys"] if HEAD_PREFIX in key or "at_model" in key]
-        mismatched = [str(item) for item in info.get("mismatched_keys", []) if HEAD_PREFIX in str(item)]
-        if head_missing or head_unexpected or mismatched:
+        if head_missing or head_unexpected:
             raise ValueError(
                 f"{pretrained_model_name_or_path} does not hold a matching Whisper-AT head "
-                f"(missing: {sorted(head_missing)[:6]}, unexpected: {sorted(head_unexpected)[:6]}, "
-                f"mismatched: {mismatched[:3]}). To add a new head to a plain Whisper, use "
-                f"{cls.__name__}.from_whisper(...)."
+                f"(missing: {sorted(head_missing)[:6]}, unexpected: {sorted(head_unexpected)[:6]}). To add a new "
+                f"head to a plain Whisper, use {cls.__name__}.from_whisper(...)."
             )
         model.freeze_whisper()
         return (model, info) if output_loading_info else model
 
-    # ----- head-only checkpoints -------------------------------------------------------------------------------------
-    @staticmethod
-    def _find_head_only_weights(name_or_path: Any, kwargs: dict[str, Any]) -> str | None:
-        """Path of `audio_tagging_head.safetensors` if `name_or_path` is a head-only checkpoint (local dir or Hub
-        repo without full weights), else `None`."""
-        subfolder = kwargs.get("subfolder") or ""
-        local = os.path.join(os.fspath(name_or_path), subfolder)
-        if os.path.isdir(local):
-            head_file = os.path.join(local, HEAD_WEIGHTS_NAME)
-            has_full = any(os.path.isfile(os.path.join(local, name)) for name in _FULL_WEIGHTS_NAMES)
-            return head_file if os.path.isfile(head_file) and not has_full else None
-        name = os.fspath(name_or_path)
-        if os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1:
-            return None  # a local path that does not exist: let transformers report it
-        from transformers.utils import cached_file
+    # ----- saving ---------------------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
+        """[`PreTrainedModel.save_pretrained`], plus the `whisper-at` pipeline's code and its `custom_pipelines`
+        entry in `config.json` (so `pipeline("whisper-at", model=DIR, trust_remote_code=True)` works without this
+        package). With `head_only=True`, writes only the head (see `head_only.py`).
 
-        def find(filename: str) -> str | None:
-            try:
-                return cached_file(
-                    name,
-                    filename,
-                    revision=kwargs.get("revision"),
-                    subfolder=subfolder,
-                    _raise_exceptions_for_missing_entries=False,
-                    _raise_exceptions_for_connection_errors=False,
-                    **{key: kwargs[key] for key in _HUB_KWARGS if key in kwargs},
-                )
-            except (OSError, ValueError):
-                return None
-
-        head_file = find(HEAD_WEIGHTS_NAME)
-        if head_file is None or find("model.safetensors") or find("model.safetensors.index.json"):
-            return None
-        return head_file
-
-    @classmethod
-    def _from_head_only(
-        cls,
-        head_name_or_path: Any,
-        head_file: str,
-        base_model: str | os.PathLike | WhisperForConditionalGeneration | None,
-        **kwargs: Any,
-    ) -> Any:
-        output_loading_info = kwargs.pop("output_loading_info", False)
-        config = kwargs.pop("config", None)
-        revision, subfolder = kwargs.pop("revision", None), kwargs.pop("subfolder", "")
-        for key in ("trust_remote_code", "_from_auto", "adapter_kwargs", "code_revision", "_commit_hash"):
-            kwargs.pop(key, None)  # Auto-class bookkeeping about the head repo, not the base Whisper
-        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
-        if config is None:
-            config = WhisperATConfig.from_pretrained(
-                head_name_or_path, revision=revision, subfolder=subfolder, **hub_kwargs
-            )
-        if getattr(config, "model_type", None) != WhisperATConfig.model_type:
-            raise ValueError(f"{head_name_or_path} has model_type {config.model_type!r}, not a Whisper-AT head.")
-
-        if isinstance(base_model, WhisperForConditionalGeneration):
-            whisper, base_name, base_revision = base_model, base_model.name_or_path or None, None
+        `push_to_hub=True` uploads the folder once everything is written (`repo_id`, `token`, `private`,
+        `commit_message` as in transformers).
+        """
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        is_main_process = kwargs.get("is_main_process", True)
+        if head_only:
+            save_head_only(self, save_directory, is_main_process=is_main_process)
         else:
-            base_name = os.fspath(base_model) if base_model is not None else config.base_model_name_or_path
-            base_revision = None if base_model is not None else config.base_model_revision
-            if not base_name:
-                raise ValueError(
-                    f"{head_name_or_path} is a head-only checkpoint whose config names no base Whisper "
-                    "(base_model_name_or_path); pass base_model=PATH_OR_ID_OR_MODEL."
-                )
-            # check the dims on the config before loading (possibly GBs of) weights
-            from transformers import WhisperConfig
+            hub_only = {key: kwargs.pop(key) for key in ("repo_id", "private", "commit_message") if key in kwargs}
+            super().save_pretrained(save_directory, *args, **kwargs)
+            kwargs.update(hub_only)
+        if not is_main_process:
+            return
+        save_pipeline_code(save_directory)
+        if push_to_hub:
+            from .hub_utils import upload_folder
 
-            cls.check_whisper_fits_head(
-                config, WhisperConfig.from_pretrained(base_name, revision=base_revision, **hub_kwargs), base_name
+            default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
+            upload_folder(
+                save_directory,
+                repo_id=kwargs.get("repo_id"),
+                token=kwargs.get("token"),
+                private=kwargs.get("private"),
+                commit_message=kwargs.get("commit_message") or default_message,
             )
-            whisper = WhisperForConditionalGeneration.from_pretrained(base_name, revision=base_revision, **kwargs)
-        cls.check_whisper_fits_head(config, whisper.config, base_name)
 
-        head_kwargs = {key: getattr(config, key) for key in _HEAD_CONFIG_KEYS}
-        model = cls.from_whisper(
-            whisper, base_model_name_or_path=base_name, base_model_revision=base_revision, **head_kwargs
-        )
-        model.load_head(head_file)
-        # the head repo is the model's name (the pipeline reads label_names.json from it), not the base Whisper
-        model.config._name_or_path = model.name_or_path = os.fspath(head_name_or_path)
-        model.eval()
-        info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
-        return (model, info) if output_loading_info else model
-
-    @staticmethod
-    def check_whisper_fits_head(head_config: Any, whisper_config: Any, whisper_name: str | None = None) -> None:
-        """Raises `ValueError` naming every dim in which a Whisper config disagrees with what a head was built for
-        (`d_model`, `encoder_layers`, `num_mel_bins`, `max_source_positions`)."""
-        mismatches = [
-            f"{dim}: head {getattr(head_config, dim)} vs Whisper {getattr(whisper_config, dim)}"
-            for dim in _HEAD_WHISPER_DIMS
-            if getattr(head_config, dim) != getattr(whisper_config, dim)
-        ]
-        if mismatches:
-            raise ValueError(
-                f"the audio-tagging head does not fit the Whisper {whisper_name or ''}: " + "; ".join(mismatches) + "."
-            )
+    def save_head(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Writes a head-only checkpoint (same as `save_pretrained(save_directory, head_only=True, **kwargs)`)."""
+        self.save_pretrained(save_directory, head_only=True, **kwargs)
 
     def load_head(self, path: str | os.PathLike) -> None:
         """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).
 
         Raises `ValueError` when weights are missing, unexpected or of the wrong shape.
         """
-        from safetensors.torch import load_file
+        load_head_weights(self.audio_tagging_head, path)
 
-        state = load_file(os.fspath(path))
-        prefix = f"{HEAD_PREFIX}."
-        foreign = sorted(key for key in state if not key.startswith(prefix))
-        head_state = {key[len(prefix) :]: tensor for key, tensor in state.items() if key.startswith(prefix)}
-        try:
-            missing, unexpected = self.audio_tagging_head.load_state_dict(head_state, strict=False)
-        except RuntimeError as error:  # shape mismatches
-            raise ValueError(f"head weights in {path} do not fit this model's head: {error}") from None
-        if missing or unexpected or foreign:
-            raise ValueError(
-                f"head weights in {path} do not fit this model's head (missing: {sorted(missing)[:6]}, "
-                f"unexpected: {sorted(unexpected)[:6]}, not head weights: {foreign[:6]})."
-            )
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
-        """[`PreTrainedModel.save_pretrained`] after running `save_hooks` (e.g. writing the pipeline's code); with
-        `head_only=True`, writes only the head (see [`save_head`])."""
-        if kwargs.get("is_main_process", True):
-            for hook in self.save_hooks:
-                hook(self, save_directory)
-        if not head_only:
-            return super().save_pretrained(save_directory, *args, **kwargs)
-        return self.save_head(save_directory, **kwargs)
-
-    def save_head(
-        self,
-        save_directory: str | os.PathLike,
-        is_main_process: bool = True,
-        push_to_hub: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        """Writes a head-only checkpoint: `audio_tagging_head.safetensors` (a few MB), `config.json` naming the base
-        Whisper (`base_model_name_or_path`, `base_model_revision`) and, for `trust_remote_code`, the code files and
-        `auto_map`. `from_pretrained(save_directory)` loads the base Whisper and attaches the head.
-
-        With `push_to_hub=True` the folder is uploaded to `repo_id` (default: the folder name); `token`,
-        `private`, `commit_message` are passed on. Other `save_pretrained` kwargs do not apply and are ignored.
-        """
-        if not self.config.base_model_name_or_path:
-            raise ValueError(
-                "a head-only checkpoint must name its base Whisper: set model.config.base_model_name_or_path "
-                "(and base_model_revision) to the Whisper path or Hub id the head belongs to."
-            )
-        if not is_main_process:
-            return
-        from safetensors.torch import save_file
-
-        os.makedirs(save_directory, exist_ok=True)
-        if any(os.path.isfile(os.path.join(save_directory, name)) for name in _FULL_WEIGHTS_NAMES):
-            warnings.warn(
-                f"{save_directory} also holds full model weights; from_pretrained will load those, not the head-only "
-                "checkpoint. Save head-only checkpoints to their own folder."
-            )
-        config = copy.deepcopy(self.config)
-        config.architectures = [self.__class__.__name__]
-        config.dtype = str(self.audio_tagging_head.classifier.weight.dtype).split(".")[1]
-        if self.is_remote_code():
-            from transformers.dynamic_module_utils import custom_object_save
-
-            custom_object_save(self, save_directory, config=config)
-        config.save_pretrained(save_directory)
-        state = {
-            f"{HEAD_PREFIX}.{key}": tensor.detach().to("cpu").contiguous()
-            for key, tensor in self.audio_tagging_head.state_dict().items()
-        }
-        save_file(state, os.path.join(save_directory, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
-        if push_to_hub:
-            from huggingface_hub import HfApi
-
-            api = HfApi(token=kwargs.get("token"))
-            repo_id = kwargs.get("repo_id") or os.path.basename(os.path.abspath(save_directory))
-            repo_id = api.create_repo(repo_id, private=kwargs.get("private"), exist_ok=True).repo_id
-            api.upload_folder(
-                repo_id=repo_id,
-                folder_path=save_directory,
-                commit_message=kwargs.get("commit_message") or "Upload Whisper-AT head",
-            )
+    check_whisper_fits_head = staticmethod(check_whisper_fits_head)
 
     # ----- freezing -------------------------------------------------------------------------------------------------
     def freeze_whisper(self) -> None:
@@ -553,35 +454,27 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
     def num_parameters_summary(self) -> str:
         """PEFT-style `trainable params: N || all params: M || trainable%: P`."""
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in self.parameters())
-        return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        return trainable_parameters_summary(self)
 
     # ----- encoder + head -------------------------------------------------------------------------------------------
-    def encode(self, input_features: torch.Tensor, **encoder_kwargs: Any) -> WhisperATEncoderOutput:
+    def encode(
+        self, input_features: torch.Tensor, encoder_pass_cache: EncoderPassCache | None = None, **encoder_kwargs: Any
+    ) -> WhisperATEncoderOutput:
         """One encoder pass that also returns the pooled per-layer states.
 
         Args:
             input_features: `(batch_size, num_mel_bins, 3000)` log-mel features of 30 s windows.
+            encoder_pass_cache: answers windows it holds (with pooled states) without a pass.
+            encoder_kwargs: e.g. `output_hidden_states=True`.
         Returns:
             [`WhisperATEncoderOutput`] with `last_hidden_state` `(batch_size, 1500, d_model)` and
             `pooled_hidden_states` `(batch_size, num_layers, 75, d_model)`.
         """
-        reused = self._reusable_pass(input_features, encoder_kwargs)
-        if reused is not None and reused.pooled_hidden_states is not None:
-            return reused
-        with self._pooled_capture.capture() as pooled:
-            encoder_outputs = self.model.encoder(input_features, **encoder_kwargs)
-        if len(pooled) != self.config.at_num_layers:
-            raise RuntimeError(
-                f"captured {len(pooled)} encoder layers, expected {self.config.at_num_layers} "
-                "(is encoder_layerdrop active in training mode?)"
-            )
-        return WhisperATEncoderOutput(
-            last_hidden_state=encoder_outputs.last_hidden_state,
-            hidden_states=encoder_outputs.hidden_states,
-            attentions=encoder_outputs.attentions,
-            pooled_hidden_states=torch.stack(pooled, dim=1),
+        return self.model.encoder(
+            input_features,
+            encoder_pass_cache=encoder_pass_cache,
+            output_pooled_hidden_states=True,
+            **encoder_kwargs,
         )
 
     def tag_pooled(self, pooled_hidden_states: torch.Tensor, at_time_res: float | None = None) -> torch.Tensor:
@@ -603,29 +496,25 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             logits `(batch_size, num_windows, num_labels)`, `num_windows = ceil(num_frames / window)`.
         """
         window = self.config.at_window_frames(at_time_res)
-        segment_frames = self._segment_frames
+        segment_frames = self.segment_frames
+        per_pass = self.config.at_pooled_frames_per_window
         total = input_features.shape[-1] if num_frames is None else num_frames
-        mel_per_pooled = segment_frames // self.config.at_pooled_frames_per_window
-        needed_pooled = math.ceil(total / mel_per_pooled)
-        num_windows = math.ceil(needed_pooled / window)
-
-        logits: list[torch.Tensor] = []
-        carry: torch.Tensor | None = None
-        for start in range(0, max(total, 1), segment_frames):
+        total_pooled = -(-total * per_pass // segment_frames)  # ceil: pooled frames holding real audio
+        assemblers = [WindowAssembler(window) for _ in range(input_features.shape[0])]
+        logits = []
+        for span in pass_spans(total_pooled, per_pass):
+            start = span.offset * segment_frames // per_pass
             segment = input_features[..., start : start + segment_frames]
             segment = F.pad(segment, (0, segment_frames - segment.shape[-1]))
             pooled = self.encode(segment).pooled_hidden_states
-            if carry is not None:
-                pooled = torch.cat([carry, pooled], dim=2)
-            is_last = start + segment_frames >= total
-            complete = pooled.shape[2] if is_last else pooled.shape[2] // window * window
-            if complete:
-                logits.append(self.tag_pooled(pooled[:, :, :complete], at_time_res))
-            carry = pooled[:, :, complete:]
-        return torch.cat(logits, dim=1)[:, :num_windows]
+            windows = torch.stack([assembler.push(item, span) for assembler, item in zip(assemblers, pooled)])
+            if windows.shape[1]:  # (batch, n, L, window, d): one head call for the n windows of every item
+                batch, count = windows.shape[:2]
+                logits.append(self.tag_pooled(windows.flatten(0, 1), at_time_res).view(batch, count, -1))
+        return torch.cat(logits, dim=1)
 
     @property
-    def _segment_frames(self) -> int:
+    def segment_frames(self) -> int:
         """Mel frames of one encoder window (3000 = 30 s)."""
         encoder = self.model.encoder
         return self.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
@@ -640,6 +529,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         labels: torch.LongTensor | None = None,
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
+        encoder_pass_cache: EncoderPassCache | None = None,
         **kwargs: Any,
     ) -> WhisperATSeq2SeqOutput:
         r"""
@@ -656,11 +546,12 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
                 `pooled_hidden_states` (see [`encode`]).
             labels / decoder_input_ids / decoder_inputs_embeds: as in Whisper. When none is given, the decoder is
                 skipped (tagging-only forward, e.g. head training).
+            encoder_pass_cache ([`EncoderPassCache`], *optional*): answers `input_features` it holds without a pass.
         """
         if encoder_outputs is None:
             if input_features is None:
                 raise ValueError("Pass input_features or encoder_outputs.")
-            encoder_outputs = self.encode(input_features)
+            encoder_outputs = self.encode(input_features, encoder_pass_cache=encoder_pass_cache)
         pooled = getattr(encoder_outputs, "pooled_hidden_states", None)
         audio_tag_logits = self.tag_pooled(pooled, at_time_res) if pooled is not None else None
 
@@ -708,39 +599,38 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         return F.binary_cross_entropy_with_logits(logits, audio_labels.to(logits.dtype))
 
     # ----- generation -----------------------------------------------------------------------------------------------
-    def _prepare_decoder_input_ids_for_generation(
-        self, batch_size: int, model_input_name: str, model_kwargs: dict, decoder_start_token_id: Any, device=None
-    ):
-        # transformers keeps user-given decoder ids (Whisper's prompts) as they are only for model_type == "whisper";
-        # this model is Whisper too, so it must get the same treatment.
-        if model_kwargs is not None and "decoder_input_ids" in model_kwargs:
-            return model_kwargs.pop("decoder_input_ids"), model_kwargs
-        return super()._prepare_decoder_input_ids_for_generation(
-            batch_size, model_input_name, model_kwargs, decoder_start_token_id, device
-        )
-
     def generate(
         self,
         input_features: torch.Tensor | None = None,
         *args: Any,
         return_audio_tags: bool = False,
         at_time_res: float | None = None,
+        encoder_pass_cache: EncoderPassCache | None = None,
         **kwargs: Any,
     ):
         """Whisper's `generate`; with `return_audio_tags=True` it also returns tags from the same encoder pass.
 
         Short-form input (`(batch_size, num_mel_bins, 3000)`): the encoder runs once; its output feeds Whisper's
         decoding (language detection included) and its pooled states feed the head. (With timestamps, Whisper itself
-        re-encodes from a later seek when a segment stops early; those passes stay as in plain Whisper.)
+        re-encodes from a later seek when a segment stops early, and with `no_speech_threshold` its no-speech check
+        runs the model once more; those passes stay as in plain Whisper.)
 
         Long-form input (more than 3000 frames): Whisper's sequential decoding moves its 30 s window by decoded
         timestamps, which do not fall on the head's 0.4 s pooled grid, so tags come from one extra encoder pass per
-        aligned 30 s window (see [`tag`]). The `whisper-at` pipeline's chunked mode avoids that extra pass.
+        aligned 30 s window (see [`tag`]). The `whisper-at` pipeline answers Whisper's passes on aligned windows
+        from its tag passes, and its chunked mode avoids the extra passes.
+
+        Args:
+            encoder_pass_cache ([`EncoderPassCache`], *optional*): passes already made (e.g. by [`encode`]) that
+                answer Whisper's encoder calls on the windows they hold, language detection included.
 
         Returns:
             Without `return_audio_tags`, exactly what Whisper's `generate` returns. With it, a
-            [`WhisperATGenerateOutput`] with `sequences` and `audio_tag_logits` `(batch_size, num_windows, num_labels)`.
+            [`WhisperATGenerateOutput`]: `sequences`, `audio_tag_logits` `(batch_size, num_windows, num_labels)`, and
+            every field of Whisper's output (`scores`, `sequences_scores`, `segments`, ...).
         """
+        if encoder_pass_cache is not None:
+            kwargs["encoder_pass_cache"] = encoder_pass_cache
         if not return_audio_tags:
             return super().generate(input_features, *args, **kwargs)
         if input_features is None:
@@ -751,89 +641,57 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             tags = self.tag_pooled(pooled, at_time_res)
             kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=encoder_outputs[0])
             result = super().generate(None, *args, **kwargs)
-        elif input_features.shape[-1] > self._segment_frames:
+        elif input_features.shape[-1] > self.segment_frames:
             tags = self.tag(input_features, at_time_res)
             result = super().generate(input_features, *args, **kwargs)
         else:
-            encoder_outputs = self.encode(input_features)
-            tags = self.tag_pooled(encoder_outputs.pooled_hidden_states, at_time_res)
-            with self.reuse_encoder_pass(encoder_outputs, input_features):
-                result = super().generate(input_features, *args, **kwargs)
+            encoded = self.encode(input_features, encoder_pass_cache=encoder_pass_cache)
+            tags = self.tag_pooled(encoded.pooled_hidden_states, at_time_res)
+            kwargs["encoder_pass_cache"] = EncoderPassCache(input_features, encoded)
+            result = super().generate(input_features, *args, **kwargs)
         return self._attach_tags(result, tags)
-
-    @contextlib.contextmanager
-    def reuse_encoder_pass(self, encoder_outputs: WhisperATEncoderOutput, input_features: torch.Tensor) -> Iterator[None]:
-        """Context manager: encoder calls on exactly `input_features` are answered from `encoder_outputs`.
-
-        Args:
-            encoder_outputs: a pass made by [`encode`] on `input_features` `(n, num_mel_bins, 3000)` (without
-                `pooled_hidden_states`, it serves Whisper's encoder calls but not [`encode`]).
-            input_features: the `n` windows the pass was made on. A call is answered when each of its rows equals
-                one of them (in any order: a batch, a subset of it, or windows of long audio), else it runs.
-
-        Whisper's `generate` runs the encoder for language detection and again for decoding, and (with timestamps)
-        re-encodes from a later seek when a segment ends early. Answering the calls on the same features from the
-        pass that fed the head keeps one pass per window while every other call runs as in plain Whisper, so the
-        tokens stay identical.
-        """
-        encoder = self.model.encoder
-        run_encoder = encoder.forward
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            features = args[0] if args else kwargs.get("input_features")
-            reused = self._reusable_pass(features, kwargs) if len(args) <= 1 else None
-            if reused is not None:
-                return BaseModelOutput(last_hidden_state=reused.last_hidden_state)
-            return run_encoder(*args, **kwargs)
-
-        self._reused_pass = (input_features, encoder_outputs)
-        encoder.forward = forward
-        try:
-            yield
-        finally:
-            del encoder.forward
-            self._reused_pass = None
-
-    def _reusable_pass(self, features: torch.Tensor | None, kwargs: dict) -> WhisperATEncoderOutput | None:
-        """The pass held by `reuse_encoder_pass` if it was made on exactly `features` with default outputs."""
-        if self._reused_pass is None or features is None:
-            return None
-        if kwargs.get("output_hidden_states") or kwargs.get("output_attentions"):
-            return None
-        held_features, held_outputs = self._reused_pass
-        if features.shape == held_features.shape and torch.equal(features, held_features):
-            return held_outputs
-        if features.dim() != 3 or features.shape[1:] != held_features.shape[1:]:
-            return None
-        rows = []
-        for row in features:
-            match = next((index for index, held in enumerate(held_features) if torch.equal(row, held)), None)
-            if match is None:
-                return None
-            rows.append(match)
-        index = torch.tensor(rows, device=held_features.device)
-        pooled = held_outputs.pooled_hidden_states
-        return WhisperATEncoderOutput(
-            last_hidden_state=held_outputs.last_hidden_state[index],
-            pooled_hidden_states=None if pooled is None else pooled[index],
-        )
 
     @staticmethod
     def _attach_tags(result: Any, tags: torch.Tensor) -> WhisperATGenerateOutput:
         if isinstance(result, torch.Tensor):
             return WhisperATGenerateOutput(sequences=result, audio_tag_logits=tags)
+        known = set(WhisperATGenerateOutput.__dataclass_fields__)
+        fields = {key: value for key, value in result.items() if key in known and value is not None}
         if isinstance(result, ModelOutput):
-            return WhisperATGenerateOutput(sequences=result.sequences, audio_tag_logits=tags, generate_output=result)
-        return WhisperATGenerateOutput(
-            sequences=result["sequences"],
-            audio_tag_logits=tags,
-            segments=result.get("segments"),
-            token_timestamps=result.get("token_timestamps"),
+            fields["generate_output"] = result
+        return WhisperATGenerateOutput(audio_tag_logits=tags, **fields)
+
+    # ----- upstream-coupled (transformers): each override is pinned by a test in tests/test_upstream_pins.py ----------
+    def _retrieve_init_tokens(self, input_features, batch_size, generation_config, config, num_segment_frames, kwargs):
+        # Whisper's generate detects the language inside this method, from `input_features` (a second encoder pass)
+        # unless `kwargs["encoder_outputs"]` is given. Hand it the cached pass of the first 30 s windows instead.
+        # Pin: test_language_detection_reads_encoder_outputs_from_retrieve_init_tokens.
+        cache = kwargs.get("encoder_pass_cache")
+        if cache is not None and input_features is not None and kwargs.get("encoder_outputs") is None:
+            cached = cache.lookup(input_features[:, :, :num_segment_frames])
+            if cached is not None:
+                kwargs = {**kwargs, "encoder_outputs": BaseModelOutput(last_hidden_state=cached[0])}
+                input_features = None
+        return super()._retrieve_init_tokens(
+            input_features, batch_size, generation_config, config, num_segment_frames, kwargs
+        )
+
+    def _prepare_decoder_input_ids_for_generation(
+        self, batch_size: int, model_input_name: str, model_kwargs: dict, decoder_start_token_id: Any, device=None
+    ):
+        # transformers keeps user-given decoder ids (Whisper's prompts) as they are only for model_type == "whisper";
+        # this model is Whisper too, so it must get the same treatment.
+        # Pin: test_generation_keeps_decoder_ids_only_for_model_type_whisper.
+        if model_kwargs is not None and "decoder_input_ids" in model_kwargs:
+            return model_kwargs.pop("decoder_input_ids"), model_kwargs
+        return super()._prepare_decoder_input_ids_for_generation(
+            batch_size, model_input_name, model_kwargs, decoder_start_token_id, device
         )
 
 
 __all__ = [
-    "PooledLayerCapture",
+    "EncoderPassCache",
+    "WhisperATEncoder",
     "WhisperATEncoderOutput",
     "WhisperATGenerateOutput",
     "WhisperATHead",

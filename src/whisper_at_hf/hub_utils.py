@@ -1,0 +1,80 @@
+"""Where checkpoint files come from and go to: local folders or Hub repos.
+
+The one rule for "is this a Hub repo id or a local path", one way to find a file in either (the Hub cache included),
+and one upload of a folder. `huggingface_hub` honours `HF_ENDPOINT`, so everything here works against any
+Hub-compatible server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+# from_pretrained kwargs about where files come from; valid for every repo a checkpoint names
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token")
+
+
+def is_hub_id(name_or_path: str | os.PathLike | None) -> bool:
+    """Whether `name_or_path` names a Hub repo (`"name"` or `"org/name"`) rather than a local path.
+
+    An existing path is local; so is anything absolute, starting with `.` or `~`, or with more than one `/`.
+    """
+    if not name_or_path:
+        return False
+    name = os.fspath(name_or_path)
+    if Path(name).exists() or os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name:
+        return False
+    return name.count("/") <= 1
+
+
+def hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The location kwargs (`cache_dir`, `token`, ...) among `from_pretrained` kwargs."""
+    return {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+
+
+def find_file(
+    name_or_path: str | os.PathLike,
+    filename: str,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    **location: Any,
+) -> str | None:
+    """Path of `filename` in a local checkpoint folder, or in a Hub repo (downloaded or from the cache); `None` when
+    the folder or repo does not have it, or the Hub cannot be reached and the cache lacks it."""
+    local = Path(os.fspath(name_or_path), subfolder or "")
+    if local.is_dir():
+        return str(local / filename) if (local / filename).is_file() else None
+    if not is_hub_id(name_or_path):
+        return None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return hf_hub_download(
+            os.fspath(name_or_path), filename, subfolder=subfolder or None, revision=revision, **location
+        )
+    except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
+        return None
+    except (OSError, ValueError):  # connection errors, invalid ids, revisions not found
+        return None
+
+
+def upload_folder(
+    folder: str | os.PathLike,
+    repo_id: str | None = None,
+    token: str | bool | None = None,
+    private: bool | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Creates `repo_id` (default: the folder's name) if needed and uploads `folder` to it; returns the repo id."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = repo_id or os.path.basename(os.path.abspath(folder))
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    api.upload_folder(repo_id=repo_id, folder_path=os.fspath(folder), commit_message=commit_message or "Upload model")
+    return repo_id
+
+
+__all__ = ["HUB_KWARGS", "find_file", "hub_kwargs", "is_hub_id", "upload_folder"]

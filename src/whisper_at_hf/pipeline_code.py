@@ -1,0 +1,55 @@
+"""The `whisper-at` pipeline's code beside a saved checkpoint, so `pipeline("whisper-at", model=DIR,
+trust_remote_code=True)` works where this package is not installed.
+
+`WhisperForAudioTaggingAndASR.save_pretrained` calls [`save_pipeline_code`] once, after transformers wrote the
+checkpoint: it copies `pipeline_whisper_at.py` and its relative imports into the folder and adds the
+`custom_pipelines` entry to the written `config.json`. The model's in-memory config is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+PIPELINE_TASK = "whisper-at"
+PIPELINE_MODULE = "pipeline_whisper_at"
+PIPELINE_CLASS = "WhisperATPipeline"
+
+
+def custom_pipelines_entry() -> dict:
+    """The `config.custom_pipelines` entry that lets `pipeline(PIPELINE_TASK, trust_remote_code=True)` find the class."""
+    return {
+        PIPELINE_TASK: {
+            "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
+            "pt": ("AutoModelForSpeechSeq2Seq",),
+            "type": "multimodal",
+        }
+    }
+
+
+def save_pipeline_code(save_directory: str | os.PathLike) -> None:
+    """Copies the pipeline module and its relative imports into `save_directory` and adds `custom_pipelines` to the
+    `config.json` there (which must exist)."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    module_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
+    if not module_file.is_file():  # this file is itself remote code, loaded without the pipeline beside it
+        logger.warning(f"{module_file.name} not found beside {Path(__file__).name}: the checkpoint gets no pipeline code.")
+        return
+    for path in [str(module_file), *get_relative_import_files(str(module_file))]:
+        target = os.path.join(save_directory, os.path.basename(path))
+        if os.path.abspath(path) != os.path.abspath(target):
+            shutil.copyfile(path, target)
+    config_file = Path(save_directory, "config.json")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **custom_pipelines_entry()}
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+__all__ = ["PIPELINE_TASK", "custom_pipelines_entry", "save_pipeline_code"]
