@@ -411,3 +411,131 @@ def test_fresh_process_without_the_package(tmp_path, tiny_pair):
     # without trust_remote_code it fails loudly instead of giving a plain Whisper without the head
     run = subprocess.run([sys.executable, script, tmp_path, "0"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 3 and "ERROR" in run.stdout, run.stdout + run.stderr
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One model, many callers: no patching, no state between calls, hooks of others left alone
+# --------------------------------------------------------------------------------------------------------------------
+def instance_state(model: torch.nn.Module) -> dict[str, set[str]]:
+    """The instance attributes of the model and every submodule (what a call could leave behind)."""
+    return {name: set(vars(module)) for name, module in model.named_modules()}
+
+
+def test_no_forward_patching_and_no_state_left_on_the_model(tiny_pair):
+    import re
+
+    from conftest import REPO_ROOT
+
+    for path in (REPO_ROOT / "src" / "whisper_at_hf").rglob("*.py"):
+        source = path.read_text()
+        assert not re.search(r"\.forward\s*=[^=]|del\s+\S+\.forward\b", source), f"{path.name} assigns a forward"
+    _, joint = tiny_pair
+    before = instance_state(joint)
+    encoder_forward = joint.model.encoder.forward
+    with torch.no_grad():
+        joint.generate(torch.randn(2, 80, 3000), return_audio_tags=True, max_new_tokens=4)
+        joint.tag(torch.randn(1, 80, 4000))
+    assert instance_state(joint) == before
+    assert joint.model.encoder.forward == encoder_forward and "forward" not in vars(joint.model.encoder)
+
+
+def test_threads_sharing_one_model_give_the_sequential_results(tiny_pair):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, joint = tiny_pair
+    generator = torch.Generator().manual_seed(21)
+    inputs = [torch.randn(batch, 80, 3000, generator=generator) for batch in (1, 2, 1, 3)]
+    passes = count_encoder_passes(joint)
+
+    def run(features: torch.Tensor):
+        with torch.no_grad():
+            out = joint.generate(features, return_audio_tags=True, max_new_tokens=6)
+        return out.sequences, out.audio_tag_logits
+
+    expected = [run(features) for features in inputs]
+    assert passes[0] == len(inputs)  # one pass per call, sequentially
+    for _ in range(3):  # several trials: interleavings differ
+        with ThreadPoolExecutor(max_workers=len(inputs)) as pool:
+            results = list(pool.map(run, inputs))
+        for (sequences, tags), (want_sequences, want_tags) in zip(results, expected):
+            assert torch.equal(sequences, want_sequences)
+            torch.testing.assert_close(tags, want_tags, atol=1e-5, rtol=1e-5)
+
+
+def test_accelerate_hooks_stay_attached_after_a_joint_generate(tiny_pair, tmp_path):
+    from accelerate.hooks import AlignDevicesHook, add_hook_to_module, remove_hook_from_module
+
+    _, joint = tiny_pair
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(22))
+    with torch.no_grad():
+        expected = joint.generate(features, return_audio_tags=True, max_new_tokens=5)
+    encoder = joint.model.encoder
+    add_hook_to_module(encoder, AlignDevicesHook(execution_device="cpu", io_same_device=True))
+    hooked_forward = encoder.forward
+    try:
+        with torch.no_grad():
+            out = joint.generate(features, return_audio_tags=True, max_new_tokens=5)
+        assert hasattr(encoder, "_hf_hook") and encoder.forward is hooked_forward
+        assert torch.equal(out.sequences, expected.sequences)
+        torch.testing.assert_close(out.audio_tag_logits, expected.audio_tag_logits)
+    finally:
+        remove_hook_from_module(encoder)
+    # a model dispatched by Accelerate with a device map (as `from_pretrained(device_map=...)` does on several
+    # devices): every mapped module is hooked, and generate keeps using the hooked encoder
+    from accelerate import dispatch_model
+
+    joint.save_pretrained(tmp_path)
+    loaded = WhisperForAudioTaggingAndASR.from_pretrained(tmp_path).eval()
+    device_map = {"model.encoder": "cpu", "model.decoder": "cpu", "proj_out": "cpu", "audio_tagging_head": "cpu"}
+    loaded = dispatch_model(loaded, device_map=device_map, force_hooks=True)
+    encoder = loaded.model.encoder
+    hooked_forward = encoder.forward
+    assert hasattr(encoder, "_hf_hook") and hasattr(loaded, "hf_device_map")
+    passes = count_encoder_passes(loaded)
+    with torch.no_grad():
+        for _ in range(2):
+            out = loaded.generate(features, return_audio_tags=True, max_new_tokens=5)
+    assert passes[0] == 2  # still one encoder pass per call
+    assert hasattr(encoder, "_hf_hook") and encoder.forward is hooked_forward
+    assert torch.equal(out.sequences, expected.sequences)
+    torch.testing.assert_close(out.audio_tag_logits, expected.audio_tag_logits)
+
+
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_generate_dict_output_exposes_whisper_fields(tiny_pair, num_beams):
+    plain, joint = tiny_pair
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(23))
+    kwargs = dict(max_new_tokens=5, num_beams=num_beams, return_dict_in_generate=True, output_scores=True)
+    with torch.no_grad():
+        expected = plain.generate(features, **kwargs)
+        out = joint.generate(features, return_audio_tags=True, **kwargs)
+    assert torch.equal(out.sequences, expected.sequences)
+    assert len(out.scores) == len(expected.scores)
+    for ours, theirs in zip(out.scores, expected.scores):
+        torch.testing.assert_close(ours, theirs)
+    if num_beams > 1:
+        torch.testing.assert_close(out.sequences_scores, expected.sequences_scores)
+        assert out.beam_indices is not None
+    else:
+        assert "sequences_scores" not in out
+    assert out.generate_output is not None and out.audio_tag_logits.shape[:2] == (2, 3)
+
+
+def test_encoder_pass_cache_answers_its_windows_only(tiny_pair):
+    from whisper_at_hf import EncoderPassCache
+
+    _, joint = tiny_pair
+    features = torch.randn(3, 80, 3000, generator=torch.Generator().manual_seed(24))
+    with torch.no_grad():
+        encoded = joint.encode(features)
+        cache = EncoderPassCache(features, encoded)
+        passes = count_encoder_passes(joint)
+        reordered = joint.encode(features[[2, 0]], encoder_pass_cache=cache)
+        assert passes[0] == 0
+        torch.testing.assert_close(reordered.pooled_hidden_states, encoded.pooled_hidden_states[[2, 0]])
+        other = torch.randn(1, 80, 3000)
+        joint.encode(torch.cat([features[:1], other]), encoder_pass_cache=cache)  # one unknown row: a real pass
+        assert passes[0] == 1
+        # generate answers Whisper's encoder calls from the cache too
+        out = joint.generate(features, encoder_pass_cache=cache, max_new_tokens=4)
+        assert passes[0] == 1 and out.shape[0] == 3

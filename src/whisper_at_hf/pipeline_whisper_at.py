@@ -9,8 +9,6 @@ reason this module only imports its siblings relatively.
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,65 +20,33 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 from transformers.utils import logging
 
 from .audio import Audio, AudioDecodeError, load_audio
+from .encoder_pass_cache import EncoderPassCache
 from .labels import load_label_names
+from .pipeline_code import PIPELINE_TASK as TASK
+from .pipeline_code import custom_pipelines_entry, save_pipeline_code
+from .timeline import PooledSpan, WindowAssembler, pass_spans, window_bounds, windows_for_duration
 
 logger = logging.get_logger(__name__)
 
-TASK = "whisper-at"
-# Seconds of one pooled encoder frame: 20 encoder frames x 2 mel frames x 10 ms. Checked against the config at init.
-_POOLED_FRAME_SECONDS = 0.4
 # Long-form: aligned 30 s tag passes kept for Whisper's decoding to reuse (each: its features and (1500, d_model)).
 _MAX_HELD_WINDOWS = 16
 
 
-def _language_code(language: str | None) -> str | None:
-    """`"German"`, `"german"`, `"de"` or `"<|de|>"` -> `"de"`."""
-    if language is None:
-        return None
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+class _CallTimelines:
+    """Per-call state of the tag timelines: the assembler of the input whose 30 s passes are arriving.
 
-    language = language.strip()
-    if language.startswith("<|") and language.endswith("|>"):
-        return language[2:-2]
-    return TO_LANGUAGE_CODE.get(language.lower(), language.lower())
-
-
-class _WindowAssembler:
-    """One input's absolute pooled-frame timeline, fed in time order; hands out complete `at_time_res` windows.
-
-    Pooled frame `p` covers `[0.4 p, 0.4 (p + 1))` s of the input. Each push brings the frames `[start, stop)` that a
-    30 s pass owns; only the frames of a not yet complete window are kept between pushes (flat memory).
+    One is made for every pipeline call (in `_sanitize_parameters`) and handed to `_forward` with the forward
+    parameters, so calls sharing one pipeline (threads) never share a timeline. Passes of one input arrive in time
+    order and inputs one after the other, so one current assembler suffices.
     """
 
-    def __init__(self, window: int):
-        self.window = window
-        self.pending: torch.Tensor | None = None  # (L, T < window, d)
-        self.next_frame = 0
+    def __init__(self) -> None:
+        self.current: WindowAssembler | None = None
 
-    def push(self, pooled: torch.Tensor, offset: int, start: int, stop: int, final: bool) -> torch.Tensor:
-        """`pooled`: `(L, 75, d)`, the pass's pooled states whose frame 0 is absolute frame `offset`.
-
-        Returns complete windows `(n, L, window, d)`. With `final`, the last window is filled from the pass's own
-        frames past `stop` (Whisper's padding of the input, as in a single 30 s pass) and then with zeros.
-        """
-        if start != self.next_frame:
-            raise RuntimeError(f"pooled frames arrive out of order: expected frame {self.next_frame}, got {start}.")
-        piece = pooled[:, start - offset : stop - offset]
-        pending = piece if self.pending is None else torch.cat([self.pending, piece], dim=1)
-        self.next_frame = stop
-        if final:
-            num_windows = math.ceil(pending.shape[1] / self.window)
-            missing = num_windows * self.window - pending.shape[1]
-            tail = pooled[:, stop - offset : stop - offset + missing]
-            pending = torch.cat([pending, tail], dim=1)
-            pending = torch.nn.functional.pad(pending, (0, 0, 0, num_windows * self.window - pending.shape[1]))
-            self.pending = None
-        else:
-            num_windows = pending.shape[1] // self.window
-            self.pending = pending[:, num_windows * self.window :]
-            pending = pending[:, : num_windows * self.window]
-        layers, _, dim = pending.shape
-        return pending.reshape(layers, num_windows, self.window, dim).transpose(0, 1)
+    def push(self, pooled: torch.Tensor, span: PooledSpan, window: int) -> torch.Tensor:
+        if span.start == 0:
+            self.current = WindowAssembler(window)
+        return self.current.push(pooled, span)
 
 
 class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
@@ -125,26 +91,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
 
     _non_generation_params = ("top_k",)
 
-    # Whisper-AT is Whisper: always take the ASR pipeline's Whisper path. Its `__init__` picks the path from
-    # `model_type == "whisper"` (ours is "whisper_at") and uses it while parsing init kwargs, so a fixed property
-    # (ignoring that assignment) is the one place that gets it right from the start.
-    @property
-    def type(self) -> str:
-        return "seq2seq_whisper"
-
-    @type.setter
-    def type(self, value: str) -> None:
-        pass
-
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        config = self.model.config
         if not hasattr(self.model, "encode") or not hasattr(self.model, "tag_pooled"):
             raise ValueError(f"{type(self.model).__name__} has no audio-tagging head; load a Whisper-AT checkpoint.")
-        if not math.isclose(getattr(config, "at_pooled_frame_seconds", _POOLED_FRAME_SECONDS), _POOLED_FRAME_SECONDS):
-            raise ValueError("this pipeline expects Whisper's 0.4 s pooled frames (20 x 20 ms).")
-        self._label_names = None
-        self._assembler: _WindowAssembler | None = None
+        self._label_names = None  # read once, on first use (the same for every call)
 
     # ----- parameters -----------------------------------------------------------------------------------------------
     def _sanitize_parameters(
@@ -189,6 +140,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             postprocess_params["return_word_segments"] = True
         # The language in `text` is needed to pick label names (and to report it).
         forward_params.setdefault("return_language", postprocess_params.get("return_language"))
+        # A fresh timeline state per call: calls sharing this pipeline (threads) never share one.
+        forward_params["timelines"] = _CallTimelines()
         return preprocess_params, forward_params, postprocess_params
 
     # ----- calling --------------------------------------------------------------------------------------------------
@@ -220,38 +173,25 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         target = self.feature_extractor.sampling_rate
         return load_audio(inputs, target, input_sampling_rate=sampling_rate or target)
 
-    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        # As ChunkPipeline's, with a collate that pads log-mel features along time (inputs of several lengths
-        # batch together; Whisper reads each one's length from the attention mask).
-        num_workers = min(num_workers, 1)
-        self._call_batch_size = batch_size  # long-form tagging groups this many 30 s passes
-        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
-        collate_fn = _first_item if batch_size == 1 else _pad_features_collate(self.tokenizer, self.feature_extractor)
-        dataloader = torch.utils.data.DataLoader(
-            dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_fn
-        )
-        model_iterator = PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
-        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
-
     # ----- preprocess -----------------------------------------------------------------------------------------------
     def preprocess(self, inputs, chunk_length_s=0, stride_length_s=None, sampling_rate=None, at_time_res=None):
         """Yields 30 s passes (or one long-form item) with what `_forward` needs to place their tags in time."""
         audio = self._load(inputs, sampling_rate)
         waveform, rate = audio.array, audio.sampling_rate
-        frame_samples = int(round(_POOLED_FRAME_SECONDS * rate))
+        frame_samples = int(round(self.model.config.at_pooled_frame_seconds * rate))
         total_frames = math.ceil(waveform.shape[0] / frame_samples)
-        common = {"audio_seconds": audio.duration, "source": audio.source}
+        common = {"audio_seconds": audio.duration, "source": audio.source, "timeline_frames": total_frames}
 
         if chunk_length_s:
             yield from self._preprocess_chunks(waveform, chunk_length_s, stride_length_s, frame_samples, common)
             return
         if waveform.shape[0] > self.feature_extractor.n_samples:
             processed = self._features(waveform, truncation=False, padding="longest")
-            tag = ("long", total_frames)  # tagged in `_forward` by extra aligned passes
+            span = None  # tagged in `_forward` by extra aligned passes
         else:
             processed = self._features(waveform)
-            tag = (0, 0, total_frames, True)
-        yield {"is_last": True, **processed, "decode": True, "tag": tag, **common}
+            span = PooledSpan(0, 0, total_frames, True)
+        yield {"is_last": True, **processed, "decode": True, "span": span, **common}
 
     def _preprocess_chunks(self, waveform, chunk_length_s, stride_length_s, frame_samples, common):
         # Same chunk arithmetic as the ASR pipeline (so the transcript is the same), keeping each chunk's start.
@@ -260,7 +200,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             stride_length_s = chunk_length_s / 6
         if isinstance(stride_length_s, (int, float)):
             stride_length_s = [stride_length_s, stride_length_s]
-        align_to = self._align_to
+        align_to = self._align_to  # upstream-coupled (Pin: test_asr_pipeline_align_to)
         chunk_len = int(round(chunk_length_s * rate / align_to) * align_to)
         stride_left = int(round(stride_length_s[0] * rate / align_to) * align_to)
         stride_right = int(round(stride_length_s[1] * rate / align_to) * align_to)
@@ -282,11 +222,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 if on_grid:
                     own_start = 0 if start == 0 else (start + left) // frame_samples
                     own_stop = total_frames if is_last else (start + chunk.shape[0] - right) // frame_samples
-                    tag = (start // frame_samples, own_start, own_stop, is_last)
+                    span = PooledSpan(start // frame_samples, own_start, own_stop, is_last)
                 else:
-                    tag = None
+                    span = None
                 items.append(
-                    {"stride": (chunk.shape[0], left, right), **self._features(chunk), "decode": True, "tag": tag}
+                    {"stride": (chunk.shape[0], left, right), **self._features(chunk), "decode": True, "span": span}
                 )
             if is_last:
                 break
@@ -297,8 +237,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 piece = waveform[start : start + window_samples]
                 final = start + window_samples >= total_samples
                 stop = total_frames if final else (start + window_samples) // frame_samples
-                tag = (start // frame_samples, start // frame_samples, stop, final)
-                items.append({"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "tag": tag})
+                span = PooledSpan(start // frame_samples, start // frame_samples, stop, final)
+                items.append({"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "span": span})
         for index, item in enumerate(items):
             yield {"is_last": index == len(items) - 1, **item, **common}
 
@@ -315,7 +255,16 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return dict(processed)
 
     # ----- forward --------------------------------------------------------------------------------------------------
-    def _forward(self, model_inputs, return_timestamps=False, return_language=None, at_time_res=None, **generate_kwargs):
+    def _forward(
+        self,
+        model_inputs,
+        return_timestamps=False,
+        return_language=None,
+        at_time_res=None,
+        timelines: _CallTimelines | None = None,
+        tag_batch_size: int = 1,
+        **generate_kwargs,
+    ):
         is_last = model_inputs.pop("is_last")
         batched = isinstance(is_last, list)
         items = len(is_last) if batched else 1
@@ -326,8 +275,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             value = model_inputs.pop(key)
             return value if batched else [value]
 
-        decode, tags, strides = per_item("decode"), per_item("tag"), per_item("stride")
-        seconds, sources = per_item("audio_seconds"), per_item("source")
+        decode, spans, strides = per_item("decode"), per_item("span"), per_item("stride")
+        seconds, sources, timeline_frames = per_item("audio_seconds"), per_item("source"), per_item("timeline_frames")
+        timelines = timelines if timelines is not None else _CallTimelines()
         features = model_inputs.pop("input_features")
         attention_mask = model_inputs.pop("attention_mask", None)
         batch_size = features.shape[0]
@@ -338,6 +288,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             if return_timestamps == "word":
                 generate_kwargs["return_token_timestamps"] = True
                 generate_kwargs["return_segments"] = True
+        # upstream-coupled: the pipeline's generation defaults, as the ASR pipeline applies them
+        # (Pin: test_pipeline_prepare_generate_kwargs_adds_the_defaults)
         generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
         told_language = generate_kwargs.get("language")
         multilingual = getattr(generate_kwargs.get("generation_config", self.model.generation_config), "is_multilingual", False)
@@ -351,28 +303,23 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             # Whisper's timestamp seeks, temperature fallback and no-speech checks work as in the ASR pipeline) while
             # its encoder calls on these same features are answered from this pass.
             encoded = self.model.encode(features)
-            window_logits = self._tag_passes(encoded.pooled_hidden_states, tags, at_time_res)
+            window_logits = self._tag_passes(encoded.pooled_hidden_states, spans, at_time_res, timelines)
             generated = None
             if rows:
                 select = rows if len(rows) < batch_size else slice(None)
-                held = type(encoded)(
-                    last_hidden_state=encoded.last_hidden_state[select],
-                    pooled_hidden_states=encoded.pooled_hidden_states[select],
+                generated = self.model.generate(
+                    input_features=features[select],
+                    attention_mask=None if attention_mask is None else attention_mask[select],
+                    encoder_pass_cache=EncoderPassCache(features, encoded),
+                    **generate_kwargs,
                 )
-                with self.model.reuse_encoder_pass(held, features[select]):
-                    generated = self.model.generate(
-                        input_features=features[select],
-                        attention_mask=None if attention_mask is None else attention_mask[select],
-                        **generate_kwargs,
-                    )
         else:
             # Tag passes first, kept (up to a bound) with the windows they ran on: Whisper's first window (seek 0) and
             # every seek that lands on a 30 s boundary (common after music or silence) are answered from them.
-            window_logits, held, held_features = self._tag_long(features, tags, at_time_res)
-            with self.model.reuse_encoder_pass(held, held_features):
-                generated = self.model.generate(
-                    input_features=features, attention_mask=attention_mask, **generate_kwargs
-                )
+            window_logits, held = self._tag_long(features, timeline_frames, at_time_res, tag_batch_size)
+            generated = self.model.generate(
+                input_features=features, attention_mask=attention_mask, encoder_pass_cache=held, **generate_kwargs
+            )
 
         out = {key: [None] * batch_size for key in ("tokens", "token_timestamps", "lang_id", "language")}
         if generated is not None:
@@ -409,8 +356,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                     out["token_timestamps"][row] = token_timestamps[position]
             language = None
             if segments is not None and segments[position]:
-                result = segments[position][0]["result"]
-                full = result["sequences"] if isinstance(result, dict) else result
+                full = _full_sequence(segments[position])
                 found = next((int(t) for t in full.tolist() if int(t) in id_to_language), None)
                 if found is not None:
                     out["lang_id"][row] = torch.tensor(found)
@@ -438,18 +384,17 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 out["language"][row] = id_to_language[token_id]
 
     # ----- tags -----------------------------------------------------------------------------------------------------
-    def _tag_passes(self, pooled: torch.Tensor, tags: list, at_time_res: float | None) -> list[torch.Tensor | None]:
+    def _tag_passes(
+        self, pooled: torch.Tensor, spans: list, at_time_res: float | None, timelines: _CallTimelines
+    ) -> list[torch.Tensor | None]:
         """Head logits for the windows each 30 s pass completes. `pooled`: `(B, L, 75, d)` -> per item `(n, C)`."""
         window = self.model.config.at_window_frames(at_time_res)
         pieces, counts = [], []
-        for index, tag in enumerate(tags):
-            if tag is None:
+        for index, span in enumerate(spans):
+            if span is None:
                 counts.append(None)
                 continue
-            offset, start, stop, final = tag
-            if start == 0:
-                self._assembler = _WindowAssembler(window)
-            windows = self._assembler.push(pooled[index], offset, start, stop, final)
+            windows = timelines.push(pooled[index], span, window)
             pieces.append(windows)
             counts.append(windows.shape[0])
         return self._run_head(pieces, counts, at_time_res)
@@ -470,44 +415,40 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             position += count
         return results
 
-    def _tag_long(self, features: torch.Tensor, tags: list, at_time_res: float | None):
-        """Tags for long-form items by extra passes over aligned 30 s windows of their features, `batch_size` passes
-        at a time (Whisper's own long-form passes move by decoded timestamps, off the pooled grid).
+    def _tag_long(self, features: torch.Tensor, timeline_frames: list[int], at_time_res: float | None, group: int):
+        """Tags for long-form items by extra passes over aligned 30 s windows of their features, at least `group`
+        passes per encoder call (Whisper's own long-form passes move by decoded timestamps, off the pooled grid).
 
-        Returns `(logits per item, held, held_features)`: the passes `generate` may reuse and the `(n, 80, 3000)`
-        windows they ran on — every item's first window (also Whisper's first) and, up to `_MAX_HELD_WINDOWS` in
-        all, the following ones (memory stays bounded for hours of audio)."""
+        Returns `(logits per item, cache)`: an [`EncoderPassCache`] of the passes `generate` may reuse — every item's
+        first window (also Whisper's first) and, up to `_MAX_HELD_WINDOWS` in all, the following ones (memory stays
+        bounded for hours of audio)."""
         segment_frames = self.feature_extractor.nb_max_frames
-        mel_per_pooled = segment_frames // self.model.config.at_pooled_frames_per_window
-        frames_per_segment = self.model.config.at_pooled_frames_per_window
+        per_pass = self.model.config.at_pooled_frames_per_window
         window = self.model.config.at_window_frames(at_time_res)
-        passes = []  # (item, pooled offset, own start, own stop, final)
-        for index, tag in enumerate(tags):
-            total = tag[1] if tag[0] == "long" else tag[2]
-            for offset in range(0, total, frames_per_segment):
-                final = offset + frames_per_segment >= total
-                passes.append((index, offset, offset, min(offset + frames_per_segment, total), final))
-        group = max(getattr(self, "_call_batch_size", 1) or 1, features.shape[0])
-        assemblers = [_WindowAssembler(window) for _ in tags]
-        per_item: list[list[torch.Tensor]] = [[] for _ in tags]
-        held: list[tuple[torch.Tensor, torch.Tensor]] = []  # (window features, encoder output)
+        passes = [(index, span) for index, total in enumerate(timeline_frames) for span in pass_spans(total, per_pass)]
+        group = max(group or 1, features.shape[0])
+        assemblers = [WindowAssembler(window) for _ in timeline_frames]
+        per_item: list[list[torch.Tensor]] = [[] for _ in timeline_frames]
+        held_windows, held_states = [], []
         for begin in range(0, len(passes), group):
             chunk = passes[begin : begin + group]
             segments = []
-            for index, offset, *_ in chunk:
-                segment = features[index, :, offset * mel_per_pooled : offset * mel_per_pooled + segment_frames]
+            for index, span in chunk:
+                start = span.offset * segment_frames // per_pass
+                segment = features[index, :, start : start + segment_frames]
                 segments.append(torch.nn.functional.pad(segment, (0, segment_frames - segment.shape[-1])))
             encoded = self.model.encode(torch.stack(segments))
-            pieces, owners = [], []
-            for row, (index, offset, start, stop, final) in enumerate(chunk):
-                pieces.append(assemblers[index].push(encoded.pooled_hidden_states[row], offset, start, stop, final))
-                owners.append(index)
-                if offset == 0 or len(held) < _MAX_HELD_WINDOWS:
-                    held.append((segments[row], encoded.last_hidden_state[row]))
-            for owner, logits in zip(owners, self._run_head(pieces, [p.shape[0] for p in pieces], at_time_res)):
-                per_item[owner].append(logits)
-        held_outputs = type(encoded)(last_hidden_state=torch.stack([state for _, state in held]))
-        return [torch.cat(logits) for logits in per_item], held_outputs, torch.stack([window for window, _ in held])
+            pieces = []
+            for row, (index, span) in enumerate(chunk):
+                pieces.append(assemblers[index].push(encoded.pooled_hidden_states[row], span))
+                if span.offset == 0 or len(held_windows) < _MAX_HELD_WINDOWS:
+                    held_windows.append(segments[row])
+                    held_states.append(encoded.last_hidden_state[row])
+            logits = self._run_head(pieces, [piece.shape[0] for piece in pieces], at_time_res)
+            for (index, _), item_logits in zip(chunk, logits):
+                per_item[index].append(item_logits)
+        held = EncoderPassCache(torch.stack(held_windows), (torch.stack(held_states),))
+        return [torch.cat(logits) for logits in per_item], held
 
     # ----- postprocess ----------------------------------------------------------------------------------------------
     def postprocess(
@@ -537,10 +478,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             if output.get("token_timestamps", 0) is None:
                 output.pop("token_timestamps")
             elif "token_timestamps" in output and "lang_id" in output:
-                # The ASR postprocess puts the language token in front of the tokens but not of their times, which
-                # would give every word the next token's time: shift the times along (token i spans t[i-1]..t[i]).
-                times = output["token_timestamps"]
-                output["token_timestamps"] = torch.cat([times.new_zeros(times.shape[:-1] + (1,)), times], dim=-1)
+                output["token_timestamps"] = _times_for_language_token(output["token_timestamps"])
         text_outputs = [output for output, wanted in zip(model_outputs, decode) if wanted]
         segments = None
         if return_word_segments and return_timestamps == "word":
@@ -554,8 +492,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
 
         tag_logits = torch.cat([item[0] for item in logits if item is not None]).float()
         resolution = at_time_res if at_time_res is not None else self.model.config.at_time_res
-        num_windows = math.ceil(round(seconds / resolution, 6))
-        tag_logits = tag_logits[: max(num_windows, 1)]
+        tag_logits = tag_logits[: windows_for_duration(seconds, resolution)]
         names = self._names(language if label_language == "follow_asr" else label_language)
         ordered = {"text": result.pop("text"), "language": language, **result}
         ordered["audio_tags"] = self._format_tags(
@@ -587,16 +524,41 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         top_scores, top_index = scores.topk(k, dim=-1) if k else (scores[:, :0], scores[:, :0].long())
         windows = []
         for window_index in range(logits.shape[0]):
-            start = window_index * resolution
-            end = min((window_index + 1) * resolution, seconds)
             tags = [
                 {"label": names[int(candidates[index])], "score": float(score)}
                 for score, index in zip(top_scores[window_index].tolist(), top_index[window_index].tolist())
                 if threshold is None or score >= threshold
             ]
             # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
-            windows.append({"timestamp": (round(start, 2), round(end, 2)), "tags": tags})
+            windows.append({"timestamp": window_bounds(window_index, resolution, seconds), "tags": tags})
         return windows
+
+    # ----- upstream-coupled (transformers' ASR pipeline); each piece is pinned by tests/test_upstream_pins.py -------
+    # Pin: test_asr_pipeline_takes_the_whisper_path_only_for_model_type_whisper.
+    # Whisper-AT is Whisper: always take the ASR pipeline's Whisper path. Its `__init__` picks the path from
+    # `model_type == "whisper"` (ours is "whisper_at") and uses it while parsing init kwargs, so a fixed property
+    # (ignoring that assignment) is the one place that gets it right from the start.
+    @property
+    def type(self) -> str:
+        return "seq2seq_whisper"
+
+    @type.setter
+    def type(self, value: str) -> None:
+        pass
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # Pin: test_chunk_pipeline_iterator_building_blocks.
+        # As ChunkPipeline's, with a collate that pads log-mel features along time (inputs of several lengths
+        # batch together; Whisper reads each one's length from the attention mask).
+        num_workers = min(num_workers, 1)
+        forward_params = {**forward_params, "tag_batch_size": batch_size}  # long-form tag passes per encoder call
+        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
+        collate_fn = _first_item if batch_size == 1 else _pad_features_collate(self.tokenizer, self.feature_extractor)
+        dataloader = torch.utils.data.DataLoader(
+            dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_fn
+        )
+        model_iterator = PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
 
 def _id_to_language(generation_config) -> dict[int, str]:
@@ -624,6 +586,35 @@ def _nest_words(segments: list[dict], words: list[dict]) -> list[dict]:
     return nested
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Upstream-coupled helpers (transformers' Whisper generate and ASR pipeline), pinned by tests/test_upstream_pins.py
+# --------------------------------------------------------------------------------------------------------------------
+def _full_sequence(segment_list: list[dict]) -> torch.Tensor:
+    """One item's full first-segment sequence (language token included) from Whisper's `return_segments` output;
+    `generate` strips the init tokens from `sequences`. Pin: test_whisper_segments_hold_the_full_sequence."""
+    result = segment_list[0]["result"]
+    return result["sequences"] if isinstance(result, dict) else result
+
+
+def _times_for_language_token(times: torch.Tensor) -> torch.Tensor:
+    """The ASR postprocess puts the language token in front of the tokens but not of their times, which would give
+    every word the next token's time: shift the times along (token i spans t[i-1]..t[i]).
+    Pin: test_asr_postprocess_prepends_the_language_token."""
+    return torch.cat([times.new_zeros(times.shape[:-1] + (1,)), times], dim=-1)
+
+
+def _language_code(language: str | None) -> str | None:
+    """`"German"`, `"german"`, `"de"` or `"<|de|>"` -> `"de"`."""
+    if language is None:
+        return None
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    language = language.strip()
+    if language.startswith("<|") and language.endswith("|>"):
+        return language[2:-2]
+    return TO_LANGUAGE_CODE.get(language.lower(), language.lower())
+
+
 def _first_item(items):
     return items[0]
 
@@ -644,34 +635,6 @@ def _pad_features_collate(tokenizer, feature_extractor):
         return inner(items)
 
     return collate
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Saving the pipeline with a checkpoint
-# --------------------------------------------------------------------------------------------------------------------
-def custom_pipelines_entry() -> dict:
-    """The `config.custom_pipelines` entry that lets `pipeline(TASK, trust_remote_code=True)` find this class."""
-    return {
-        TASK: {
-            "impl": f"{__name__.rsplit('.', 1)[-1]}.{WhisperATPipeline.__name__}",
-            "pt": ("AutoModelForSpeechSeq2Seq",),
-            "type": "multimodal",
-        }
-    }
-
-
-def save_pipeline_code(model: Any, save_directory: str | os.PathLike) -> None:
-    """Marks `model.config` with `custom_pipelines` and copies this module and its relative imports beside it.
-
-    Called by [`WhisperForAudioTaggingAndASR.save_pretrained`] (through its save hooks) before the config is written.
-    """
-    from transformers.dynamic_module_utils import get_relative_import_files
-
-    os.makedirs(save_directory, exist_ok=True)
-    model.config.custom_pipelines = custom_pipelines_entry()
-    module_file = os.path.abspath(__file__)
-    for path in [module_file, *get_relative_import_files(module_file)]:
-        shutil.copyfile(path, os.path.join(save_directory, os.path.basename(path)))
 
 
 __all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry", "save_pipeline_code"]

@@ -1,0 +1,231 @@
+"""Pins: each transformers behaviour (often a private name) that the package still relies on, one test each.
+
+Every upstream-coupled line in `src/whisper_at_hf` sits in a marked section that names its pin here. When a
+transformers upgrade changes one of these behaviours, the named test fails (instead of a user): then update the
+marked section, or drop it if upstream now does the right thing itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from conftest import TINY_EN, tiny_whisper, tiny_whisper_config
+from transformers import GenerationConfig, WhisperForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from whisper_at_hf import WhisperForAudioTaggingAndASR
+from whisper_at_hf.modeling_whisper_at import WhisperATEncoder
+
+
+# ----- modeling_whisper_at.py ---------------------------------------------------------------------------------------
+def test_pooled_encoder_pass_equals_whisper_encoder():
+    """`WhisperATEncoder._forward_pooled` runs the layers itself: it must compute exactly `WhisperEncoder.forward`."""
+    config = tiny_whisper_config()
+    torch.manual_seed(0)
+    ours = WhisperATEncoder(WhisperForAudioTaggingAndASR.config_class.from_whisper_config(config)).eval()
+    theirs = WhisperEncoder(config).eval()
+    theirs.load_state_dict(ours.state_dict())
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pooled = ours(features, output_pooled_hidden_states=True, output_hidden_states=True)
+        plain = theirs(features, output_hidden_states=True)
+    torch.testing.assert_close(pooled.last_hidden_state, plain.last_hidden_state, atol=1e-5, rtol=1e-5)
+    assert len(pooled.hidden_states) == len(plain.hidden_states) == config.encoder_layers + 1
+    for mine, upstream in zip(pooled.hidden_states, plain.hidden_states):
+        torch.testing.assert_close(mine, upstream, atol=1e-5, rtol=1e-5)
+    # the pooled states are the layer outputs (before the final LayerNorm), 20 frames to one
+    layer_one = plain.hidden_states[1]
+    torch.testing.assert_close(
+        pooled.pooled_hidden_states[:, 0], layer_one.view(2, 75, 20, -1).mean(2), atol=1e-5, rtol=1e-5
+    )
+
+
+def multilingual_tiny_whisper() -> WhisperForConditionalGeneration:
+    model = tiny_whisper(seed=3)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=100,
+        eos_token_id=101,
+        pad_token_id=0,
+        lang_to_id={"<|en|>": 102, "<|de|>": 103},
+        task_to_id={"transcribe": 104, "translate": 105},
+        no_timestamps_token_id=106,
+        is_multilingual=True,
+        return_timestamps=False,
+    )
+    return model
+
+
+def test_language_detection_reads_encoder_outputs_from_retrieve_init_tokens():
+    """Whisper's generate detects the language in `_retrieve_init_tokens(input_features, ..., kwargs)`: from
+    `kwargs["encoder_outputs"]` without an encoder pass when `input_features` is None (our override relies on it)."""
+    model = multilingual_tiny_whisper()
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(2))
+    signature = inspect.signature(WhisperForConditionalGeneration._retrieve_init_tokens)
+    assert list(signature.parameters) == [
+        "self", "input_features", "batch_size", "generation_config", "config", "num_segment_frames", "kwargs"
+    ]
+    calls = []
+    model.model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    generation_config = model.generation_config
+    with torch.no_grad():
+        from_features = model._retrieve_init_tokens(features, 2, generation_config, model.config, 3000, {})
+        assert len(calls) == 1
+        encoded = BaseModelOutput(last_hidden_state=model.model.encoder(features).last_hidden_state)
+        calls.clear()
+        from_outputs = model._retrieve_init_tokens(
+            None, 2, generation_config, model.config, 3000, {"encoder_outputs": encoded}
+        )
+    assert not calls
+    assert torch.equal(from_features, from_outputs) and set(from_features[:, 1].tolist()) <= {102, 103}
+
+
+def test_generate_hands_model_kwargs_to_the_encoder():
+    """Generate's model kwargs reach the encoder (`encoder_pass_cache` rides on them) when its forward takes
+    `**kwargs`, and are validated against the encoder's signature."""
+    assert "encoder_pass_cache" in inspect.signature(WhisperATEncoder.forward).parameters
+    source = inspect.getsource(WhisperForConditionalGeneration._prepare_text_encoder_decoder_kwargs_for_generation)
+    assert "encoder_accepts_wildcard" in source and "encoder(**encoder_kwargs)" in source
+    assert "encoder.forward" in inspect.getsource(WhisperForConditionalGeneration._validate_model_kwargs)
+
+
+def test_generation_keeps_decoder_ids_only_for_model_type_whisper():
+    """transformers keeps user-given decoder ids as they are only for `model_type == "whisper"` (ours is
+    "whisper_at"), else prepends the start token: our override of `_prepare_decoder_input_ids_for_generation`."""
+    parent = WhisperForConditionalGeneration._prepare_decoder_input_ids_for_generation
+    model = tiny_whisper(seed=0)
+    start_id = model.generation_config.decoder_start_token_id
+    start = torch.tensor([start_id])
+    prompt = torch.tensor([[5, start_id, 7]])
+    kept, _ = parent(model, 1, "input_features", {"decoder_input_ids": prompt}, start, torch.device("cpu"))
+    assert torch.equal(kept, prompt)  # model_type "whisper": kept
+    model.config.model_type = "whisper_at"
+    try:
+        changed, _ = parent(model, 1, "input_features", {"decoder_input_ids": prompt}, start, torch.device("cpu"))
+    finally:
+        model.config.model_type = "whisper"
+    assert changed.shape[1] == 4 and changed[0, 0] == start_id  # otherwise: start token prepended
+
+
+# ----- head_only.py -------------------------------------------------------------------------------------------------
+def test_auto_class_bookkeeping_kwargs(tmp_path, monkeypatch):
+    """`AutoModelForSpeechSeq2Seq.from_pretrained` passes the model class only public loading kwargs plus the
+    bookkeeping that `head_only.base_loading_kwargs` drops (private `_*` ones, `trust_remote_code`, ...)."""
+    from transformers import AutoModelForSpeechSeq2Seq
+
+    from whisper_at_hf.head_only import AUTO_CLASS_BOOKKEEPING_KWARGS, base_loading_kwargs
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))
+    model.save_pretrained(tmp_path)
+    received = {}
+    original = WhisperForAudioTaggingAndASR.from_pretrained.__func__
+
+    def recording(cls, *args, **kwargs):
+        received.update(kwargs)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(WhisperForAudioTaggingAndASR, "from_pretrained", classmethod(recording))
+    AutoModelForSpeechSeq2Seq.from_pretrained(tmp_path, dtype=torch.float32)
+    bookkeeping = {key for key in received if key.startswith("_") or key in AUTO_CLASS_BOOKKEEPING_KWARGS}
+    assert bookkeeping, "the Auto class no longer passes bookkeeping kwargs: simplify base_loading_kwargs"
+    assert set(base_loading_kwargs(received)) == set(received) - bookkeeping
+    assert set(received) - bookkeeping <= {"dtype", "config", "revision", "subfolder", "output_loading_info"}
+
+
+# ----- configuration_whisper_at.py ----------------------------------------------------------------------------------
+def test_pipeline_factory_lets_config_custom_pipelines_shadow_registered_tasks():
+    """`pipeline()` looks at `config.custom_pipelines` before the task registry and then demands
+    trust_remote_code: why the installed package's config leaves its own task out of that entry."""
+    from transformers.pipelines import pipeline
+
+    source = inspect.getsource(pipeline)
+    assert source.index("if task in custom_tasks:") < source.index("check_task(task)")
+    assert "trust_remote_code=True" in source
+
+
+# ----- pipeline_whisper_at.py ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def processor():
+    if not TINY_EN.is_dir():
+        pytest.skip("needs ../shared/models/whisper-tiny.en")
+    from transformers import WhisperProcessor
+
+    return WhisperProcessor.from_pretrained(TINY_EN)
+
+
+def test_asr_pipeline_takes_the_whisper_path_only_for_model_type_whisper(processor):
+    """The ASR pipeline picks its Whisper path from `model_type == "whisper"` in `__init__`: without our fixed
+    `type`, a Whisper-AT model would take the generic seq2seq path."""
+    from transformers import AutomaticSpeechRecognitionPipeline
+
+    from whisper_at_hf import WhisperATPipeline
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))
+    kwargs = dict(model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    assert AutomaticSpeechRecognitionPipeline(**kwargs).type != "seq2seq_whisper"
+    assert WhisperATPipeline(**kwargs).type == "seq2seq_whisper"
+
+
+def test_pipeline_prepare_generate_kwargs_adds_the_defaults(processor):
+    from whisper_at_hf import WhisperATPipeline
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))
+    pipe = WhisperATPipeline(model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    prepared = pipe._prepare_generate_kwargs({"max_new_tokens": 3})
+    assert prepared["max_new_tokens"] == 3 and prepared.get("num_beams") == 5  # the ASR pipeline's default
+
+
+def test_asr_pipeline_align_to(processor):
+    """`_align_to`: what chunk boundaries are rounded to, in samples, as in the ASR pipeline (1 for Whisper)."""
+    from whisper_at_hf import WhisperATPipeline
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))
+    pipe = WhisperATPipeline(model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    assert pipe._align_to == 1
+
+
+def test_chunk_pipeline_iterator_building_blocks():
+    """`WhisperATPipeline.get_iterator` is `ChunkPipeline.get_iterator` with a collate that pads log-mel along time
+    (transformers' `pad_collate_fn` cannot): the same three iterators, built the same way."""
+    from transformers.pipelines.base import ChunkPipeline, pad_collate_fn
+
+    source = inspect.getsource(ChunkPipeline.get_iterator)
+    for line in (
+        "PipelineChunkIterator(inputs, self.preprocess, preprocess_params)",
+        "PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)",
+        "PipelineIterator(model_iterator, self.postprocess, postprocess_params)",
+    ):
+        assert line in source, line
+
+    class FeatureExtractor:
+        padding_value, padding_side = 0.0, "right"
+
+    items = [{"input_features": torch.zeros(1, 80, 10)}, {"input_features": torch.zeros(1, 80, 12)}]
+    with pytest.raises(RuntimeError):
+        pad_collate_fn(None, FeatureExtractor())(items)
+
+
+def test_whisper_segments_hold_the_full_sequence():
+    """With `return_segments=True`, `segments[item][0]["result"]` holds the full sequence (init tokens included) as
+    a tensor or a dict with `sequences`; `sequences` itself starts after the init tokens."""
+    model = multilingual_tiny_whisper()
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = model.generate(features, return_segments=True, language="de", max_new_tokens=3)
+    from whisper_at_hf.pipeline_whisper_at import _full_sequence
+
+    full = _full_sequence(out["segments"][0])
+    assert full[:3].tolist() == [100, 103, 104]  # start, <|de|>, transcribe
+    assert 103 not in out["sequences"][0].tolist()
+
+
+def test_asr_postprocess_prepends_the_language_token():
+    """The ASR postprocess puts the language token in front of `tokens` (not of `token_timestamps`) when
+    `return_language`: `_times_for_language_token` keeps the two aligned."""
+    from transformers import AutomaticSpeechRecognitionPipeline
+
+    source = inspect.getsource(AutomaticSpeechRecognitionPipeline.postprocess)
+    assert 'output["tokens"] = torch.cat([lang_token, output["tokens"]], dim=-1)' in source
+    assert "token_timestamps" not in source.split("lang_token = ")[1].split("_decode_asr")[0]
