@@ -354,3 +354,27 @@ def test_checkpoint_carries_pipeline_code(tiny_en_at_dir):
     for name in ("pipeline_whisper_at.py", "audio.py", "labels.py", "modeling_whisper_at.py"):
         assert (tiny_en_at_dir / name).is_file(), name
     assert whisper_at_hf.WhisperATPipeline is WhisperATPipeline
+
+
+def test_threads_sharing_one_pipeline_give_the_sequential_results(pipe, long_mix):
+    """One pipeline, several threads: each call keeps its own tag timeline (chunked input included)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [
+        (audio("speech_en.wav"), {}),
+        (audio("beeps_10s.wav"), {"at_time_res": 2.0}),
+        (long_mix[: 45 * 16000], {"chunk_length_s": 30, "ignore_warning": True, "at_time_res": 4.0}),
+    ]
+
+    def run(call):
+        waveform, kwargs = call
+        return pipe(waveform.copy(), return_tag_logits=True, **FAST, **kwargs)
+
+    expected = [run(call) for call in calls]
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            results = list(pool.map(run, calls))
+        for result, want in zip(results, expected):
+            assert result["text"] == want["text"]
+            assert [w["timestamp"] for w in result["audio_tags"]] == [w["timestamp"] for w in want["audio_tags"]]
+            np.testing.assert_allclose(result["audio_tag_logits"], want["audio_tag_logits"], atol=1e-4, rtol=1e-4)

@@ -41,6 +41,7 @@ import torch
 from transformers.utils import logging
 
 from .audio import load_audio
+from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names, read_original_label_names
 from .model_card import ORIGINAL_VARIANTS
 
@@ -201,7 +202,7 @@ def _local_checkpoint(checkpoint: str, cache_dir: str | None, variant: str | Non
     if Path(checkpoint).is_dir():
         return checkpoint
     # Hub ids are "name" or "org/name"; anything else that is not a dir is a missing local path
-    looks_local = Path(checkpoint).is_absolute() or checkpoint.startswith((".", "~")) or checkpoint.count("/") > 1
+    looks_local = not is_hub_id(checkpoint)
     cause = "no such local directory"
     if not looks_local:
         from huggingface_hub import snapshot_download

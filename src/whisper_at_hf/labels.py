@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .hub_utils import find_file
+
 LABEL_NAMES_FILE = "label_names.json"
 ORIGINAL_LABELS_CSV = "class_labels_indices.csv"
 ORIGINAL_LABEL_NAME_DICT = "label_name_dict.json"
@@ -71,7 +73,7 @@ def load_label_names(
 ) -> LabelNames:
     """The label names of a checkpoint (local dir or Hub id), or English names from `id2label` when it has no
     `label_names.json`."""
-    path = _find_checkpoint_file(name_or_path, LABEL_NAMES_FILE, revision) if name_or_path else None
+    path = find_file(name_or_path, LABEL_NAMES_FILE, revision=revision) if name_or_path else None
     if path is not None:
         names = LabelNames.load(path)
         if id2label is not None and len(names) != len(id2label):
@@ -82,27 +84,6 @@ def load_label_names(
     if id2label is None:
         raise ValueError(f"no {LABEL_NAMES_FILE} in {name_or_path!r} and no id2label to fall back on.")
     return LabelNames.from_id2label(id2label)
-
-
-def _find_checkpoint_file(name_or_path: str | os.PathLike, filename: str, revision: str | None) -> str | None:
-    """`filename` inside a local checkpoint dir, or from the Hub (cache) for a repo id; `None` if absent."""
-    local = Path(name_or_path)
-    if local.is_dir():
-        return str(local / filename) if (local / filename).is_file() else None
-    if local.is_absolute() or str(name_or_path).startswith((".", "~")):
-        return None
-    from transformers.utils import cached_file
-
-    try:
-        return cached_file(
-            str(name_or_path),
-            filename,
-            revision=revision,
-            _raise_exceptions_for_missing_entries=False,
-            _raise_exceptions_for_connection_errors=False,
-        )
-    except OSError:
-        return None
 
 
 def original_assets_dir() -> Path:

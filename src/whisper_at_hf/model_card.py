@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .hub_utils import is_hub_id
+
 PIPELINE_TASK = "whisper-at"
 AUDIOSET_DATASET = "agkphysics/AudioSet"
 ORIGINAL_PAPER = "https://arxiv.org/abs/2307.03183"
@@ -131,9 +133,7 @@ def find_original_variant(name: str | None) -> OriginalVariant | None:
 
 
 def _is_hub_id(name: str | None) -> bool:
-    if not name or name.startswith(("/", ".", "~")) or Path(name).exists():
-        return False
-    return name.count("/") <= 1
+    return is_hub_id(name)
 
 
 def format_parameter_count(count: int | str | None) -> str | None:
