@@ -49,3 +49,12 @@ def test_save_load_and_autoconfig(tmp_path):
     assert isinstance(loaded, WhisperATConfig)
     assert (loaded.at_low_dim, loaded.at_time_res, loaded.base_model_name_or_path) == (512, 2.0, "openai/whisper-tiny")
     assert loaded.num_labels == 527
+
+
+def test_installed_config_leaves_out_its_own_custom_pipeline():
+    """A checkpoint's `custom_pipelines` entry for "whisper-at" serves remote code; the installed package registers
+    the task itself, so its config class leaves that entry out (a fixed rule: no registry is read)."""
+    entry = {"impl": "pipeline_whisper_at.WhisperATPipeline", "pt": ["AutoModelForSpeechSeq2Seq"], "type": "multimodal"}
+    other = {"impl": "other.Pipeline", "pt": [], "type": "text"}
+    assert not hasattr(WhisperATConfig(custom_pipelines={"whisper-at": entry}), "custom_pipelines")
+    assert WhisperATConfig(custom_pipelines={"whisper-at": entry, "other": other}).custom_pipelines == {"other": other}
