@@ -229,3 +229,23 @@ def test_asr_postprocess_prepends_the_language_token():
     source = inspect.getsource(AutomaticSpeechRecognitionPipeline.postprocess)
     assert 'output["tokens"] = torch.cat([lang_token, output["tokens"]], dim=-1)' in source
     assert "token_timestamps" not in source.split("lang_token = ")[1].split("_decode_asr")[0]
+
+
+def test_asr_chunking(processor):
+    """`chunk_length_s`: our chunks are the ASR pipeline's (`chunk_iter` with the sizes its `preprocess` rounds),
+    so the transcript is the same; each decoded chunk keeps its stride."""
+    import numpy as np
+    from transformers import AutomaticSpeechRecognitionPipeline
+
+    from whisper_at_hf import WhisperATPipeline
+
+    components = dict(tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    asr = AutomaticSpeechRecognitionPipeline(model=tiny_whisper(seed=0), **components)
+    ours = WhisperATPipeline(model=WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0)), **components)
+    waveform = np.random.default_rng(0).standard_normal(47 * 16000).astype(np.float32) * 0.1
+    for kwargs in ({"chunk_length_s": 30}, {"chunk_length_s": 10, "stride_length_s": [1, 2]}):
+        theirs = list(asr.preprocess(waveform, **kwargs))
+        mine = [item for item in ours.preprocess(waveform, **kwargs) if item["decode"]]
+        assert [item["stride"] for item in mine] == [item["stride"] for item in theirs]
+        for item, their_item in zip(mine, theirs):
+            assert torch.equal(item["input_features"], their_item["input_features"])

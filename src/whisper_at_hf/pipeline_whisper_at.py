@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
+from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline, chunk_iter
 from transformers.pipelines.base import pad_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
@@ -194,7 +194,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         yield {"is_last": True, **processed, "decode": True, "span": span, **common}
 
     def _preprocess_chunks(self, waveform, chunk_length_s, stride_length_s, frame_samples, common):
-        # Same chunk arithmetic as the ASR pipeline (so the transcript is the same), keeping each chunk's start.
+        # The ASR pipeline's chunks (its `chunk_iter`, so the transcript is the same), each placed on the timeline.
+        # upstream-coupled: the chunk sizes as the ASR pipeline's `preprocess` rounds them (Pin: test_asr_chunking).
         rate = self.feature_extractor.sampling_rate
         if stride_length_s is None:
             stride_length_s = chunk_length_s / 6
@@ -214,22 +215,16 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         on_grid = step % frame_samples == 0
 
         items = []
-        for start in range(0, total_samples, step):
-            chunk = waveform[start : start + chunk_len]
-            is_last = start + chunk_len >= total_samples
-            left, right = (0 if start == 0 else stride_left), (0 if is_last else stride_right)
-            if chunk.shape[0] > left:
-                if on_grid:
-                    own_start = 0 if start == 0 else (start + left) // frame_samples
-                    own_stop = total_frames if is_last else (start + chunk.shape[0] - right) // frame_samples
-                    span = PooledSpan(start // frame_samples, own_start, own_stop, is_last)
-                else:
-                    span = None
-                items.append(
-                    {"stride": (chunk.shape[0], left, right), **self._features(chunk), "decode": True, "span": span}
-                )
-            if is_last:
-                break
+        chunks = chunk_iter(waveform, self.feature_extractor, chunk_len, stride_left, stride_right, self.dtype)
+        for index, chunk in enumerate(chunks):  # chunk k starts at k * step (only a last, too short one is dropped)
+            start, is_last = index * step, chunk.pop("is_last")
+            length, left, right = chunk["stride"]
+            span = None
+            if on_grid:
+                own_start = 0 if start == 0 else (start + left) // frame_samples
+                own_stop = total_frames if is_last else (start + length - right) // frame_samples
+                span = PooledSpan(start // frame_samples, own_start, own_stop, is_last)
+            items.append({**chunk, "decode": True, "span": span})
         if not on_grid:
             logger.info("chunk starts are off the 0.4 s tag grid: tagging with extra aligned 30 s passes.")
             window_samples = self.feature_extractor.n_samples
