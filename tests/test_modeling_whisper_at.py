@@ -257,6 +257,18 @@ def test_long_input_is_tagged_on_the_absolute_grid_streaming(tiny_pair, at_time_
     torch.testing.assert_close(streamed, whole[:, :num_windows], atol=1e-5, rtol=0)
 
 
+def test_long_batch_is_tagged_as_its_items(tiny_pair):
+    _, joint = tiny_pair
+    features = torch.randn(2, 80, 6500, generator=torch.Generator().manual_seed(25))
+    with torch.no_grad():
+        batch = joint.tag(features, at_time_res=4.0)
+        singles = torch.cat([joint.tag(features[index : index + 1], at_time_res=4.0) for index in range(2)])
+        shorter = joint.tag(features, at_time_res=4.0, num_frames=3100)
+    assert batch.shape == (2, 17, 527) and shorter.shape == (2, 8, 527)
+    torch.testing.assert_close(batch, singles, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shorter[:, :7], batch[:, :7], atol=1e-5, rtol=1e-5)
+
+
 def test_invalid_time_resolution_raises(tiny_pair):
     _, joint = tiny_pair
     with pytest.raises(ValueError, match="multiple of 0.4"):
