@@ -19,6 +19,7 @@ import json
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
@@ -30,6 +31,7 @@ class HubState:
         self.requests: list[str] = []
         self.release: dict[str, bytes] = {}  # release-host path (without query) -> file bytes
         self.cut: dict[str, int] = {}  # file name -> how many more downloads of it break off half-way
+        self.delay = 0.0  # seconds to wait before sending a release file (to overlap concurrent clients)
 
     def add_repo(self, repo_id: str, folder) -> None:
         """A model repo holding every file of a local folder (e.g. ../shared/models/whisper-tiny.en)."""
@@ -156,7 +158,8 @@ class HubHandler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
-        self.state.requests.append(f"{self.command} {self.path}")
+        ranged = f" [{self.headers['Range']}]" if self.headers.get("Range") else ""
+        self.state.requests.append(f"{self.command} {self.path}{ranged}")
         path = unquote(urlparse(self.path).path)
         match = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
         if match:
@@ -203,6 +206,8 @@ class HubHandler(BaseHTTPRequestHandler):
             data = self.state.release.get("/s/" + path[len("/dl/"):])
             if data is None:
                 return self._send(404, b"<html>not found</html>", content_type="text/html")
+            if self.state.delay:
+                time.sleep(self.state.delay)
             return self._send_file(data, path.rsplit("/", 1)[-1])
         return self._error(404, "NotFound", f"no route for GET {path}")
 
