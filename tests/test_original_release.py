@@ -397,6 +397,15 @@ def test_fallback_link_when_the_first_answers_with_an_error(hosts, tmp_path, onl
     assert release.RELEASE_MIRROR_ENV in message
 
 
+def test_unreachable_hub_is_named(tmp_path, online):
+    online("http://127.0.0.1:9")  # discard port: nothing listens
+    with pytest.raises(ReleaseDownloadError) as info:
+        released_checkpoint("tiny.en", cache_dir=tmp_path, progress=False)
+    message = str(info.value)
+    assert "could not get the Whisper openai/whisper-tiny.en from http://127.0.0.1:9" in message
+    assert str(tmp_path / "hub") in message and cached_files(tmp_path) == []
+
+
 def test_mirror_folder_for_air_gapped_machines(tiny_en_original, tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
     mirror.mkdir()

@@ -569,17 +569,27 @@ def download_whisper(
     from huggingface_hub import snapshot_download
 
     variant = get_variant(name, low_compute)
-    path = Path(
-        snapshot_download(
-            variant.base_model,
-            revision=revision,
-            cache_dir=_hub_cache(cache_dir),
-            endpoint=_endpoint(endpoint),
-            token=token,
-            local_files_only=_is_offline(local_files_only),
-            allow_patterns=list(CHECKPOINT_FILES),
+    offline = _is_offline(local_files_only)
+    try:
+        path = Path(
+            snapshot_download(
+                variant.base_model,
+                revision=revision,
+                cache_dir=_hub_cache(cache_dir),
+                endpoint=_endpoint(endpoint),
+                token=token,
+                local_files_only=offline,
+                allow_patterns=list(CHECKPOINT_FILES),
+            )
         )
-    )
+    except (OSError, ValueError) as error:  # unreachable Hub, not cached while offline, HTTP errors
+        from huggingface_hub import constants
+
+        where = "in the cache (offline)" if offline else f"from {_endpoint(endpoint) or constants.ENDPOINT}"
+        raise ReleaseDownloadError(
+            f"could not get the Whisper {variant.base_model} {where} into {_hub_cache(cache_dir) or constants.HF_HUB_CACHE}: "
+            f"{_describe(error)}"
+        ) from error
     if not list(path.glob("*.safetensors")):
         raise ReleaseDownloadError(f"{variant.base_model} ({path}) holds no safetensors weights.")
     return path
@@ -691,6 +701,9 @@ def _published_checkpoint(variant, cache_dir, endpoint, token, namespace) -> Pat
             allow_patterns=list(CHECKPOINT_FILES),
         )
     except (RepositoryNotFoundError, RevisionNotFoundError):
+        return None
+    except (OSError, ValueError) as error:  # the Hub did not answer: the release path may still work
+        logger.warning(f"could not check the Hub for {variant.hub_id(namespace)} ({_describe(error)}); trying the release")
         return None
     path = Path(path)
     return path if (path / "config.json").is_file() else None
