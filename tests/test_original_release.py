@@ -44,6 +44,8 @@ from whisper_at_hf.original_release import (
     released_checkpoint,
 )
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 TINY_EN_VARIANT = get_variant("tiny.en")
 TINY_EN_LINK = urlsplit(TINY_EN_VARIANT.url).path  # /s/atq9so6w0qug5ai/tiny.en_ori.pth
 HEAD_NAME = TINY_EN_VARIANT.head_file
