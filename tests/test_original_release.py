@@ -490,12 +490,17 @@ def test_convert_variant_push_then_resolution_takes_the_hub(hosts, tmp_path, onl
     assert done.stdout.startswith("tiny.en: ") and Path(done.stdout.split(": ", 1)[1].strip()).is_dir()
 
 
-def test_convert_variant_needs_a_destination(capsys):
+def test_convert_variant_needs_a_destination(capsys, tmp_path, monkeypatch):
     from whisper_at_hf.convert_original_whisper_at import main
 
     assert main(["--variant", "tiny.en"]) == 1
     assert "give --output DIR, --push-to-hub ORG or --download-only" in capsys.readouterr().err
-    assert main(["--variant", "gigantic", "--output", "x"]) == 1
-    assert "not a released Whisper-AT variant" in capsys.readouterr().err
+    assert main(["--variant", "tiny.en,gigantic", "--output", "x"]) == 1  # all names checked before any download
+    assert "'gigantic' is not a released Whisper-AT variant" in capsys.readouterr().err
+    # "all" is the 16 in table order: offline with an empty cache, the first one (tiny) is reported missing
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(release.CACHE_ENV, str(tmp_path))
+    assert main(["--variant", "all", "--download-only"]) == 1
+    assert "Whisper-AT variant 'tiny' is not in the cache" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--at-checkpoint", "x.pth", "--output", "y"])  # neither --whisper nor --variant

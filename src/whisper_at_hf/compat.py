@@ -149,7 +149,9 @@ def load_model(
 
     Args:
         name_or_path: an original variant name (`"tiny"`, ..., `"large-v2"`, `"large"`; see [`available_models`]),
-            mapped through [`checkpoint_for`], or a transformers checkpoint dir or Hub id (full or head-only).
+            downloaded on first use and cached by `whisper_at_hf.released_checkpoint` unless pointed elsewhere
+            ([`register_checkpoint`], `WHISPER_AT_HF_CHECKPOINTS`), or a transformers checkpoint dir or Hub id (full
+            or head-only).
         device: `"cpu"`, `"cuda"`, ...; default CUDA when available.
         at_low_compute: with a variant name, the TL-TR-512 head (`<variant>_low`), which exists for small, small.en,
             medium, medium.en, large-v1 and large-v2 only. With a checkpoint path, its config decides the head.
