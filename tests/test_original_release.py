@@ -377,20 +377,27 @@ def test_head_of_the_wrong_size_is_refused(tmp_path, online):
     assert cached_files(cache) == []
 
 
-def test_fallback_link_when_the_first_answers_with_an_error(hosts, tmp_path, online):
+def test_fallback_link_when_the_first_answers_with_an_error(hosts, tmp_path, online, tiny_en_original):
     state = hosts["state"]
     online(hosts["endpoint"])
     tiny = get_variant("tiny")
     first, fallback = (urlsplit(url).path for url in tiny.urls)
-    state.release[fallback] = b"older link's bytes"
+    head_bytes = Path(tiny_en_original["head"]).read_bytes()
+    state.release[fallback] = head_bytes
     try:
         before = len(state.requests)
-        head = download_release_head("tiny", cache_dir=tmp_path, progress=False)
+        head = download_release_head("tiny", cache_dir=tmp_path / "a", progress=False)
+        assert [line.split("?")[0] for line in state.requests[before:]] == [f"GET {first}", f"GET {fallback}",
+                                                                            "GET /dl/" + fallback[3:]]  # fmt: skip
+        assert head.url.endswith(fallback + "?dl=1") and head.path.read_bytes() == head_bytes
+        # a dead link that answers 200 with a page instead of the file: an error of that link too, nothing kept
+        state.release[first] = b"<html><body>This file is no longer available.</body></html>"
+        head = download_release_head("tiny", cache_dir=tmp_path / "b", progress=False)
+        assert head.url.endswith(fallback + "?dl=1")
+        assert [p.name for p in (tmp_path / "b" / "heads").rglob("*.pth")] == ["tiny_ori.pth"]
     finally:
-        del state.release[fallback]
-    assert head.url.endswith(fallback + "?dl=1") and head.path.read_bytes() == b"older link's bytes"
-    assert [line.split("?")[0] for line in state.requests[before:]] == [f"GET {first}", f"GET {fallback}",
-                                                                        "GET /dl/" + fallback[3:]]  # fmt: skip
+        state.release.pop(fallback)
+        state.release.pop(first, None)
     # neither link answers: both named, with the cache folder and the mirror hint
     with pytest.raises(ReleaseDownloadError) as info:
         download_release_head("base", cache_dir=tmp_path, progress=False)

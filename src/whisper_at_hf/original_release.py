@@ -522,7 +522,8 @@ def download_release_head(
             f"the head {variant.head_file} is not in the cache {root / 'heads'} and downloads are off "
             "(HF_HUB_OFFLINE=1 or local_files_only=True)."
         )
-    failures = []
+    failures: list[str] = []
+    mismatch = False
     for url in urls:
         if "://" not in url:
             failures.append(f"{url}: no such file")
@@ -537,21 +538,33 @@ def download_release_head(
             _remove_if_empty(folder)
             continue
         try:
+            # never keep what is not a head of the right shapes (a dead link may answer 200 with an HTML page):
+            # such an answer counts as an error of that link, and the next one is tried
             if whisper_config is not None:
                 check_head(staged, variant, whisper_config, whisper or variant.base_model)
+            else:
+                from .convert_original_whisper_at import load_original_head
+
+                load_original_head(staged)
             path = folder / variant.head_file
             digest = _sha256(staged)
             os.replace(staged, path)
+        except ValueError as error:
+            failures.append(f"{url}: {error}")
+            mismatch = mismatch or isinstance(error, HeadMismatchError)
+            continue
         finally:
             staged.unlink(missing_ok=True)
             _remove_if_empty(folder)
         _write_json(path.with_name(path.name + ".json"), {"url": url, "size": size, "sha256": digest})
         return ReleaseHead(path, url, size, digest)
-    raise ReleaseDownloadError(
+    message = (
         f"could not download the Whisper-AT head {variant.head_file} (variant {variant.name}) into {root / 'heads'}; "
         + " | ".join(failures)
-        + f". Retry later, or put the file in a folder and set {RELEASE_MIRROR_ENV}=FOLDER."
     )
+    if mismatch:
+        raise HeadMismatchError(message + ". Nothing was kept.")
+    raise ReleaseDownloadError(message + f". Retry later, or put the file in a folder and set {RELEASE_MIRROR_ENV}=FOLDER.")
 
 
 def download_whisper(
@@ -756,7 +769,8 @@ def _convert_release(variant, root: Path, cache_dir, endpoint, token, retries, p
                 "head_sha256": head.sha256,
                 "whisper": variant.base_model,
                 "whisper_revision": commit,
-                "requires": [str(whisper_dir / "config.json")],
+                # the base Whisper of this head-only checkpoint: if the Hub cache lost it, resolve again
+                "requires": [str(p) for p in sorted(whisper_dir.glob("*.safetensors"))] + [str(whisper_dir / "config.json")],
             },
         )
         steps.update(1)
