@@ -216,23 +216,29 @@ def test_offline_after_the_server_stopped(tiny_en_original, tmp_path, online):
     server, state, endpoint = serve(Path(tiny_en_original["head"]).read_bytes())
     online(endpoint)
     home = tmp_path / "home"
-    cache = home / "hf" / "whisper-at-hf"  # the default cache of a process with HF_HOME=home/hf
+    cache = home / "cache"  # everything: heads, checkpoints and the Whisper (under hub/)
     first = released_checkpoint("tiny.en", cache_dir=cache, progress=False)
     server.shutdown()
     server.server_close()
     # server gone: a call without HF_HUB_OFFLINE must not need it either
     assert released_checkpoint("tiny.en", cache_dir=cache) == first
+    # and the cache may move (another HF_HOME, another machine): renamed, the old place is gone
+    moved = tmp_path / "elsewhere"
+    home.rename(moved)
+    first = first.replace(str(home), str(moved))
+    cache = moved / "cache"
     script = (
         "import whisper_at_hf.compat as whisper\n"
         "from whisper_at_hf import released_checkpoint\n"
-        "print(released_checkpoint('tiny.en'))\n"
-        f"result = whisper.load_model('tiny.en', device='cpu').transcribe({str(SHARED_AUDIO / 'speech_en.wav')!r})\n"
+        f"print(released_checkpoint('tiny.en', cache_dir={str(cache)!r}))\n"
+        f"model = whisper.load_model('tiny.en', device='cpu', download_root={str(cache)!r})\n"
+        f"result = model.transcribe({str(SHARED_AUDIO / 'speech_en.wav')!r})\n"
         "print(result['text'])\n"
         "print(tuple(result['audio_tag'].shape))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
-        env=child_env(endpoint, home, HF_HUB_OFFLINE="1"),
+        env=child_env(endpoint, moved, HF_HUB_OFFLINE="1"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -241,6 +247,8 @@ def test_offline_after_the_server_stopped(tiny_en_original, tmp_path, online):
     lines = done.stdout.strip().splitlines()
     assert lines[0] == first
     assert "background noise" in lines[1] and lines[2] == "(1, 527)"
+    config = json.loads((Path(first) / "config.json").read_text())
+    assert config["base_model_name_or_path"].startswith(str(moved))
 
 
 def test_offline_and_not_cached_says_what_to_do(tmp_path, monkeypatch):

@@ -614,14 +614,53 @@ def download_whisper(
 _RECORD = "resolved.json"
 
 
-def _resolved(root: Path, variant: OriginalVariant) -> Path | None:
-    """The checkpoint recorded by the last successful resolution, if all of it is still there."""
+def _resolved(root: Path, variant: OriginalVariant, cache_dir: str | os.PathLike | None) -> Path | None:
+    """The checkpoint recorded by the last successful resolution, if all of it is still there. No network.
+
+    A cache copied to another path (another machine's `HF_HOME`) still resolves: the checkpoint is found by its folder
+    name under this cache, the Whisper snapshot by repo and commit in the Hub cache, and the head-only checkpoint's
+    `base_model_name_or_path` is pointed at it again.
+    """
     record = _read_json(root / "checkpoints" / variant.name / _RECORD)
     if not record:
         return None
     path = Path(record.get("path", ""))
     needed = [path / "config.json", *(Path(p) for p in record.get("requires", []))]
-    return path if all(p.exists() for p in needed) else None
+    if all(p.exists() for p in needed):
+        return path
+    return _relocated(root, variant, cache_dir, record)
+
+
+def _relocated(root: Path, variant: OriginalVariant, cache_dir, record: Mapping[str, Any]) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    def cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, cache_dir=_hub_cache(cache_dir),
+                                          local_files_only=True, allow_patterns=list(CHECKPOINT_FILES)))  # fmt: skip
+        except (OSError, ValueError):
+            return None
+
+    if record.get("source") == "hub":
+        snapshot = cached_snapshot(record.get("repo_id", ""), None)
+        return snapshot if snapshot is not None and (snapshot / "config.json").is_file() else None
+    folder = root / "checkpoints" / variant.name / Path(record.get("path", "")).name
+    whisper_dir = cached_snapshot(record.get("whisper", ""), record.get("whisper_revision"))
+    if not (folder / "config.json").is_file() or whisper_dir is None or not list(whisper_dir.glob("*.safetensors")):
+        return None
+    config = json.loads((folder / "config.json").read_text())
+    config["base_model_name_or_path"] = str(whisper_dir)
+    _write_json(folder / "config.json", config)
+    _write_json(
+        root / "checkpoints" / variant.name / _RECORD,
+        {
+            **record,
+            "path": str(folder),
+            "requires": [str(p) for p in sorted(whisper_dir.glob("*.safetensors"))] + [str(whisper_dir / "config.json")],
+        },
+    )
+    logger.info(f"Whisper-AT {variant.name}: the cache moved; {folder} now points at {whisper_dir}")
+    return folder
 
 
 def released_checkpoint(
@@ -663,7 +702,7 @@ def released_checkpoint(
     variant = get_variant(name, low_compute)
     root = cache_root(cache_dir)
     if not force_download:
-        found = _resolved(root, variant)
+        found = _resolved(root, variant, cache_dir)
         if found is not None:
             return str(found)
     offline = _is_offline(local_files_only)
@@ -685,7 +724,7 @@ def released_checkpoint(
         lock.acquire()
     try:
         if not force_download:
-            found = _resolved(root, variant)  # another process may have finished meanwhile
+            found = _resolved(root, variant, cache_dir)  # another process may have finished meanwhile
             if found is not None:
                 return str(found)
         published = _published_checkpoint(variant, cache_dir, endpoint, token, namespace)
