@@ -93,8 +93,8 @@ def main() -> None:
     print(f"repeats: {args.repeats} (medians)")
     print(f"raw release download (302 + stream + rename), 200 MB: {200 * 1.048576 / med['raw']:.0f} MB/s")
     print(
-        f"first resolution: {med['first']:.2f} s for {mb:.1f} MB downloaded + conversion = {mb / med['first']:.0f} MB/s "
-        "end to end"
+        f"first resolution: {med['first']:.2f} s for {mb:.1f} MB downloaded + conversion = "
+        f"{mb / med['first']:.0f} MB/s end to end"
     )
     first_total = med["first"] + med["first_load"]
     cached_total = med["cached"] + med["cached_load"]

@@ -494,7 +494,8 @@ def test_convert_variant_push_then_resolution_takes_the_hub(hosts, tmp_path, onl
     assert not any(line.startswith(("GET /s/", "GET /dl/")) for line in state.requests[before:])
     assert "models--whisper-at-hf--whisper-at-tiny.en" in str(path)
     model = WhisperForAudioTaggingAndASR.from_pretrained(path, dtype=torch.float32)
-    tags, _, _ = converted_run(model, WhisperProcessor.from_pretrained(path), speech, 10.0, multilingual=False, max_new_tokens=4)
+    processor = WhisperProcessor.from_pretrained(path)
+    tags, _, _ = converted_run(model, processor, speech, 10.0, multilingual=False, max_new_tokens=4)
     assert (tags[:1] - tiny_en_original["result"]["audio_tag"]).abs().max().item() <= TOLERANCE
 
     # --download-only prints the cached path; the published repo is left alone afterwards

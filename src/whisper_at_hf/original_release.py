@@ -397,7 +397,9 @@ def download_url(
                 break
             except (requests.RequestException, _IncompleteDownload, OSError) as error:
                 last_error = error
-                logger.warning(f"download of {url} broke off ({_describe(error)}); attempt {attempt + 1} of {retries + 1}")
+                logger.warning(
+                    f"download of {url} broke off ({_describe(error)}); attempt {attempt + 1} of {retries + 1}"
+                )
     finally:
         partial.unlink(missing_ok=True)  # after a success it was renamed; after a failure nothing half is kept
     raise ReleaseDownloadError(f"{url}: {_describe(last_error)}")
@@ -487,7 +489,8 @@ def check_head(path: str | os.PathLike, variant: OriginalVariant, whisper_config
         problems.append(f"the head has {head_shape} but {whisper} has d_model {d_model} ({layers} encoder layers)")
     if bool(settings["at_low_dim"]) != variant.low_dim:
         mode = "TL-TR-512" if variant.low_dim else "TL-TR"
-        problems.append(f"{variant.name} is a {mode} head, the file holds a {'TL-TR-512' if settings['at_low_dim'] else 'TL-TR'} head")
+        found = "TL-TR-512" if settings["at_low_dim"] else "TL-TR"
+        problems.append(f"{variant.name} is a {mode} head, the file holds a {found} head")
     if problems:
         raise HeadMismatchError(f"{Path(path).name} does not fit variant {variant.name}: " + "; ".join(problems) + ".")
     return settings
@@ -564,7 +567,9 @@ def download_release_head(
     )
     if mismatch:
         raise HeadMismatchError(message + ". Nothing was kept.")
-    raise ReleaseDownloadError(message + f". Retry later, or put the file in a folder and set {RELEASE_MIRROR_ENV}=FOLDER.")
+    raise ReleaseDownloadError(
+        message + f". Retry later, or put the file in a folder and set {RELEASE_MIRROR_ENV}=FOLDER."
+    )
 
 
 def download_whisper(
@@ -599,9 +604,9 @@ def download_whisper(
         from huggingface_hub import constants
 
         where = "in the cache (offline)" if offline else f"from {_endpoint(endpoint) or constants.ENDPOINT}"
+        hub_cache = _hub_cache(cache_dir) or constants.HF_HUB_CACHE
         raise ReleaseDownloadError(
-            f"could not get the Whisper {variant.base_model} {where} into {_hub_cache(cache_dir) or constants.HF_HUB_CACHE}: "
-            f"{_describe(error)}"
+            f"could not get the Whisper {variant.base_model} {where} into {hub_cache}: {_describe(error)}"
         ) from error
     if not list(path.glob("*.safetensors")):
         raise ReleaseDownloadError(f"{variant.base_model} ({path}) holds no safetensors weights.")
@@ -631,6 +636,11 @@ def _resolved(root: Path, variant: OriginalVariant, cache_dir: str | os.PathLike
     return _relocated(root, variant, cache_dir, record)
 
 
+def _whisper_files(whisper_dir: Path) -> list[str]:
+    """What a head-only checkpoint on this Whisper snapshot needs to exist."""
+    return [str(p) for p in sorted(whisper_dir.glob("*.safetensors"))] + [str(whisper_dir / "config.json")]
+
+
 def _relocated(root: Path, variant: OriginalVariant, cache_dir, record: Mapping[str, Any]) -> Path | None:
     from huggingface_hub import snapshot_download
 
@@ -656,7 +666,7 @@ def _relocated(root: Path, variant: OriginalVariant, cache_dir, record: Mapping[
         {
             **record,
             "path": str(folder),
-            "requires": [str(p) for p in sorted(whisper_dir.glob("*.safetensors"))] + [str(whisper_dir / "config.json")],
+            "requires": _whisper_files(whisper_dir),
         },
     )
     logger.info(f"Whisper-AT {variant.name}: the cache moved; {folder} now points at {whisper_dir}")
@@ -755,7 +765,9 @@ def _published_checkpoint(variant, cache_dir, endpoint, token, namespace) -> Pat
     except (RepositoryNotFoundError, RevisionNotFoundError):
         return None
     except (OSError, ValueError) as error:  # the Hub did not answer: the release path may still work
-        logger.warning(f"could not check the Hub for {variant.hub_id(namespace)} ({_describe(error)}); trying the release")
+        logger.warning(
+            f"could not check the Hub for {variant.hub_id(namespace)} ({_describe(error)}); trying the release"
+        )
         return None
     path = Path(path)
     return path if (path / "config.json").is_file() else None
@@ -809,7 +821,7 @@ def _convert_release(variant, root: Path, cache_dir, endpoint, token, retries, p
                 "whisper": variant.base_model,
                 "whisper_revision": commit,
                 # the base Whisper of this head-only checkpoint: if the Hub cache lost it, resolve again
-                "requires": [str(p) for p in sorted(whisper_dir.glob("*.safetensors"))] + [str(whisper_dir / "config.json")],
+                "requires": _whisper_files(whisper_dir),
             },
         )
         steps.update(1)
@@ -830,7 +842,9 @@ def resolve_model(
     name = os.fspath(name_or_path)
     if Path(name).expanduser().is_dir():
         if low_compute:
-            raise ValueError(f"low-compute applies to variant names; {name} is a checkpoint folder (its config decides).")
+            raise ValueError(
+                f"low-compute applies to variant names; {name} is a checkpoint folder (its config decides)."
+            )
         return name
     if is_variant_name(name):
         return released_checkpoint(name, low_compute, **kwargs)
