@@ -212,6 +212,7 @@ def test_second_resolution_touches_no_network(resolved, hosts, online):
     print(f"second (cached) resolution: {seconds * 1000:.1f} ms vs first {resolved['seconds']:.2f} s")
 
 
+@pytest.mark.slow  # a fresh process
 def test_offline_after_the_server_stopped(tiny_en_original, tmp_path, online):
     server, state, endpoint = serve(Path(tiny_en_original["head"]).read_bytes())
     online(endpoint)
