@@ -13,6 +13,7 @@ from .modeling_whisper_at import (
     WhisperATSeq2SeqOutput,
     WhisperForAudioTaggingAndASR,
 )
+from .original_release import DefaultPipelineModel, released_checkpoint
 from .pipeline_code import PIPELINE_TASK
 from .pipeline_whisper_at import WhisperATPipeline
 
@@ -26,8 +27,13 @@ WhisperATConfig.register_for_auto_class()
 WhisperForAudioTaggingAndASR.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 
 # pipeline("whisper-at", ...); save_pretrained also writes the pipeline's code and `custom_pipelines` into checkpoints.
+# Without a model, the default released variant is resolved (downloaded once) when transformers asks for it.
 PIPELINE_REGISTRY.register_pipeline(
-    PIPELINE_TASK, pipeline_class=WhisperATPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="multimodal"
+    PIPELINE_TASK,
+    pipeline_class=WhisperATPipeline,
+    pt_model=AutoModelForSpeechSeq2Seq,
+    default=DefaultPipelineModel(),
+    type="multimodal",
 )
 
 __all__ = [
@@ -41,4 +47,5 @@ __all__ = [
     "WhisperATSeq2SeqOutput",
     "WhisperATPipeline",
     "WhisperForAudioTaggingAndASR",
+    "released_checkpoint",
 ]
