@@ -75,6 +75,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_push_and_load_head_only_and_full_checkpoints_over_a_hub(tmp_path):
     from huggingface_hub import HfApi
 

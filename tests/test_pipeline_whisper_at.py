@@ -365,6 +365,7 @@ def test_checkpoint_carries_pipeline_code(tiny_en_at_dir):
     assert whisper_at_hf.WhisperATPipeline is WhisperATPipeline
 
 
+@pytest.mark.slow
 def test_threads_sharing_one_pipeline_give_the_sequential_results(pipe, long_mix):
     """One pipeline, several threads: each call keeps its own tag timeline (chunked input included)."""
     from concurrent.futures import ThreadPoolExecutor
