@@ -52,7 +52,11 @@ def test_assembler_streams_the_same_windows_as_the_whole_timeline(window):
 def test_assembler_takes_overlapping_chunks_by_ownership():
     """Chunks overlap; each supplies only the frames it owns, in order."""
     timeline = torch.randn(1, 120, 2)
-    chunks = [(0, PooledSpan(0, 0, 62, False)), (50, PooledSpan(50, 62, 112, False)), (100, PooledSpan(100, 112, 120, True))]
+    chunks = [
+        (0, PooledSpan(0, 0, 62, False)),
+        (50, PooledSpan(50, 62, 112, False)),
+        (100, PooledSpan(100, 112, 120, True)),
+    ]
     assembler = WindowAssembler(25)
     out = torch.cat([assembler.push(timeline[:, offset : offset + 75], span) for offset, span in chunks])
     torch.testing.assert_close(out, windows_of(timeline[None], 25)[0])

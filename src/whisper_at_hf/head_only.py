@@ -29,7 +29,9 @@ FULL_WEIGHTS_NAMES = (
     "pytorch_model.bin.index.json",
 )
 # config fields that describe the head (everything else comes from the base Whisper's config)
-HEAD_CONFIG_KEYS = ("at_low_dim", "at_time_heads", "at_layer_heads", "at_pool_stride", "at_time_res", "id2label", "label2id")
+HEAD_CONFIG_KEYS = (
+    "at_low_dim", "at_time_heads", "at_layer_heads", "at_pool_stride", "at_time_res", "id2label", "label2id"
+)
 # Whisper dims the head depends on: a head attaches only to a Whisper that agrees on all of them
 HEAD_WHISPER_DIMS = ("d_model", "encoder_layers", "num_mel_bins", "max_source_positions")
 
@@ -126,7 +128,8 @@ def load_head_only(
                 "(base_model_name_or_path); pass base_model=PATH_OR_ID_OR_MODEL."
             )
         # check the dims on the config before loading (possibly GBs of) weights
-        check_whisper_fits_head(config, WhisperConfig.from_pretrained(base_name, revision=base_revision, **location), base_name)
+        base_config = WhisperConfig.from_pretrained(base_name, revision=base_revision, **location)
+        check_whisper_fits_head(config, base_config, base_name)
         whisper = WhisperForConditionalGeneration.from_pretrained(
             base_name, revision=base_revision, **base_loading_kwargs(kwargs)
         )

@@ -23,7 +23,8 @@ PIPELINE_CLASS = "WhisperATPipeline"
 
 
 def custom_pipelines_entry() -> dict:
-    """The `config.custom_pipelines` entry that lets `pipeline(PIPELINE_TASK, trust_remote_code=True)` find the class."""
+    """The `config.custom_pipelines` entry with which `pipeline(PIPELINE_TASK, trust_remote_code=True)` finds the
+    pipeline class."""
     return {
         PIPELINE_TASK: {
             "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
@@ -40,7 +41,7 @@ def save_pipeline_code(save_directory: str | os.PathLike) -> None:
 
     module_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
     if not module_file.is_file():  # this file is itself remote code, loaded without the pipeline beside it
-        logger.warning(f"{module_file.name} not found beside {Path(__file__).name}: the checkpoint gets no pipeline code.")
+        logger.warning(f"{module_file.name} not found beside {Path(__file__).name}: no pipeline code is saved.")
         return
     for path in [str(module_file), *get_relative_import_files(str(module_file))]:
         target = os.path.join(save_directory, os.path.basename(path))

@@ -39,7 +39,7 @@ def num_windows(num_frames: int, window: int) -> int:
 
 
 def windows_of(pooled: torch.Tensor, window: int) -> torch.Tensor:
-    """`(batch, num_layers, frames, d)` -> `(batch, num_windows, num_layers, window, d)`, the last window zero-padded."""
+    """`(batch, num_layers, frames, d)` -> `(batch, num_windows, num_layers, window, d)`, last window zero-padded."""
     batch, num_layers, frames, dim = pooled.shape
     count = num_windows(frames, window)
     padded = F.pad(pooled, (0, 0, 0, count * window - frames))
@@ -48,10 +48,11 @@ def windows_of(pooled: torch.Tensor, window: int) -> torch.Tensor:
 
 def pass_spans(total_frames: int, frames_per_pass: int) -> list[PooledSpan]:
     """Back-to-back 30 s passes (`frames_per_pass` pooled frames each) covering `total_frames` pooled frames."""
-    return [
-        PooledSpan(offset, offset, min(offset + frames_per_pass, total_frames), offset + frames_per_pass >= total_frames)
-        for offset in range(0, max(total_frames, 1), frames_per_pass)
-    ]
+    spans = []
+    for offset in range(0, max(total_frames, 1), frames_per_pass):
+        stop = min(offset + frames_per_pass, total_frames)
+        spans.append(PooledSpan(offset, offset, stop, offset + frames_per_pass >= total_frames))
+    return spans
 
 
 class WindowAssembler:
@@ -71,7 +72,9 @@ class WindowAssembler:
         Returns the windows completed by this pass, `(n, num_layers, window, d)` (`n` may be 0).
         """
         if span.start != self._next_frame:
-            raise RuntimeError(f"pooled frames arrive out of order: expected frame {self._next_frame}, got {span.start}.")
+            raise RuntimeError(
+                f"pooled frames arrive out of order: expected frame {self._next_frame}, got {span.start}."
+            )
         first, last = span.start - span.offset, span.stop - span.offset
         piece = pooled[:, first:last]
         pending = piece if self._pending is None else torch.cat([self._pending, piece], dim=1)
