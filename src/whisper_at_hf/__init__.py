@@ -12,6 +12,7 @@ from .modeling_whisper_at import (
     WhisperForAudioTaggingAndASR,
 )
 
+from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline, save_asr_pipeline_code
 from .pipeline_whisper_at import WhisperATPipeline, save_pipeline_code
 
 __version__ = "0.1.0"
@@ -29,6 +30,10 @@ PIPELINE_REGISTRY.register_pipeline(
 )
 if save_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
     WhisperForAudioTaggingAndASR.save_hooks.append(save_pipeline_code)
+# ... and the stock ASR task's entry (after the hook above, which resets `custom_pipelines`): the Hub's snippet
+# pipeline("automatic-speech-recognition", model=REPO, trust_remote_code=True) then transcribes as plain Whisper.
+if save_asr_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
+    WhisperForAudioTaggingAndASR.save_hooks.append(save_asr_pipeline_code)
 
 __all__ = [
     "AUDIOSET_NUM_LABELS",
@@ -38,5 +43,6 @@ __all__ = [
     "WhisperATHead",
     "WhisperATSeq2SeqOutput",
     "WhisperATPipeline",
+    "WhisperATSpeechRecognitionPipeline",
     "WhisperForAudioTaggingAndASR",
 ]

@@ -97,7 +97,15 @@ class WhisperATConfig(WhisperConfig):
         custom = getattr(self, "custom_pipelines", None)
         if registry is None or not isinstance(custom, dict):
             return
-        remaining = {task: info for task, info in custom.items() if task not in registry.supported_tasks}
+        # Only entries naming the very class registered here are dropped: the entry for the stock ASR task (our
+        # subclass of transformers' ASR pipeline) must stay, or pipeline("automatic-speech-recognition") would fall
+        # back to transformers' CTC processing.
+        def registered_here(task: str, info: Any) -> bool:
+            impl = registry.supported_tasks.get(task, {}).get("impl")
+            named = info.get("impl", "") if isinstance(info, dict) else ""
+            return impl is not None and named.rsplit(".", 1)[-1] == getattr(impl, "__name__", None)
+
+        remaining = {task: info for task, info in custom.items() if not registered_here(task, info)}
         if remaining:
             self.custom_pipelines = remaining
         else:
