@@ -68,6 +68,8 @@ def describe_input(inputs: Any) -> str:
         return "<audio dict>"
     if isinstance(inputs, (np.ndarray, torch.Tensor)):
         return f"<array of shape {tuple(inputs.shape)}>"
+    if is_torchcodec_decoder(inputs):  # datasets keeps the file name on its decoders
+        return str(getattr(inputs, "_hf_encoded", {}).get("path") or "<AudioDecoder>")
     return f"<{type(inputs).__name__}>"
 
 
@@ -269,6 +271,9 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
         if input_sampling_rate is None:
             raise AudioDecodeError(source, "a bare array needs its sampling_rate (pass sampling_rate=...)")
         array, rate = _as_numpy(inputs, source), input_sampling_rate
+    elif is_torchcodec_decoder(inputs):
+        array, rate = _decoder_samples(inputs, source)
+        channels_first = True
     else:
         raise AudioDecodeError(source, f"unsupported input type {type(inputs).__name__}")
 
@@ -278,6 +283,24 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
     array = to_mono(array, source, channels_first)
     array = resample(array, int(rate), sampling_rate)
     return Audio(array=np.ascontiguousarray(array, dtype=np.float32), sampling_rate=sampling_rate, source=source)
+
+
+def is_torchcodec_decoder(inputs: Any) -> bool:
+    """A `torchcodec.decoders.AudioDecoder` (what `datasets` 5.x returns for decoded audio, and its subclass there),
+    recognised by class without importing torchcodec, which need not be installed."""
+    return any(
+        cls.__name__ == "AudioDecoder" and cls.__module__.split(".")[0] in ("torchcodec", "datasets")
+        for cls in type(inputs).__mro__
+    )
+
+
+def _decoder_samples(decoder: Any, source: str) -> tuple[np.ndarray, int]:
+    """`(channels, samples)` array and rate of every sample of a torchcodec `AudioDecoder`."""
+    try:
+        samples = decoder.get_all_samples()
+    except Exception as error:  # noqa: BLE001 - torchcodec raises RuntimeError and others for bad streams
+        raise AudioDecodeError(source, f"the audio decoder failed: {error}") from error
+    return _as_numpy(samples.data, source), int(samples.sample_rate)
 
 
 def _as_numpy(data: Any, source: str) -> np.ndarray:
