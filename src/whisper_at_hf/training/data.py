@@ -178,7 +178,8 @@ def _audiofolder_split(folder: Path, audio_column: str) -> Any:
     else:
         files = _audio_files(folder)
         columns: dict[str, Any] = {audio_column: [{"path": str(p.resolve()), "bytes": None} for p in files]}
-        features = {audio_column: datasets.Audio(decode=False)}
+        # the plain struct first: building with an Audio feature would encode every row through torchcodec
+        features = {audio_column: {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}}
         parents = [p.parent.relative_to(folder) for p in files]
         if files and all(parent != Path(".") for parent in parents):  # class folders: label = folder name
             names = sorted({p.parent.name for p in files})
