@@ -85,6 +85,14 @@ def row_seconds_for(duration: float) -> float:
     return float(math.ceil(duration / MAX_ROWS / 600) * 600)
 
 
+def _tick_step(row_seconds: float) -> float:
+    """A round tick spacing (1 s ... 30 min) giving at most 12 ticks per row."""
+    for step in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800):
+        if row_seconds / step <= 12:
+            return float(step)
+    return 3600.0
+
+
 def _row_grid(edges: np.ndarray, scores: np.ndarray, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
     """The windows overlapping `[start, end)`, clipped to it, merged (max) into at most MAX_COLUMNS_PER_ROW columns:
     `(column edges, column scores (columns, labels))`."""
@@ -103,7 +111,7 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
     `(heat_axis, transcript_axis)` pairs (one per row of time) and `figure.colorbar_axis` is the colour bar's."""
     plt = _pyplot()
     from matplotlib.gridspec import GridSpec
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     logits = np.asarray(result["audio_tag_logits"], dtype=np.float64)
     scores = 1.0 / (1.0 + np.exp(-logits))
@@ -118,22 +126,23 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
 
     heat_height = 0.22 * max(len(top), 1)
     text_height = 0.75
-    row_height = heat_height + text_height + 0.45
-    figure = plt.figure(figsize=(FIGURE_WIDTH_IN, 0.6 + row_height * num_rows + (0.3 if title else 0.0)), dpi=DPI)
+    gap_height = 0.45  # room for a row's time labels above the next row
+    title_height = 0.3 if title else 0.0
+    height = 0.35 + title_height + num_rows * (heat_height + text_height) + (num_rows - 1) * gap_height + 0.5
+    figure = plt.figure(figsize=(FIGURE_WIDTH_IN, height), dpi=DPI)
     height_ratios = []
-    for _ in range(num_rows):
-        height_ratios += [heat_height, text_height]
+    for row in range(num_rows):
+        height_ratios += [heat_height, text_height] + ([gap_height] if row < num_rows - 1 else [])
     grid = GridSpec(
-        2 * num_rows, 2, figure=figure, width_ratios=[1.0, 0.012], height_ratios=height_ratios, wspace=0.015,
-        hspace=0.0, left=0.17, right=0.94, top=1 - 0.35 / figure.get_figheight() - (0.3 / figure.get_figheight() if title else 0),
-        bottom=0.45 / figure.get_figheight(),
+        len(height_ratios), 2, figure=figure, width_ratios=[1.0, 0.012], height_ratios=height_ratios, wspace=0.015,
+        hspace=0.0, left=0.17, right=0.94, top=1 - (0.35 + title_height) / height, bottom=0.5 / height,
     )  # fmt: skip
     rows, mesh = [], None
     for row in range(num_rows):
         start = edges[0] + row * row_seconds
         end = min(start + row_seconds, duration)
-        heat_axis = figure.add_subplot(grid[2 * row, 0])
-        text_axis = figure.add_subplot(grid[2 * row + 1, 0], sharex=heat_axis)
+        heat_axis = figure.add_subplot(grid[3 * row, 0])
+        text_axis = figure.add_subplot(grid[3 * row + 1, 0], sharex=heat_axis)
         row_edges, row_scores = _row_grid(edges, scores, start, end)
         mesh = heat_axis.pcolormesh(
             row_edges, np.arange(len(top) + 1), row_scores[:, top].T, vmin=0.0, vmax=1.0, cmap="magma"
@@ -146,7 +155,7 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
         text_axis.set_yticks([])
         pixels_per_second = FIGURE_WIDTH_IN * DPI * (0.94 - 0.17) / row_seconds
         for index, (seg_start, seg_end, text) in enumerate(segments):
-            if seg_end < start or seg_start >= end:
+            if seg_end <= start or seg_start >= end:
                 continue
             level = 2 - index % 3
             text_axis.broken_barh([(seg_start, max(seg_end - seg_start, 0.05))], (level + 0.1, 0.8), alpha=0.25)
@@ -155,6 +164,7 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
         # after every artist is in (bars would autoscale the shared axis): the same length of time is the same
         # width in every row, the last row included
         text_axis.set_xlim(start, start + row_seconds, auto=False)
+        text_axis.xaxis.set_major_locator(MultipleLocator(_tick_step(row_seconds)))
         text_axis.xaxis.set_major_formatter(FuncFormatter(format_time))
         text_axis.tick_params(axis="x", labelsize=8)
         if row == num_rows - 1:
@@ -165,7 +175,7 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
     colorbar_axis.yaxis.label.set_size(8)
     colorbar_axis.tick_params(labelsize=7)
     if title:
-        figure.suptitle(title, fontsize=10, y=1 - 0.12 / figure.get_figheight(), va="top")
+        figure.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     figure.colorbar_axis = colorbar_axis
     return figure, rows
 
