@@ -78,14 +78,13 @@ def test_hub_snippet_runs_where_the_package_is_not_installed(tiny_en_at_dir, tmp
     assert "trust_remote_code=True" in snippet and "import whisper_at_hf" not in snippet
     np.save(tmp_path / "speech.npy", SPEECH["raw"])
     script = (
+        "import sys\n"
+        'sys.modules["whisper_at_hf"] = None  # the package must not be importable here\n'
         "import numpy as np\n"
         f"AUDIO = {{'raw': np.load({str(tmp_path / 'speech.npy')!r}), 'sampling_rate': 16000}}\n"
         + snippet.replace('"REPO"', repr(str(tiny_en_at_dir))).replace('"audio.wav"', "AUDIO")
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
-    probe = subprocess.run([sys.executable, "-c", "import whisper_at_hf"], env=env, capture_output=True, cwd=tmp_path)
-    assert probe.returncode != 0, "whisper_at_hf must not be importable in this subprocess"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-4000:]
     assert "The quick brown fox" in out.stdout, out.stdout  # default decoding (beam search), as the card shows
