@@ -238,7 +238,10 @@ def test_audio_decoder_objects_in_load_audio_training_and_the_pipeline(tiny_en_a
 
     # training: the collator decodes rows of a decoded (torchcodec) dataset
     extractor = WhisperFeatureExtractor.from_pretrained(tiny_en_at_dir)
-    rows = [{"audio": AudioDecoder(SHARED_AUDIO / "beeps_10s.wav"), LABELS_KEY: [1.0, 0.0]}, {"audio": stereo, LABELS_KEY: [0.0, 1.0]}]
+    rows = [
+        {"audio": AudioDecoder(SHARED_AUDIO / "beeps_10s.wav"), LABELS_KEY: [1.0, 0.0]},
+        {"audio": stereo, LABELS_KEY: [0.0, 1.0]},
+    ]
     batch = AudioFeatureCollator(extractor)(rows)
     assert batch["input_features"].shape == (2, 80, 3000) and batch[LABELS_KEY].shape == (2, 2)
 

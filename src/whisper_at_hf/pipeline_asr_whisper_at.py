@@ -48,7 +48,8 @@ def custom_pipelines_entry() -> dict:
 def save_asr_pipeline_code(model: Any, save_directory: str | os.PathLike) -> None:
     """Save hook: adds the ASR entry to `model.config.custom_pipelines` and copies this module beside the weights."""
     os.makedirs(save_directory, exist_ok=True)
-    model.config.custom_pipelines = {**(getattr(model.config, "custom_pipelines", None) or {}), **custom_pipelines_entry()}
+    existing = getattr(model.config, "custom_pipelines", None) or {}
+    model.config.custom_pipelines = {**existing, **custom_pipelines_entry()}
     shutil.copyfile(os.path.abspath(__file__), os.path.join(save_directory, os.path.basename(__file__)))
 
 

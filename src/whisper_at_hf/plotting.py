@@ -1,7 +1,7 @@
 """`NAME.tags.png`: a time x label heat map of a result's strongest labels, with its transcript segments beneath.
 
 Layout: the heat map and the transcript strip of a row share one time axis and the same horizontal pixel extent;
-the colour bar has its own axis beside them, so it takes no width from either. Recordings longer than one row wraps
+the colour bar has its own axis beside them, so it takes no width from either. A recording longer than one row wraps
 into up to [`MAX_ROWS`] rows of equal length in a figure of fixed width, and windows narrower than a couple of pixels
 are merged (maximum score per merged column) so 10 s and 2 h both stay readable.
 
@@ -168,7 +168,8 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
         text_axis.xaxis.set_major_formatter(FuncFormatter(format_time))
         text_axis.tick_params(axis="x", labelsize=8)
         if row == num_rows - 1:
-            text_axis.set_xlabel("time (h:mm:ss)" if duration >= 3600 else "time (m:ss)" if duration >= 60 else "time (s)")
+            unit = "h:mm:ss" if duration >= 3600 else "m:ss" if duration >= 60 else "s"
+            text_axis.set_xlabel(f"time ({unit})")
         rows.append((heat_axis, text_axis))
     colorbar_axis = figure.add_subplot(grid[0, 1])
     figure.colorbar(mesh, cax=colorbar_axis, label="probability")
