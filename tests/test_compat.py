@@ -24,6 +24,8 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.convert_original_whisper_at import convert_whisper_at_checkpoint, export_original_checkpoint
 from whisper_at_hf.labels import read_original_label_names
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 SPEECH = SHARED_AUDIO / "speech_en.wav"
 
 
@@ -208,6 +210,7 @@ def base_model(base_dir):
     return whisper.load_model(str(base_dir), device="cpu")
 
 
+@pytest.mark.slow
 def test_six_lines_on_whisper_base(base_model):
     model = base_model
     # the issue's lines unchanged: the original's default decoding (temperature fallback, thresholds, timestamps)
@@ -272,6 +275,7 @@ def test_unavailable_checkpoint_message(monkeypatch, tmp_path):
     assert issubclass(whisper.CheckpointNotAvailableError, OSError)
 
 
+@pytest.mark.slow
 def test_word_timestamps_on_whisper_base(base_model):
     result = base_model.transcribe(str(SPEECH), word_timestamps=True)
     words = [word for segment in result["segments"] for word in segment["words"]]
@@ -288,6 +292,7 @@ def test_word_timestamps_on_whisper_base(base_model):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["speech_en.wav", "speech_de.wav", "music_10s.wav"])
 def test_transcribe_equals_the_original_package(base_model, clip):
     """Both packages' `transcribe` with their defaults on the very same weights (whisper-base + the random head, put

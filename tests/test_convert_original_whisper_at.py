@@ -39,6 +39,8 @@ from whisper_at_hf.convert_original_whisper_at import (
 from whisper_at_hf.labels import LABEL_NAMES_FILE, LabelNames, read_original_label_names
 from whisper_at_hf.modeling_whisper_at import HEAD_WEIGHTS_NAME
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 TOLERANCE = 1e-4
 SAMPLING_RATE = 16000
 
@@ -135,6 +137,7 @@ def original(request, tmp_path_factory, speech):
     )
 
 
+@pytest.mark.slow
 def test_openai_checkpoint_conversion_matches_reference(original, speech, tmp_path):
     output = tmp_path / "converted"
     convert_whisper_at_checkpoint(original["whisper"], original["head"], output, processor=original["processor"])
@@ -173,6 +176,7 @@ def test_converted_files(original, tmp_path):
     assert "model-index" not in card  # a synthetic head: no published metrics are claimed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("original", ["tl_tr"], indirect=True)  # the CLI subprocess runs once, on the TL-TR head
 def test_cli_end_to_end(original, tmp_path):
     output = tmp_path / "cli"
