@@ -32,6 +32,8 @@ from whisper_at_hf.training import (
     load_raw_datasets,
 )
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 SR = 16_000
 CLIPS = {  # name -> (seconds, labels)
     "beeps": (1.0, ["Beep"]),

@@ -23,9 +23,15 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.audio import load_audio
 from whisper_at_hf.pipeline_asr_whisper_at import WHISPER_PROCESSING, WhisperATSpeechRecognitionPipeline
 
-# ffmpeg may be missing on CI: the stock ASR pipeline needs it for file paths, so inputs are decoded arrays
-SPEECH = {"raw": load_audio(SHARED_AUDIO / "speech_en.wav").array, "sampling_rate": 16000}
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 GREEDY = {"num_beams": 1, "max_new_tokens": 40}
+
+
+@pytest.fixture(scope="module")
+def speech(shared_dir) -> dict:
+    # ffmpeg may be missing on CI: the stock ASR pipeline needs it for file paths, so inputs are decoded arrays
+    return {"raw": load_audio(SHARED_AUDIO / "speech_en.wav").array, "sampling_rate": 16000}
 
 
 def test_upstream_asr_pipeline_keys_whisper_processing_on_model_type(tmp_path):
@@ -48,17 +54,17 @@ def test_saved_checkpoint_carries_the_asr_entry(tiny_en_at_dir):
     assert "whisper-at" in config["custom_pipelines"]  # the tagging pipeline's entry is still there
 
 
-def test_stock_asr_pipeline_with_trust_remote_code_matches_plain_whisper(tiny_en_at_dir):
+def test_stock_asr_pipeline_with_trust_remote_code_matches_plain_whisper(tiny_en_at_dir, speech):
     plain = pipeline("automatic-speech-recognition", model=str(TINY_EN), dtype=torch.float32)
-    expected = plain(dict(SPEECH), generate_kwargs=GREEDY)["text"]
+    expected = plain(dict(speech), generate_kwargs=GREEDY)["text"]
     asr = pipeline(
         "automatic-speech-recognition", model=str(tiny_en_at_dir), trust_remote_code=True, dtype=torch.float32
     )
     assert type(asr).__name__ == "WhisperATSpeechRecognitionPipeline"
-    assert asr(dict(SPEECH), generate_kwargs=GREEDY)["text"] == expected
+    assert asr(dict(speech), generate_kwargs=GREEDY)["text"] == expected
     assert expected.strip().startswith("The quick") and "background noise" in expected
     # Whisper's options work as with plain Whisper
-    stamped = asr(dict(SPEECH), return_timestamps=True, generate_kwargs=GREEDY)
+    stamped = asr(dict(speech), return_timestamps=True, generate_kwargs=GREEDY)
     assert stamped["chunks"] and stamped["chunks"][0]["timestamp"][0] == 0.0
 
 
@@ -68,7 +74,7 @@ def test_stock_asr_pipeline_without_trust_remote_code_says_what_to_do(tiny_en_at
 
 
 @pytest.mark.slow
-def test_hub_snippet_runs_where_the_package_is_not_installed(tiny_en_at_dir, tmp_path):
+def test_hub_snippet_runs_where_the_package_is_not_installed(tiny_en_at_dir, tmp_path, speech):
     """The card's snippet, verbatim but for the repo id and the audio, in a Python without whisper_at_hf."""
     from whisper_at_hf.model_card import model_card_for_model
 
@@ -76,7 +82,7 @@ def test_hub_snippet_runs_where_the_package_is_not_installed(tiny_en_at_dir, tmp
     card = model_card_for_model(model, "whisper-at-test", repo_id="REPO")
     snippet = next(block for block in _python_blocks(card) if "automatic-speech-recognition" in block)
     assert "trust_remote_code=True" in snippet and "import whisper_at_hf" not in snippet
-    np.save(tmp_path / "speech.npy", SPEECH["raw"])
+    np.save(tmp_path / "speech.npy", speech["raw"])
     script = (
         "import sys\n"
         'sys.modules["whisper_at_hf"] = None  # the package must not be importable here\n'

@@ -28,6 +28,8 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.training import LABELS_KEY, WhisperATHeadTrainer, make_compute_metrics
 from whisper_at_hf.training.trainer import first_window_scores
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 HEAD_FILE = "audio_tagging_head.safetensors"
 
 
