@@ -268,7 +268,9 @@ def test_unavailable_checkpoint_message(monkeypatch, tmp_path):
         whisper.load_model("large-v2", at_low_compute=True, download_root=tmp_path)
     message = str(info.value)
     assert "'large-v2_low'" in message and "whisper-at-hf/whisper-at-large-v2-low" in message
-    assert "not available locally or on the Hub" in message
+    assert "not in the cache" in message and "HF_HUB_OFFLINE=1" in message
+    assert "whisper-at-convert --variant large-v2_low --download-only" in message
+    assert not list(tmp_path.rglob("*.safetensors")) and not list(tmp_path.rglob("*.pth"))
     assert "register_checkpoint" in message and whisper.CHECKPOINTS_ENV in message and "whisper-at-convert" in message
     with pytest.raises(whisper.CheckpointNotAvailableError, match="no such local directory"):
         whisper.load_model(str(tmp_path / "missing"))
