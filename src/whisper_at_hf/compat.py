@@ -41,6 +41,7 @@ import torch
 from transformers.utils import logging
 
 from .audio import load_audio
+from .options import check_at_time_res, check_class_indices, check_int, check_number
 from .labels import LabelNames, load_label_names, read_original_label_names
 from .model_card import ORIGINAL_VARIANTS
 
@@ -321,6 +322,7 @@ class WhisperATModel:
             reported); `avg_logprob` and `no_speech_prob` are `None` (not reported by the pipeline).
             `label_names` is `{language: [names]}` from the checkpoint (used by [`parse_at_label`]).
         """
+        at_time_res = check_at_time_res(at_time_res, self.model.config)  # before any audio is decoded
         fp16 = decode_options.pop("fp16", True)
         without_timestamps = decode_options.pop("without_timestamps", False)
         generate_kwargs = self._generate_kwargs(
@@ -527,6 +529,10 @@ def parse_at_label(
         `audio_tag`, tags by decreasing logit. Times are the window grid, as in the original (not clipped to the
         audio's end).
     """
+    top_k = check_int("top_k", top_k)
+    p_threshold = check_number("p_threshold", p_threshold, allow_infinite=True)
+    if not isinstance(language, str):
+        raise ValueError(f'language must be "follow_asr" or a language code such as "en", got {language!r}.')
     names = _label_names(label_names if label_names is not None else result.get("label_names"))
     if language == "follow_asr":
         language = result.get("language") or "en"
@@ -536,14 +542,11 @@ def parse_at_label(
     num_labels = audio_tag.shape[-1]
     if len(label_list) != num_labels:
         raise ValueError(f"{len(label_list)} label names for {num_labels} tag classes in result['audio_tag'].")
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}.")
     if include_class_list is None:
         candidates = torch.arange(num_labels)
     else:
-        candidates = torch.as_tensor(sorted({int(index) for index in include_class_list}), dtype=torch.long)
-        if candidates.numel() and not (0 <= int(candidates[0]) and int(candidates[-1]) < num_labels):
-            raise ValueError(f"include_class_list holds indices outside [0, {num_labels}).")
+        indices = check_class_indices("include_class_list", include_class_list, num_labels)
+        candidates = torch.as_tensor(sorted(set(indices)), dtype=torch.long)
     k = min(top_k, candidates.numel())
     values, positions = audio_tag[:, candidates].topk(k, dim=-1)
     parsed = []
