@@ -323,17 +323,31 @@ CLI_OPTION_CASES = {
 
 
 @pytest.mark.parametrize("case", list(CLI_OPTION_CASES))
-def test_cli_bad_options_exit_2_before_loading_the_model(tmp_path, case):
+def test_cli_bad_options_exit_2_before_loading_the_model(tmp_path, monkeypatch, capsys, case):
+    import transformers
+
+    from whisper_at_hf import cli
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(transformers, "pipeline", no_model)
     arguments, message = CLI_OPTION_CASES[case]
     file = tmp_path / "a_file"
     file.write_text("x")
     arguments = [argument.format(file=file) for argument in arguments]
+    with pytest.raises(SystemExit) as exited:
+        cli.main([str(GOOD[0]), "--model", str(tmp_path / "no-model"), *arguments])
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2 and "usage: whisper-at" in stderr and message.format(file=file) in stderr, stderr
+
+
+def test_cli_bad_option_exit_code_from_the_console(tmp_path):
     # a model that does not exist: loading it would fail differently, so the error shows the check came first
-    command = [sys.executable, "-m", "whisper_at_hf.cli", str(GOOD[0]), "--model", str(tmp_path / "no-model"), *arguments]
+    command = [sys.executable, "-m", "whisper_at_hf.cli", str(GOOD[0]), "--model", str(tmp_path), "--batch-size", "-1"]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=ENV)
     assert completed.returncode == 2, completed.stderr[-2000:]
-    assert "usage: whisper-at" in completed.stderr and message.format(file=file) in completed.stderr, completed.stderr
-    assert "Traceback" not in completed.stderr
+    assert "--batch-size must be a whole number >= 1, got -1" in completed.stderr and "Traceback" not in completed.stderr
 
 
 def test_cli_retries_a_failed_batch_file_by_file():

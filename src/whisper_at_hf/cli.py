@@ -22,8 +22,9 @@ from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_number,
 from .writers import OUTPUT_FORMATS, write_result
 
 
-def _checked(check, *args):
-    """An argparse `type` from one of `options`' checks: its `ValueError` becomes argparse's usage error (exit 2)."""
+def _checked(check, name: str):
+    """An argparse `type` from a check of `options` (called with the parsed number): its `ValueError` becomes
+    argparse's usage error (exit 2)."""
 
     def parse(text: str):
         try:
@@ -34,16 +35,16 @@ def _checked(check, *args):
             except ValueError:
                 raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         try:
-            return check(*args, value)
+            return check(value)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
-    parse.__name__ = check.__name__  # named in argparse's messages
+    parse.__name__ = name  # argparse names the type in some messages
     return parse
 
 
 def _whole(name: str):
-    return _checked(check_int, name)
+    return _checked(lambda value: check_int(name, value), name)
 
 
 def check_output_dir(path: str) -> str | None:
@@ -93,13 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", "-o", default=".", help="where to write the outputs (default: .)")
     parser.add_argument(
         "--at-time-res",
-        type=_checked(check_at_time_res),
+        type=_checked(check_at_time_res, "--at-time-res"),
         default=None,
         help=f"tag window in seconds, multiple of 0.4, at most {WINDOW_SECONDS:g}",
     )
     parser.add_argument("--top-k", type=_whole("--top-k"), default=5, help="tags per window (default: 5)")
     parser.add_argument(
-        "--tag-threshold", type=_checked(check_tag_threshold), default=None, help="minimum tag probability"
+        "--tag-threshold", type=_checked(check_tag_threshold, "--tag-threshold"), default=None, help="minimum tag probability"
     )
     parser.add_argument(
         "--label-language", default="follow_asr", help='"follow_asr" (default), or a code such as "en", "de"'
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument(
         "--chunk-length-s",
-        type=_checked(check_number, "--chunk-length-s", 0.0, WINDOW_SECONDS, True),
+        type=_checked(lambda value: check_number("--chunk-length-s", value, 0.0, WINDOW_SECONDS, True), "seconds"),
         default=None,
         help="chunked long-form (default: sequential)",
     )
@@ -144,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(problem)  # exit 2, before the model loads
     formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
     files = expand_inputs(args.audio)
+    # a folder argument without audio files in it is a failed input, not a silent no-op
+    empty_folders = [pattern for pattern in args.audio if os.path.isdir(pattern) and not expand_inputs([pattern])]
+    for folder in empty_folders:
+        print(f"whisper-at: skipped {folder}: is a directory holding no audio files", file=sys.stderr)
     if not files:
         print("whisper-at: no audio files found", file=sys.stderr)
         return 1
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         call_kwargs.pop("task")  # English-only checkpoints take no task / language
         call_kwargs.pop("language", None)
 
-    failed: list[str] = []
+    failed: list[str] = list(empty_folders)
     plotting_failed = False
     taken: set[str] = set()
     progress = tqdm(total=len(files), unit="file", disable=args.quiet, dynamic_ncols=True)
@@ -224,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress.write(f"{path} -> {', '.join(str(p) for p in written)}")
     progress.close()
     if failed:
-        print(f"whisper-at: {len(failed)} of {len(files)} inputs failed: {', '.join(failed)}", file=sys.stderr)
+        total = len(files) + len(empty_folders)
+        print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed or plotting_failed else 0
 
 

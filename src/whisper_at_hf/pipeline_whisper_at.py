@@ -216,6 +216,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         if not isinstance(inputs, list):
             return super().__call__(inputs, **kwargs)
         # A list: decode inputs lazily, one at a time, and let a bad one become an error entry instead of an exception.
+        # The base pipeline peeks at a generator's first item before it checks the options: check them first.
+        self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key not in ("num_workers", "batch_size")})
         sampling_rate = kwargs.get("sampling_rate")
         errors: dict[int, AudioDecodeError] = {}
 
