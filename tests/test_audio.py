@@ -102,7 +102,8 @@ def _previous_sinc_resample(array: np.ndarray, orig_rate: int, new_rate: int) ->
     window = torch.special.i0(beta * torch.sqrt(1 - relative**2)) / torch.special.i0(beta)
     window = torch.where(offsets.abs() <= half_width, window, torch.zeros_like(window))
     kernel = (scale * torch.sinc(scale * offsets) * window)[:, None, :].float()
-    padded = F.pad(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None], (half_width, half_width + orig))
+    waveform = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    padded = F.pad(waveform[None, None], (half_width, half_width + orig))
     out = F.conv1d(padded, kernel, stride=orig)[0].transpose(0, 1).reshape(-1)
     return out[: math.ceil(array.shape[0] * new / orig)].numpy()
 
@@ -180,7 +181,8 @@ def test_truncated_wav_warns_with_both_durations(tmp_path):
     data = _wav_bytes(np.zeros(32000, dtype=np.float32), 16000)  # 2 s
     cut = tmp_path / "cut.wav"
     cut.write_bytes(data[: 44 + 16000])  # header + 0.5 s of 16-bit samples
-    with pytest.warns(AudioTruncatedWarning, match=r"cut.wav: WAV file is truncated: .* declares 2.00 s .* only 0.50 s"):
+    message = r"cut.wav: WAV file is truncated: .* declares 2.00 s .* only 0.50 s"
+    with pytest.warns(AudioTruncatedWarning, match=message):
         audio = load_audio(cut)
     assert abs(audio.duration - 0.5) < 1e-3
     with warnings.catch_warnings():

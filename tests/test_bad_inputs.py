@@ -218,6 +218,8 @@ def test_compat_transcribe_and_parse_at_label_check_options(tiny_en_at_dir):
     model = compat.load_model(str(tiny_en_at_dir))
     with pytest.raises(ValueError, match="at_time_res must be at most 30 s"):
         model.transcribe(str(REPO_ROOT / "no-such-file.wav"), at_time_res=1e9)  # refused before the file is read
+    with pytest.raises(ValueError, match="beam_size must be a whole number >= 1, got 0"):
+        model.transcribe(str(REPO_ROOT / "no-such-file.wav"), beam_size=0)
     result = {"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(1, 527), "label_names": None}
     result["label_names"] = model.label_names.names_by_language
     for kwargs, message in (
@@ -258,7 +260,8 @@ def test_head_only_checkpoint_with_missing_base_says_so(tiny_en_at_dir, tmp_path
     config = json.loads((head_only / "config.json").read_text())
     config["base_model_name_or_path"] = str(tmp_path / "gone" / "whisper-tiny.en")
     (head_only / "config.json").write_text(json.dumps(config))
-    expected = f"the base Whisper `{tmp_path / 'gone' / 'whisper-tiny.en'}` recorded in config.json was not found; pass `base_model=`"
+    missing = tmp_path / "gone" / "whisper-tiny.en"
+    expected = f"the base Whisper `{missing}` recorded in config.json was not found; pass `base_model=`"
     with pytest.raises(OSError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         WhisperForAudioTaggingAndASR.from_pretrained(head_only)
 
@@ -309,7 +312,7 @@ def test_cli_processes_every_good_file_and_exits_1(tiny_en_at_dir, corpus, tmp_p
 
 
 CLI_OPTION_CASES = {
-    "batch_size_negative": (["--batch-size", "-1"], "argument --batch-size: --batch-size must be a whole number >= 1, got -1"),
+    "batch_size_negative": (["--batch-size", "-1"], "argument --batch-size: --batch-size must be a whole number >= 1"),
     "batch_size_zero": (["--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),
     "num_beams_zero": (["--num-beams", "0"], "--num-beams must be a whole number >= 1"),
     "top_k_float": (["--top-k", "2.5"], "--top-k must be a whole number >= 1, got 2.5"),
@@ -347,7 +350,8 @@ def test_cli_bad_option_exit_code_from_the_console(tmp_path):
     command = [sys.executable, "-m", "whisper_at_hf.cli", str(GOOD[0]), "--model", str(tmp_path), "--batch-size", "-1"]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=ENV)
     assert completed.returncode == 2, completed.stderr[-2000:]
-    assert "--batch-size must be a whole number >= 1, got -1" in completed.stderr and "Traceback" not in completed.stderr
+    assert "--batch-size must be a whole number >= 1, got -1" in completed.stderr
+    assert "Traceback" not in completed.stderr
 
 
 def test_cli_retries_a_failed_batch_file_by_file():

@@ -103,7 +103,9 @@ def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, 
     except MemoryError as error:  # e.g. a header declaring billions of channels
         raise AudioDecodeError(source, f"not enough memory to decode it ({error})") from error
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as sndfile_error:
-        sndfile_problem = str(sndfile_error)
+        # libsndfile names the in-memory buffer ("Error opening <_io.BytesIO object at 0x...>: "); the source is
+        # named by the caller
+        sndfile_problem = str(sndfile_error).split(">: ", 1)[-1]
     else:
         _warn_if_wav_truncated(data, array.shape[0], int(sampling_rate), source)
         return array, int(sampling_rate)

@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--top-k", type=_whole("--top-k"), default=5, help="tags per window (default: 5)")
     parser.add_argument(
-        "--tag-threshold", type=_checked(check_tag_threshold, "--tag-threshold"), default=None, help="minimum tag probability"
+        "--tag-threshold",
+        type=_checked(check_tag_threshold, "--tag-threshold"),
+        default=None,
+        help="minimum tag probability",
     )
     parser.add_argument(
         "--label-language", default="follow_asr", help='"follow_asr" (default), or a code such as "en", "de"'

@@ -322,7 +322,6 @@ class WhisperATModel:
             reported); `avg_logprob` and `no_speech_prob` are `None` (not reported by the pipeline).
             `label_names` is `{language: [names]}` from the checkpoint (used by [`parse_at_label`]).
         """
-        at_time_res = check_at_time_res(at_time_res, self.model.config)  # before any audio is decoded
         fp16 = decode_options.pop("fp16", True)
         without_timestamps = decode_options.pop("without_timestamps", False)
         generate_kwargs = self._generate_kwargs(
@@ -336,6 +335,8 @@ class WhisperATModel:
             initial_prompt,
             decode_options,
         )
+        # checked before any audio is decoded
+        at_time_res = check_at_time_res(at_time_res, self.model.config)
         self._set_precision(fp16)
 
         rate = self.pipeline.feature_extractor.sampling_rate
@@ -434,10 +435,10 @@ class WhisperATModel:
             kwargs["prompt_ids"] = prompt_ids.to(self.device)
         # The original decodes greedily unless told a beam size; the ASR pipeline's own default is 5 beams.
         beam_size = decode_options.pop("beam_size", None)
-        kwargs["num_beams"] = int(beam_size) if beam_size is not None else 1
+        kwargs["num_beams"] = check_int("beam_size", beam_size) if beam_size is not None else 1
         sample_len = decode_options.pop("sample_len", None)
         if sample_len is not None:
-            kwargs["max_new_tokens"] = int(sample_len)
+            kwargs["max_new_tokens"] = check_int("sample_len", sample_len)
         max_initial_timestamp = decode_options.pop("max_initial_timestamp", 1.0)
         if max_initial_timestamp is not None:
             kwargs["max_initial_timestamp_index"] = int(round(max_initial_timestamp / _TIME_PRECISION))

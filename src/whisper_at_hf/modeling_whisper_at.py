@@ -863,7 +863,9 @@ def _unreadable_weights(name_or_path: Any, subfolder: str | None, error: Excepti
                 except Exception:  # noqa: BLE001  (any failure to open names the file)
                     files.append(os.path.join(path, name))
     where = ", ".join(files) if files else f"the weights of {name_or_path}"
-    return OSError(f"cannot read {where}: the file is truncated or corrupt (safetensors: {error}); download or save it again.")
+    return OSError(
+        f"cannot read {where}: the file is truncated or corrupt (safetensors: {error}); download or save it again."
+    )
 
 __all__ = [
     "PooledLayerCapture",

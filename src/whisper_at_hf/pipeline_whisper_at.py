@@ -32,6 +32,8 @@ TASK = "whisper-at"
 _POOLED_FRAME_SECONDS = 0.4
 # Long-form: aligned 30 s tag passes kept for Whisper's decoding to reuse (each: its features and (1500, d_model)).
 _MAX_HELD_WINDOWS = 16
+# `__call__` arguments that the base pipeline takes itself (not passed to `_sanitize_parameters`).
+_CALL_ONLY_PARAMS = ("num_workers", "batch_size")
 
 
 def _language_code(language: str | None) -> str | None:
@@ -217,7 +219,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             return super().__call__(inputs, **kwargs)
         # A list: decode inputs lazily, one at a time, and let a bad one become an error entry instead of an exception.
         # The base pipeline peeks at a generator's first item before it checks the options: check them first.
-        self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key not in ("num_workers", "batch_size")})
+        self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key not in _CALL_ONLY_PARAMS})
         sampling_rate = kwargs.get("sampling_rate")
         errors: dict[int, AudioDecodeError] = {}
 
