@@ -846,7 +846,6 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         )
 
 
-
 def _unreadable_weights(name_or_path: Any, subfolder: str | None, error: Exception) -> OSError:
     """An `OSError` naming the safetensors file(s) that cannot be read (truncated or garbled), with safetensors' own
     message; for a Hub id, the repo (its files are in the cache)."""
@@ -866,6 +865,7 @@ def _unreadable_weights(name_or_path: Any, subfolder: str | None, error: Excepti
     return OSError(
         f"cannot read {where}: the file is truncated or corrupt (safetensors: {error}); download or save it again."
     )
+
 
 __all__ = [
     "PooledLayerCapture",
