@@ -30,6 +30,8 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.audio import AudioDecodeError, AudioTruncatedWarning
 from whisper_at_hf.cli import _run_group
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 RATE = 16000
 FAST = {"num_beams": 1, "max_new_tokens": 8}  # decoding is not what this file tests
 ENV = {"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
