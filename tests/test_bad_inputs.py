@@ -170,6 +170,7 @@ OPTION_CASES = {
     "max_new_tokens_in_generate_kwargs": ({"generate_kwargs": {"max_new_tokens": -1}}, "max_new_tokens must be"),
     "chunk_length_too_long": ({"chunk_length_s": 60}, "chunk_length_s must be a number >= 0 and <= 30"),
     "return_timestamps_char": ({"return_timestamps": "char"}, 'return_timestamps must be True, False or "word"'),
+    "language_unknown": ({"generate_kwargs": {"language": "englsh"}}, r"language must be one of .* 'english'"),
 }
 
 
@@ -322,6 +323,7 @@ CLI_OPTION_CASES = {
     "at_time_res_off_grid": (["--at-time-res", "0.3"], "positive multiple of 0.4"),
     "tag_threshold_text": (["--tag-threshold", "high"], "argument --tag-threshold: not a number: 'high'"),
     "chunk_length_zero": (["--chunk-length-s", "0"], "--chunk-length-s must be a number > 0 and <= 30"),
+    "language_unknown": (["--language", "klingon"], "--language must be one of Whisper's languages"),
     "output_dir_is_a_file": (["-o", "{file}"], "output directory '{file}' exists and is not a directory"),
     "output_dir_under_a_file": (["-o", "{file}/sub"], "cannot create output directory '{file}/sub'"),
 }
@@ -384,3 +386,15 @@ def test_long_audio_needs_no_flag_and_matches_the_asr_pipeline(pipe):
     asr = pipeline("automatic-speech-recognition", model=str(TINY_EN))  # the same Whisper weights as `pipe`
     expected = asr({"raw": waveform, "sampling_rate": rate}, return_timestamps=True, generate_kwargs={"num_beams": 1})
     assert result["text"] == expected["text"] and result["text"].strip().startswith("The quick")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cli_cuda_device_without_cuda_exits_2(tmp_path, monkeypatch, capsys):
+    import transformers
+
+    from whisper_at_hf import cli
+
+    monkeypatch.setattr(transformers, "pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main([str(GOOD[0]), "--model", str(tmp_path), "-o", str(tmp_path), "--device", "cuda"])
+    assert exited.value.code == 2 and "--device cuda: CUDA is not available" in capsys.readouterr().err

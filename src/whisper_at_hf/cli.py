@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS
-from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_number, check_tag_threshold
+from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
 from .writers import OUTPUT_FORMATS, write_result
 
 
@@ -143,7 +143,12 @@ def _output_name(path: str, taken: set[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    problem = check_output_dir(args.output_dir)
+    problem = check_output_dir(args.output_dir) or _check_device(args.device)
+    if args.language is not None and not problem:
+        try:
+            check_language("--language", args.language)
+        except ValueError as error:
+            problem = str(error)
     if problem:
         parser.error(problem)  # exit 2, before the model loads
     formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
@@ -235,6 +240,20 @@ def main(argv: list[str] | None = None) -> int:
         total = len(files) + len(empty_folders)
         print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed or plotting_failed else 0
+
+
+def _check_device(device: str) -> str | None:
+    """Why `--device` cannot be used here (CUDA asked for but absent, or a GPU index past the last), or `None`."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return f"--device {device}: CUDA is not available on this machine (use --device cpu)"
+    index = device.partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        return f"--device {device}: no such GPU (this machine has {torch.cuda.device_count()})"
+    return None
 
 
 def _run_group(pipe, group: list[str], call_kwargs: dict) -> list[dict]:

@@ -136,6 +136,26 @@ def check_class_indices(name: str, indices: Any, num_labels: int) -> list[int]:
     return [int(index) for index in indices]
 
 
+def check_language(name: str, value: Any) -> Any:
+    """A spoken language for Whisper: a code (`"de"`), a name (`"German"`) or a token (`"<|de|>"`); a list of them
+    (one per batch item) is checked item by item."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(check_language(name, item) for item in value)
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    text = value.strip() if isinstance(value, str) else None
+    if text and text.startswith("<|") and text.endswith("|>"):
+        text = text[2:-2]
+    if text is None or (text.lower() not in LANGUAGES and text.lower() not in TO_LANGUAGE_CODE):
+        close = difflib.get_close_matches(str(value).lower(), [*LANGUAGES, *TO_LANGUAGE_CODE], n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f'{name} must be one of Whisper\'s languages, as a code ("de"), a name ("german") or a token ("<|de|>"), '
+            f"got {value!r}.{hint}"
+        )
+    return value
+
+
 def check_not_a_sample_list(inputs: Any) -> None:
     """A plain list of numbers is one waveform, not a list of inputs: say so once instead of failing per sample."""
     if isinstance(inputs, list) and inputs and all(_is_real(item) for item in inputs[:64]):
@@ -154,8 +174,8 @@ def check_pipeline_options(
         config: the model's `WhisperATConfig` (for `at_time_res`); `None` checks Whisper's default geometry.
         known_labels: every class name the checkpoint has (all languages), for `include_labels`/`exclude_labels`.
         options: `at_time_res`, `top_k`, `tag_threshold`, `include_labels`, `exclude_labels`, `sampling_rate`,
-            `batch_size`, `num_beams`, `max_new_tokens`, `chunk_length_s`, `stride_length_s`, `label_language`,
-            `return_timestamps`; others are passed through unchecked.
+            `batch_size`, `num_beams`, `max_new_tokens`, `chunk_length_s`, `stride_length_s`, `language`,
+            `label_language`, `return_timestamps`; others are passed through unchecked.
     """
     checked = dict(options)
     for name, value in options.items():
@@ -179,6 +199,8 @@ def check_pipeline_options(
                 raise ValueError(f"stride_length_s must be a number or a (left, right) pair, got {value!r}.")
             for item in values:
                 check_number(name, item, 0.0)
+        elif name == "language":
+            checked[name] = check_language(name, value)
         elif name == "label_language":
             if not isinstance(value, str) or not value:
                 raise ValueError(f'label_language must be "follow_asr" or a language code such as "de", got {value!r}.')
@@ -195,6 +217,7 @@ __all__ = [
     "check_class_indices",
     "check_int",
     "check_labels",
+    "check_language",
     "check_not_a_sample_list",
     "check_number",
     "check_pipeline_options",

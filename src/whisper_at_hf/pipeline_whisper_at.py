@@ -180,6 +180,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             return_timestamps=kwargs.get("return_timestamps"),
             num_beams=generation.get("num_beams"),
             max_new_tokens=generation.get("max_new_tokens"),
+            language=generation.get("language"),
         )
         sampling_rate, top_k, include_labels, exclude_labels = (
             checked[name] for name in ("sampling_rate", "top_k", "include_labels", "exclude_labels")
