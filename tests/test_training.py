@@ -223,6 +223,7 @@ def _head_weights(output_dir: Path) -> dict:
     return load_file(output_dir / "audio_tagging_head.safetensors")
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_same_head(tiny_setup, tmp_path):
     root, whisper_dir, files = tiny_setup
     common = [
@@ -265,6 +266,7 @@ def test_killed_and_resumed_run_ends_with_same_head(tiny_setup, tmp_path):
         torch.testing.assert_close(part_weights[key], full_weights[key], rtol=0, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
 def test_trainer_resume_keeps_the_weight_average(tiny_setup, tmp_path):
     """Trainer script: a run resumed from an epoch checkpoint ends with the same averaged head as an uninterrupted one
     (the running mean of epochs 2-4 travels in the checkpoint)."""
@@ -362,6 +364,7 @@ def e2e(tmp_path_factory):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_two_process_accelerate_builds_cache_once_and_trains(e2e):
     log = e2e["logs"]["ddp"]
     assert "DistributedType.MULTI_CPU" in log and "Num processes: 2" in log
@@ -373,6 +376,7 @@ def test_two_process_accelerate_builds_cache_once_and_trains(e2e):
     assert _final_map(e2e["outputs"]["ddp"]) >= 0.9
 
 
+@pytest.mark.slow
 def test_single_process_reuses_cache_and_matches_ddp(e2e):
     assert "Feature cache reused" in e2e["logs"]["single"]
     assert "Encoding audio" not in e2e["logs"]["single"]
@@ -382,12 +386,14 @@ def test_single_process_reuses_cache_and_matches_ddp(e2e):
     assert re.search(r"epoch 10: .*\"train_loss\".*\"lr\".*\"eval_mAP\"", e2e["logs"]["single"])
 
 
+@pytest.mark.slow
 def test_trainer_script_reaches_map(e2e):
     assert "Encoding audio" not in e2e["logs"]["trainer"]
     assert _final_map(e2e["outputs"]["trainer"]) >= 0.9
     assert "eval_mAP" in e2e["logs"]["trainer"]
 
 
+@pytest.mark.slow
 def test_pushed_head_is_small_and_has_card(e2e):
     repo = e2e["hub"].repos[REPO_ID]["files"]
     assert "audio_tagging_head.safetensors" in repo and "model.safetensors" not in repo
@@ -402,6 +408,7 @@ def test_pushed_head_is_small_and_has_card(e2e):
     assert f"{measured:.4f}".rstrip("0") in card or f"{measured:.4f}" in card
 
 
+@pytest.mark.slow
 def test_pipeline_tags_held_out_clip_with_pushed_head(e2e, tmp_path):
     import csv
 

@@ -11,7 +11,7 @@ from .modeling_whisper_at import (
     WhisperATSeq2SeqOutput,
     WhisperForAudioTaggingAndASR,
 )
-
+from .original_release import DefaultPipelineModel, released_checkpoint
 from .pipeline_whisper_at import WhisperATPipeline, save_pipeline_code
 
 __version__ = "0.1.0"
@@ -24,8 +24,13 @@ WhisperATConfig.register_for_auto_class()
 WhisperForAudioTaggingAndASR.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 
 # pipeline("whisper-at", ...); saved checkpoints carry the pipeline's code and `custom_pipelines` too.
+# Without a model, the default released variant is resolved (downloaded once) when transformers asks for it.
 PIPELINE_REGISTRY.register_pipeline(
-    "whisper-at", pipeline_class=WhisperATPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="multimodal"
+    "whisper-at",
+    pipeline_class=WhisperATPipeline,
+    pt_model=AutoModelForSpeechSeq2Seq,
+    default=DefaultPipelineModel(),
+    type="multimodal",
 )
 if save_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
     WhisperForAudioTaggingAndASR.save_hooks.append(save_pipeline_code)
@@ -39,4 +44,5 @@ __all__ = [
     "WhisperATSeq2SeqOutput",
     "WhisperATPipeline",
     "WhisperForAudioTaggingAndASR",
+    "released_checkpoint",
 ]

@@ -1,6 +1,8 @@
 """`whisper-at`: transcribe and tag audio files from the command line.
 
-    whisper-at talk.mp3 recordings/ "clips/*.wav" --model DIR_OR_ID --output-format all --output-dir out
+    whisper-at talk.mp3                                   # default variant (small), downloaded once and cached
+    whisper-at talk.mp3 recordings/ "clips/*.wav" --model large-v2 --at-low-compute --output-dir out
+    whisper-at talk.mp3 --model DIR_OR_HUB_ID
 
 Writes `NAME.{txt,json,srt,vtt,tsv}` (and `NAME.tags.png` with `--plot`) per input. Option values and the output
 folder are checked before the model loads (exit code 2, as argparse). A file that fails (cannot be read or resampled,
@@ -89,7 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whisper-at", description="Transcribe audio with Whisper and tag its sounds (AudioSet) with Whisper-AT."
     )
     parser.add_argument("audio", nargs="+", help="audio files, directories or glob patterns")
-    parser.add_argument("--model", required=True, help="Whisper-AT checkpoint: a local directory or a Hub id")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a released variant (tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, "
+        "large-v2 = large, each also NAME_low from small up; downloaded once, then cached), a local checkpoint folder "
+        "or a Hub id (default: small, or $WHISPER_AT_HF_DEFAULT_VARIANT)",
+    )
+    parser.add_argument(
+        "--at-low-compute", action="store_true", help="with a variant name: its low-compute TL-TR-512 head"
+    )
     parser.add_argument("--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"])
     parser.add_argument("--output-dir", "-o", default=".", help="where to write the outputs (default: .)")
     parser.add_argument(
@@ -168,11 +179,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
     from .labels import load_label_names
+    from .original_release import resolve_model
 
     if args.quiet:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    pipe = pipeline("whisper-at", model=args.model, device=args.device, dtype=getattr(torch, args.dtype))
+    try:
+        model = resolve_model(args.model, args.at_low_compute, progress=not args.quiet)
+    except (OSError, ValueError) as error:
+        print(f"whisper-at: error: {error}", file=sys.stderr)
+        return 2
+    pipe = pipeline("whisper-at", model=model, device=args.device, dtype=getattr(torch, args.dtype))
     call_kwargs = {
         "return_timestamps": True,  # cues need segments; Whisper's long-form decoding needs timestamps
         "top_k": args.top_k,

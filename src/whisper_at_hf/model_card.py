@@ -8,11 +8,13 @@ pass their measured metrics). `model_cards/generate_model_cards.py` writes the c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# the release table lives with the resolver; cards only render it
+from .original_release import ORIGINAL_VARIANTS, ORIGINAL_VARIANTS_BY_NAME, OriginalVariant, find_original_variant
 
 PIPELINE_TASK = "whisper-at"
 AUDIOSET_DATASET = "agkphysics/AudioSet"
@@ -41,93 +43,6 @@ ORIGINAL_RECIPE: dict[tuple[str, bool], tuple[float, int, int, str]] = {
     ("base", False): (1e-4, 50, 5, "21-50"),
     ("tiny", False): (1e-4, 50, 5, "21-50"),
 }
-
-
-@dataclass(frozen=True)
-class OriginalVariant:
-    """One released Whisper-AT head.
-
-    Args:
-        whisper: the OpenAI Whisper it was trained on (`"large-v2"`, `"small.en"`, ...).
-        low_dim: `True` for the TL-TR-512 head (`*_low.pth`), `False` for TL-TR (`*_ori.pth`).
-        audioset_map: AudioSet evaluation-set mAP (%) reported by the original release.
-        head_params: head parameter count as reported (`"40.0M"`).
-    """
-
-    whisper: str
-    low_dim: bool
-    audioset_map: float
-    head_params: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.whisper}_low" if self.low_dim else self.whisper
-
-    @property
-    def head_file(self) -> str:
-        return f"{self.whisper}_{'low' if self.low_dim else 'ori'}.pth"
-
-    @property
-    def repo_name(self) -> str:
-        return f"whisper-at-{self.whisper}{'-low' if self.low_dim else ''}"
-
-    @property
-    def size(self) -> str:
-        return self.whisper.split(".")[0].split("-")[0]
-
-    @property
-    def english_only(self) -> bool:
-        return self.whisper.endswith(".en")
-
-    @property
-    def base_model(self) -> str:
-        # transformers' name of large-v1 is "openai/whisper-large"
-        return "openai/whisper-large" if self.whisper == "large-v1" else f"openai/whisper-{self.whisper}"
-
-    @property
-    def at_low_dim(self) -> int | None:
-        return 512 if self.low_dim else None
-
-
-def _variants(rows: Sequence[tuple[str, float, str, float | None, str | None]]) -> tuple[OriginalVariant, ...]:
-    variants = []
-    for whisper, full_map, full_params, low_map, low_params in rows:
-        variants.append(OriginalVariant(whisper, False, full_map, full_params))
-        if low_map is not None:
-            variants.append(OriginalVariant(whisper, True, low_map, low_params))
-    return tuple(variants)
-
-
-# THE table: Whisper, TL-TR mAP, TL-TR params, TL-TR-512 mAP, TL-TR-512 params (original release, AudioSet eval).
-# TL-TR-512 does not exist for tiny/base, whose width is not above 512.
-ORIGINAL_VARIANTS: tuple[OriginalVariant, ...] = _variants(
-    [
-        ("tiny", 36.5, "3.8M", None, None),
-        ("tiny.en", 35.8, "3.8M", None, None),
-        ("base", 37.6, "6.6M", None, None),
-        ("base.en", 37.5, "6.6M", None, None),
-        ("small", 39.8, "14.6M", 39.8, "6.9M"),
-        ("small.en", 40.1, "14.6M", 39.9, "6.9M"),
-        ("medium", 40.8, "25.8M", 41.2, "7.1M"),
-        ("medium.en", 41.4, "25.8M", 41.1, "7.1M"),
-        ("large-v1", 42.1, "40.0M", 41.6, "7.2M"),
-        ("large-v2", 41.7, "40.0M", 40.3, "7.2M"),
-    ]
-)
-ORIGINAL_VARIANTS_BY_NAME: dict[str, OriginalVariant] = {variant.name: variant for variant in ORIGINAL_VARIANTS}
-
-
-def find_original_variant(name: str | None) -> OriginalVariant | None:
-    """The released variant named by a head file or variant name (`"large-v2_ori.pth"`, `"small_low"`,
-    `"large-v2"`; the original's alias `large` is large-v2), or `None` when it is not one of the 16."""
-    if not name:
-        return None
-    stem = Path(name).name
-    for suffix in (".pth", ".pt"):
-        stem = stem.removesuffix(suffix)
-    stem = stem.removesuffix("_ori")
-    stem = {"large": "large-v2", "large_low": "large-v2_low"}.get(stem, stem)
-    return ORIGINAL_VARIANTS_BY_NAME.get(stem)
 
 
 def _is_hub_id(name: str | None) -> bool:
