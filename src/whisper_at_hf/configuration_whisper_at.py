@@ -129,7 +129,8 @@ class WhisperATConfig(WhisperConfig):
     def at_window_frames(self, at_time_res: float | None = None) -> int:
         """Pooled frames per tagging window for `at_time_res` seconds (25 for 10 s).
 
-        Raises `ValueError` unless `at_time_res` is a positive multiple of the pooled frame (0.4 s).
+        Raises `ValueError` unless `at_time_res` is a positive multiple of the pooled frame (0.4 s) and at most
+        what one encoder pass sees (30 s): a longer window means nothing to the head (and would only cost memory).
         """
         if at_time_res is None:
             at_time_res = self.at_time_res
@@ -140,6 +141,11 @@ class WhisperATConfig(WhisperConfig):
             raise ValueError(
                 f"at_time_res must be a positive multiple of {step:g} s (e.g. {step:g}, {2 * step:g}, 10), "
                 f"got {at_time_res!r}."
+            )
+        if round(frames) > self.at_pooled_frames_per_window:
+            raise ValueError(
+                f"at_time_res must be at most {self.at_pooled_frames_per_window * step:g} s (what one Whisper pass "
+                f"sees; the head cannot use a longer window), got {at_time_res!r}."
             )
         return int(round(frames))
 
