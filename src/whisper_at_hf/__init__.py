@@ -14,6 +14,7 @@ from .modeling_whisper_at import (
     WhisperForAudioTaggingAndASR,
 )
 from .original_release import DefaultPipelineModel, released_checkpoint
+from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline
 from .pipeline_code import PIPELINE_TASK
 from .pipeline_whisper_at import WhisperATPipeline
 
@@ -46,6 +47,7 @@ __all__ = [
     "WhisperATHead",
     "WhisperATSeq2SeqOutput",
     "WhisperATPipeline",
+    "WhisperATSpeechRecognitionPipeline",
     "WhisperForAudioTaggingAndASR",
     "released_checkpoint",
 ]

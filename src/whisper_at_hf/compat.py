@@ -45,6 +45,7 @@ from transformers.utils import logging
 from .audio import load_audio
 from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names, read_original_label_names
+from .options import check_at_time_res, check_class_indices, check_int, check_number
 from .original_release import HUB_NAMESPACE, ORIGINAL_VARIANTS, released_checkpoint
 
 logger = logging.get_logger(__name__)
@@ -354,6 +355,8 @@ class WhisperATModel:
             initial_prompt,
             decode_options,
         )
+        # checked before any audio is decoded
+        at_time_res = check_at_time_res(at_time_res, self.model.config)
         self._set_precision(fp16)
 
         rate = self.pipeline.feature_extractor.sampling_rate
@@ -452,10 +455,10 @@ class WhisperATModel:
             kwargs["prompt_ids"] = prompt_ids.to(self.device)
         # The original decodes greedily unless told a beam size; the ASR pipeline's own default is 5 beams.
         beam_size = decode_options.pop("beam_size", None)
-        kwargs["num_beams"] = int(beam_size) if beam_size is not None else 1
+        kwargs["num_beams"] = check_int("beam_size", beam_size) if beam_size is not None else 1
         sample_len = decode_options.pop("sample_len", None)
         if sample_len is not None:
-            kwargs["max_new_tokens"] = int(sample_len)
+            kwargs["max_new_tokens"] = check_int("sample_len", sample_len)
         max_initial_timestamp = decode_options.pop("max_initial_timestamp", 1.0)
         if max_initial_timestamp is not None:
             kwargs["max_initial_timestamp_index"] = int(round(max_initial_timestamp / _TIME_PRECISION))
@@ -547,6 +550,10 @@ def parse_at_label(
         `audio_tag`, tags by decreasing logit. Times are the window grid, as in the original (not clipped to the
         audio's end).
     """
+    top_k = check_int("top_k", top_k)
+    p_threshold = check_number("p_threshold", p_threshold, allow_infinite=True)
+    if not isinstance(language, str):
+        raise ValueError(f'language must be "follow_asr" or a language code such as "en", got {language!r}.')
     names = _label_names(label_names if label_names is not None else result.get("label_names"))
     if language == "follow_asr":
         language = result.get("language") or "en"
@@ -556,14 +563,11 @@ def parse_at_label(
     num_labels = audio_tag.shape[-1]
     if len(label_list) != num_labels:
         raise ValueError(f"{len(label_list)} label names for {num_labels} tag classes in result['audio_tag'].")
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}.")
     if include_class_list is None:
         candidates = torch.arange(num_labels)
     else:
-        candidates = torch.as_tensor(sorted({int(index) for index in include_class_list}), dtype=torch.long)
-        if candidates.numel() and not (0 <= int(candidates[0]) and int(candidates[-1]) < num_labels):
-            raise ValueError(f"include_class_list holds indices outside [0, {num_labels}).")
+        indices = check_class_indices("include_class_list", include_class_list, num_labels)
+        candidates = torch.as_tensor(sorted(set(indices)), dtype=torch.long)
     k = min(top_k, candidates.numel())
     values, positions = audio_tag[:, candidates].topk(k, dim=-1)
     parsed = []

@@ -101,6 +101,8 @@ class WhisperATConfig(WhisperConfig):
         custom = getattr(self, "custom_pipelines", None)
         if not isinstance(custom, dict) or PIPELINE_TASK not in custom:
             return
+        # Only this package's own task: the entry for the stock ASR task (our subclass of transformers' ASR
+        # pipeline) must stay, or pipeline("automatic-speech-recognition") would fall back to CTC processing.
         remaining = {task: info for task, info in custom.items() if task != PIPELINE_TASK}
         if remaining:
             self.custom_pipelines = remaining
@@ -125,7 +127,8 @@ class WhisperATConfig(WhisperConfig):
     def at_window_frames(self, at_time_res: float | None = None) -> int:
         """Pooled frames per tagging window for `at_time_res` seconds (25 for 10 s).
 
-        Raises `ValueError` unless `at_time_res` is a positive multiple of the pooled frame (0.4 s).
+        Raises `ValueError` unless `at_time_res` is a positive multiple of the pooled frame (0.4 s) and at most
+        what one encoder pass sees (30 s): a longer window means nothing to the head (and would only cost memory).
         """
         if at_time_res is None:
             at_time_res = self.at_time_res
@@ -136,6 +139,11 @@ class WhisperATConfig(WhisperConfig):
             raise ValueError(
                 f"at_time_res must be a positive multiple of {step:g} s (e.g. {step:g}, {2 * step:g}, 10), "
                 f"got {at_time_res!r}."
+            )
+        if round(frames) > self.at_pooled_frames_per_window:
+            raise ValueError(
+                f"at_time_res must be at most {self.at_pooled_frames_per_window * step:g} s (what one Whisper pass "
+                f"sees; the head cannot use a longer window), got {at_time_res!r}."
             )
         return int(round(frames))
 

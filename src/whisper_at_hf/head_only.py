@@ -128,7 +128,15 @@ def load_head_only(
                 "(base_model_name_or_path); pass base_model=PATH_OR_ID_OR_MODEL."
             )
         # check the dims on the config before loading (possibly GBs of) weights
-        base_config = WhisperConfig.from_pretrained(base_name, revision=base_revision, **location)
+        try:
+            base_config = WhisperConfig.from_pretrained(base_name, revision=base_revision, **location)
+        except (OSError, ValueError) as error:  # a missing local path surfaces as a "Repo id must be ..." error
+            where = "given as base_model=" if base_model is not None else "recorded in config.json"
+            raise OSError(
+                f"{head_name_or_path} is a head-only checkpoint: the base Whisper `{base_name}` {where} was not "
+                f"found; pass `base_model=` (a local path, Hub id or loaded WhisperForConditionalGeneration). "
+                f"({type(error).__name__}: {error})"
+            ) from error
         check_whisper_fits_head(config, base_config, base_name)
         whisper = WhisperForConditionalGeneration.from_pretrained(
             base_name, revision=base_revision, **base_loading_kwargs(kwargs)
@@ -139,7 +147,12 @@ def load_head_only(
     model = model_class.from_whisper(
         whisper, base_model_name_or_path=base_name, base_model_revision=base_revision, **head_kwargs
     )
-    load_head_weights(model.audio_tagging_head, head_file)
+    try:
+        load_head_weights(model.audio_tagging_head, head_file)
+    except Exception as error:
+        if type(error).__name__ == "SafetensorError":
+            raise unreadable_weights_error(head_file, None, error) from error
+        raise
     # the head repo is the model's name (the pipeline reads label_names.json from it), not the base Whisper
     model.config.name_or_path = model.name_or_path = os.fspath(head_name_or_path)
     model.eval()
@@ -211,6 +224,27 @@ def save_head_only(
             private=kwargs.get("private"),
             commit_message=kwargs.get("commit_message") or "Upload Whisper-AT head",
         )
+
+
+def unreadable_weights_error(name_or_path: Any, subfolder: str | None, error: Exception) -> OSError:
+    """An `OSError` naming the safetensors file(s) that cannot be read (truncated or garbled), with safetensors' own
+    message; for a Hub id, the repo (its files are in the cache)."""
+    from safetensors import safe_open
+
+    path = os.path.join(os.fspath(name_or_path), subfolder or "")
+    files = [path] if os.path.isfile(path) else []
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            if name.endswith(".safetensors"):
+                try:
+                    with safe_open(os.path.join(path, name), framework="pt"):
+                        pass
+                except Exception:  # noqa: BLE001  (any failure to open names the file)
+                    files.append(os.path.join(path, name))
+    where = ", ".join(files) if files else f"the weights of {name_or_path}"
+    return OSError(
+        f"cannot read {where}: the file is truncated or corrupt (safetensors: {error}); download or save it again."
+    )
 
 
 def trainable_parameters_summary(model: nn.Module) -> str:

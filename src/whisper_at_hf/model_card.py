@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from huggingface_hub import EvalResult, ModelCardData
+
+from .configuration_whisper_at import AUDIOSET_NUM_LABELS
 
 from .hub_utils import is_hub_id
 # the release table lives with the resolver; cards only render it
@@ -56,6 +58,72 @@ def format_parameter_count(count: int | str | None) -> str | None:
     return f"{count / 1e6:.1f}M"
 
 
+def card_metadata(
+    model_name: str,
+    *,
+    base_model: str | None,
+    license: str | None,
+    license_name: str | None = None,
+    license_link: str | None = None,
+    english_only: bool | None = None,
+    metrics: Sequence[Mapping[str, Any]] = (),
+    datasets: Sequence[str] = (),
+    audioset_labels: bool = True,
+    head_only: bool = False,
+    tags: Sequence[str] = (),
+) -> ModelCardData:
+    """The Hub metadata of a Whisper-AT card, built with `huggingface_hub.ModelCardData` / `EvalResult` (the schema the
+    Hub reads). Metric values are in percent (mAP as in the paper's tables), whatever produced them.
+
+    Args:
+        metrics: each `{"name": "mAP", "type": "map", "value": 41.7, "dataset": "AudioSet", "dataset_type":
+            "agkphysics/AudioSet", "split": "eval", "source": {"name": ..., "url": ...}}`; `dataset_type` is a Hub
+            dataset id or the `datasets` loader of local data (`audiofolder`, `csv`, ...); `split`, `source` optional.
+        license: a Hub licence id; `"other"` needs `license_name` and `license_link`; `None` leaves it out.
+        audioset_labels: the head tags AudioSet's classes (adds the `audioset` tag).
+    """
+    if license == "other" and not (license_name and license_link):
+        raise ValueError('license "other" needs license_name and license_link (the Hub requires both).')
+    eval_results = []
+    for metric in metrics:
+        missing = [key for key in ("name", "value", "dataset", "dataset_type") if metric.get(key) in (None, "")]
+        if missing:
+            raise ValueError(f"card metric {dict(metric)} lacks {missing}.")
+        source = metric.get("source") or {}
+        eval_results.append(
+            EvalResult(
+                task_type="audio-classification",
+                task_name="Audio tagging",
+                dataset_type=metric["dataset_type"],
+                dataset_name=metric["dataset"],
+                dataset_split=metric.get("split"),
+                metric_type=metric.get("type", str(metric["name"]).lower()),
+                metric_value=metric["value"],
+                metric_name=metric["name"],
+                source_name=source.get("name"),
+                source_url=source.get("url"),
+            )
+        )
+    hub_base = base_model if _is_hub_id(base_model) else None
+    tag_list = ["whisper", "whisper-at", "audio-tagging", "audio-classification"]
+    tag_list += ["audioset"] if audioset_labels else []
+    return ModelCardData(
+        license=license,
+        license_name=license_name if license == "other" else None,
+        license_link=license_link if license == "other" else None,
+        library_name="transformers",
+        pipeline_tag="automatic-speech-recognition",
+        base_model=hub_base,
+        # a head-only checkpoint attaches to its base like an adapter; the Hub lists it under the base's adapters
+        base_model_relation="adapter" if (hub_base and head_only) else None,
+        tags=list(dict.fromkeys([*tag_list, *tags])),
+        language=None if english_only is None else (["en"] if english_only else ["multilingual"]),
+        datasets=list(datasets) or None,
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results or None,
+    )
+
+
 def render_model_card(
     model_name: str,
     *,
@@ -72,12 +140,16 @@ def render_model_card(
     training: str | None = None,
     head_only: bool = False,
     at_time_res: float = 10.0,
-    license: str = ORIGINAL_LICENSE,
+    license: str | None = ORIGINAL_LICENSE,
+    license_name: str | None = None,
+    license_link: str | None = None,
+    audioset_labels: bool | None = None,
     repo_id: str | None = None,
     origin: str | None = None,
     tags: Sequence[str] = (),
 ) -> str:
-    """Renders a model card: Hub YAML metadata + description, usage, training notes, results and limitations.
+    """Renders a model card: Hub YAML metadata ([`card_metadata`]) + description, usage, training notes, results and
+    limitations.
 
     Args:
         model_name: card title and `model-index` name.
@@ -85,51 +157,36 @@ def render_model_card(
         d_model / encoder_layers / at_low_dim / num_labels: the head's shape.
         head_params: head parameters (int, or a string such as `"40.0M"`).
         english_only: `True` for `.en` Whisper models, `None` when unknown.
-        metrics: results, each `{"name": "mAP", "type": "map", "value": 41.7, "dataset": "AudioSet eval",
-            "dataset_type": "agkphysics/AudioSet", "split": "eval", "source": {"name": ..., "url": ...}}`
-            (`dataset_type`, `split`, `source` optional). `value` as it should be shown (e.g. mAP in %).
+        metrics: results in percent, see [`card_metadata`].
         datasets: Hub dataset ids for the `datasets` metadata.
         label_set: what the classes are, in words.
         training: markdown paragraph on how the head was trained.
         head_only: the checkpoint holds only the head (the base Whisper is loaded from `base_model`).
         at_time_res: tagging resolution the head was trained at (seconds).
+        license / license_name / license_link: see [`card_metadata`].
+        audioset_labels: the head tags AudioSet's 527 classes (default: `label_set` is AudioSet's).
         repo_id: the id shown in code snippets (default `model_name`).
         origin: markdown paragraph on where the weights come from (e.g. the conversion command).
         tags: extra Hub tags.
     """
     repo_id = repo_id or model_name
     mode = f"TL-TR-{at_low_dim}" if at_low_dim else "TL-TR"
-    metadata: dict[str, Any] = {
-        "license": license,
-        "library_name": "transformers",
-        "pipeline_tag": "automatic-speech-recognition",
-    }
-    if _is_hub_id(base_model):
-        metadata["base_model"] = base_model
-    metadata["tags"] = list(
-        dict.fromkeys(["whisper", "whisper-at", "audio-tagging", "audio-classification", "audioset", *tags])
+    if audioset_labels is None:
+        audioset_labels = num_labels == AUDIOSET_NUM_LABELS and label_set == AUDIOSET_LABEL_SET
+    metadata = card_metadata(
+        model_name,
+        base_model=base_model,
+        license=license,
+        license_name=license_name,
+        license_link=license_link,
+        english_only=english_only,
+        metrics=metrics,
+        datasets=datasets,
+        audioset_labels=audioset_labels,
+        head_only=head_only,
+        tags=tags,
     )
-    if english_only is not None:
-        metadata["language"] = ["en"] if english_only else ["multilingual"]
-    if datasets:
-        metadata["datasets"] = list(datasets)
-    if metrics:
-        results = []
-        for metric in metrics:
-            result: dict[str, Any] = {
-                "task": {"type": "audio-classification", "name": "Audio tagging"},
-                "dataset": {"name": metric["dataset"], "type": metric.get("dataset_type", metric["dataset"])},
-                "metrics": [
-                    {"type": metric.get("type", metric["name"]), "value": metric["value"], "name": metric["name"]}
-                ],
-            }
-            if metric.get("split"):
-                result["dataset"]["split"] = metric["split"]
-            if metric.get("source"):
-                result["source"] = dict(metric["source"])
-            results.append(result)
-        metadata["model-index"] = [{"name": model_name, "results": results}]
-    front_matter = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=120)
+    front_matter = metadata.to_yaml()
 
     whisper_words = f"`{base_model}`" if base_model else "its base Whisper"
     languages = {True: "English-only", False: "multilingual", None: ""}[english_only]
@@ -175,6 +232,16 @@ def render_model_card(
         '    print(window["timestamp"], [(tag["label"], round(tag["score"], 2)) for tag in window["tags"]])',
         "```",
         "",
+        "Speech recognition alone, with transformers' own pipeline (this is the Hub's \"Use this model\" snippet; "
+        "the checkpoint carries the code, hence `trust_remote_code=True`):",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'asr = pipeline("automatic-speech-recognition", model="{repo_id}", trust_remote_code=True)',
+        'print(asr("audio.wav")["text"])',
+        "```",
+        "",
         "With the model class:",
         "",
         "```python",
@@ -216,12 +283,20 @@ def render_model_card(
         lines += ["", "## Origin", "", origin]
     lines += ["", "## Training", "", training or "No training details were recorded for this checkpoint."]
     if metrics:
-        lines += ["", "## Results", "", "| metric | value | dataset |", "|---|---|---|"]
+        lines += ["", "## Results", "", "| metric | value (%) | dataset |", "|---|---|---|"]
         for metric in metrics:
             source = metric.get("source")
             note = f" ([{source['name']}]({source['url']}))" if source and source.get("url") else ""
             split = f" ({metric['split']})" if metric.get("split") else ""
             lines.append(f"| {metric['name']} | {metric['value']} | {metric['dataset']}{split}{note} |")
+    if license is None:
+        lines += [
+            "",
+            "## License",
+            "",
+            "No license was chosen when this checkpoint was written: set `license` in this card's metadata (the head "
+            "is derived from the base Whisper and from the training data; check both).",
+        ]
     lines += [
         "",
         "## Limitations",
@@ -230,7 +305,9 @@ def render_model_card(
         "tag less accurately, more so for short windows.",
         f"- It knows only {label_set}; anything outside that label set is mapped to the nearest classes it knows. "
         "Labels are multi-label scores (sigmoid), not calibrated probabilities.",
-        "- Tags inherit the biases of the training data (AudioSet is drawn from YouTube) and of Whisper's encoder; "
+        "- Tags inherit the biases of the training data"
+        + (" (AudioSet is drawn from YouTube)" if audioset_labels else "")
+        + " and of Whisper's encoder; "
         "they are not suited for decisions about people.",
         "- Speech recognition quality, languages and failure modes (e.g. hallucinated text on non-speech audio) are "
         "exactly those of the base Whisper.",
@@ -333,6 +410,7 @@ def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str
 
 
 __all__ = [
+    "card_metadata",
     "ORIGINAL_VARIANTS",
     "ORIGINAL_VARIANTS_BY_NAME",
     "OriginalVariant",

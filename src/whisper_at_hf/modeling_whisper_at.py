@@ -36,6 +36,7 @@ from .head_only import (
     load_head_weights,
     save_head_only,
     trainable_parameters_summary,
+    unreadable_weights_error,
 )
 from .pipeline_code import save_pipeline_code
 from .timeline import WindowAssembler, pass_spans, windows_of
@@ -376,9 +377,15 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             )
         # Shape mismatches are reported in the loading info (not raised as a bare RuntimeError), then refused here.
         ignore_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
-        )
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, ignore_mismatched_sizes=True,
+                **kwargs,
+            )
+        except Exception as error:
+            if type(error).__name__ == "SafetensorError":  # safetensors' own message does not say which file
+                raise unreadable_weights_error(pretrained_model_name_or_path, kwargs.get("subfolder"), error) from error
+            raise
         mismatched = [str(item) for item in info.get("mismatched_keys", [])]
         if mismatched and not ignore_mismatched:
             raise ValueError(

@@ -20,6 +20,7 @@ logger = logging.get_logger(__name__)
 PIPELINE_TASK = "whisper-at"
 PIPELINE_MODULE = "pipeline_whisper_at"
 PIPELINE_CLASS = "WhisperATPipeline"
+ASR_PIPELINE_MODULE = "pipeline_asr_whisper_at"
 
 
 def custom_pipelines_entry() -> dict:
@@ -35,21 +36,26 @@ def custom_pipelines_entry() -> dict:
 
 
 def save_pipeline_code(save_directory: str | os.PathLike) -> None:
-    """Copies the pipeline module and its relative imports into `save_directory` and adds `custom_pipelines` to the
-    `config.json` there (which must exist)."""
+    """Copies the pipeline modules (`whisper-at`, and the stock ASR task's subclass in `pipeline_asr_whisper_at.py`)
+    and their relative imports into `save_directory`, and adds their `custom_pipelines` entries to the `config.json`
+    there (which must exist)."""
     from transformers.dynamic_module_utils import get_relative_import_files
 
     module_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
-    if not module_file.is_file():  # this file is itself remote code, loaded without the pipeline beside it
-        logger.warning(f"{module_file.name} not found beside {Path(__file__).name}: no pipeline code is saved.")
+    asr_module_file = Path(__file__).with_name(f"{ASR_PIPELINE_MODULE}.py")
+    if not module_file.is_file() or not asr_module_file.is_file():  # this file is remote code, loaded alone
+        logger.warning(f"pipeline modules not found beside {Path(__file__).name}: no pipeline code is saved.")
         return
-    for path in [str(module_file), *get_relative_import_files(str(module_file))]:
+    from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
+
+    for path in [str(module_file), *get_relative_import_files(str(module_file)), str(asr_module_file)]:
         target = os.path.join(save_directory, os.path.basename(path))
         if os.path.abspath(path) != os.path.abspath(target):
             shutil.copyfile(path, target)
     config_file = Path(save_directory, "config.json")
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **custom_pipelines_entry()}
+    entries = {**custom_pipelines_entry(), **asr_custom_pipelines_entry()}
+    config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **entries}
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
