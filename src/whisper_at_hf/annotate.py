@@ -31,6 +31,7 @@ import argparse
 import bisect
 import contextlib
 import glob
+import hashlib
 import json
 import math
 import os
@@ -222,8 +223,9 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
         if not files:
             raise ValueError("no audio files found in " + " ".join(inputs))
         dataset = datasets.Dataset.from_dict({"id": files, "audio": files})
-        return _finish_input(args, dataset, "audio", "id", {"kind": "files", "files": len(files),
-                                                              "first": files[0], "last": files[-1]}, None)
+        listing = hashlib.sha1("\n".join(files).encode()).hexdigest()
+        return _finish_input(args, dataset, "audio", "id", {"kind": "files", "files": len(files), "first": files[0],
+                                                              "last": files[-1], "sha1": listing}, None)
     if kind == "list":
         builder = LIST_EXTENSIONS[os.path.splitext(single)[1].lower()]
         kwargs = {"delimiter": "\t"} if single.lower().endswith(".tsv") else {}
@@ -426,11 +428,12 @@ class Annotator:
         extractor = self.pipe.feature_extractor
         results: list[dict | None] = [None] * len(audios)
         short = [i for i, audio in enumerate(audios) if audio.array.shape[0] <= extractor.n_samples]
-        long = [i for i in range(len(audios)) if i not in set(short)]
-        groups = ([short] if short else []) + [[i] for i in long]
-        for group in groups:
+        long = [i for i, audio in enumerate(audios) if audio.array.shape[0] > extractor.n_samples]
+        # Up to 30 s: one batch, each padded to 30 s. Longer: one at a time, unpadded (`tag` runs its 30 s passes).
+        groups = [(short, {})] if short else []
+        groups += [([i], {"truncation": False, "padding": "longest"}) for i in long]
+        for group, kwargs in groups:
             waveforms = [audios[i].array for i in group]
-            kwargs = {} if group is short else {"truncation": False, "padding": "longest"}
             features = extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt", **kwargs).input_features
             features = features.to(device=self.model.device, dtype=self.model.dtype)
             with torch.inference_mode():
@@ -477,6 +480,14 @@ class Annotator:
 # --------------------------------------------------------------------------------------------------------------------
 # Output folder
 # --------------------------------------------------------------------------------------------------------------------
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -623,6 +634,8 @@ class Progress:
     def update(self, inputs: int, seconds: float) -> None:
         self.own_inputs += inputs
         self.own_seconds += seconds
+        if self.bar.disable:
+            return
         now = time.perf_counter()
         if now - self.last_scan > 2.0:
             self.last_scan = now
@@ -761,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     options_json = json.dumps(options, sort_keys=True)
     total = corpus.num_rows
     progress = Progress(folder, total, done_before, enabled=state.is_main_process and not args.quiet)
-    seen = [0]
+    seen, work_started = [0], time.perf_counter()
     for shard, items in my_shards(corpus, args.shard_size, done, rank, world, seen):
         started, rows, errors, seconds = time.perf_counter(), [], [], 0.0
         for begin in range(0, len(items), args.batch_size):
@@ -783,13 +796,14 @@ def main(argv: list[str] | None = None) -> int:
             progress.update(len(batch), sum(audio.duration for _, audio in decoded))
         record = {"shard": shard, "first_index": items[0].index, "inputs": len(items), "rows": len(rows),
                   "errors": errors, "audio_seconds": seconds, "compute_seconds": round(time.perf_counter() - started, 3),
-                  "process": rank, "run": run["id"], "finished_at": _now()}
+                  "process": rank, "run": run["id"], "finished_at": _now(), "peak_rss_mib": peak_rss_mib()}
         folder.write_shard(shard, rows, features, record)
         progress.shard_done(shard)
         for error in errors:
             progress.bar.write(f"{TOOL}: skipped {error['error']}", file=sys.stderr)
     progress.close()
     state.wait_for_everyone()
+    work_seconds = time.perf_counter() - work_started
 
     # Everyone reads the same records; the main process completes the manifest and errors.jsonl.
     records = folder.shard_records()
@@ -800,8 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(folder.root / ERRORS, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode())
         manifest = folder.read_manifest()
         this_run = [record for record in records if record["run"] == run["id"]]
-        run.update(finished_at=_now(), shards_done_before=len(done_before), shards_computed=len(this_run),
-                   inputs_computed=sum(record["inputs"] for record in this_run))
+        run.update(finished_at=_now(), work_seconds=round(work_seconds, 3), shards_done_before=len(done_before),
+                   shards_computed=len(this_run), inputs_computed=sum(record["inputs"] for record in this_run))
         manifest.pop("current_run", None)
         manifest["runs"] = [*manifest.get("runs", []), run]
         manifest["complete"] = not missing
