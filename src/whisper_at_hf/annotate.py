@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--batch-size", type=int, default=8, help="clips per model batch (default: 8)")
     work.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                       help="auto: float16 on CUDA, float32 elsewhere")
+    work.add_argument("--cpu", action="store_true", help="run on CPUs even where a GPU is present")
     work.add_argument("--overwrite", action="store_true", help="replace annotations made with other settings")
     work.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     tags = parser.add_argument_group("tags")
@@ -728,11 +729,20 @@ def main(argv: list[str] | None = None) -> int:
     check_arguments(parser, args)
 
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
     from transformers.utils import logging as hf_logging
 
-    # Long timeout: processes meet at the end, and their shares of the work may take hours to differ.
-    state = PartialState(timeout=timedelta(hours=48))
+    # `PartialState` (unlike `Accelerator`) does not read ACCELERATE_USE_CPU (`accelerate launch --cpu`); without
+    # it, processes launched on a machine without GPUs would each run alone. Long timeout: processes meet at the
+    # end, and their shares of the work may take hours to differ.
+    cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU")
+    state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
     rank, world = state.process_index, state.num_processes
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != world:
+        print(f"{TOOL}: launched as {launched} processes, but Accelerate set up {world} (no GPU for each?). On CPUs "
+              "pass --cpu (or ACCELERATE_USE_CPU=true, as `accelerate launch --cpu` does).", file=sys.stderr)
+        return 2
     if args.quiet or not state.is_main_process:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
