@@ -150,6 +150,41 @@ def test_output_features_follow_options():
     assert not {"text", "language", "segments", "tag_probs"} & set(tags_only)
 
 
+def test_tags_only_run_errors_resume_and_refusal_in_process(tiny_en_at_dir, tmp_path, capsys):
+    """The whole command in this process on 4 short clips (one unreadable), tags only: fast enough for every run."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav"):
+        shutil.copy(SHARED_AUDIO / name, folder / name)
+    (folder / "broken.wav").write_bytes(b"RIFF not really")
+    out = tmp_path / "out"
+    argv = [str(folder), "--model", str(tiny_en_at_dir), "-o", str(out), "--tags-only", "--shard-size", "2",
+            "--batch-size", "2", "--top-k", "3"]
+    assert annotate.main(argv) == 1  # one input failed
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [(e["index"], e["id"]) for e in errors] == [(1, str(folder / "broken.wav"))]
+    rows = read_rows(out)
+    assert sorted(rows) == [0, 2, 3]
+    seconds = {name: sf.info(SHARED_AUDIO / name).duration for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav")}
+    german = rows[2]
+    assert german["duration"] == pytest.approx(seconds["speech_de.wav"], abs=1e-4)
+    assert [len(w["labels"]) for w in german["audio_tags"]] == [3]
+    assert german["audio_tags"][0]["end"] == pytest.approx(round(seconds["speech_de.wav"], 2))
+    first = json.loads((out / "manifest.json").read_text())
+    assert first["totals"] == {"shards": 2, "inputs": 4, "rows": 3, "errors": 1,
+                               "audio_seconds": pytest.approx(sum(seconds.values()), abs=0.01)}
+
+    assert annotate.main(argv) == 1  # resumed: nothing left to do, the failure is still reported
+    assert json.loads((out / "manifest.json").read_text())["runs"][-1]["shards_computed"] == 0
+    assert annotate.main([*argv, "--at-time-res", "4"]) == 2
+    assert "options.at_time_res: None -> 4.0" in capsys.readouterr().err
+    assert annotate.main([*argv, "--at-time-res", "4", "--overwrite"]) == 1
+    rows = read_rows(out)
+    assert [(w["start"], w["end"]) for w in rows[2]["audio_tags"]] == [
+        (0.0, 4.0), (4.0, pytest.approx(round(seconds["speech_de.wav"], 2)))]
+    assert len(json.loads((out / "manifest.json").read_text())["runs"]) == 1  # --overwrite starts afresh
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # End to end (real whisper-tiny.en, subprocesses)
 # ----------------------------------------------------------------------------------------------------------------------
