@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
@@ -14,6 +15,16 @@ SHARED_MODELS = SHARED / "models"
 SHARED_AUDIO = SHARED / "audio"
 TINY_EN = SHARED_MODELS / "whisper-tiny.en"
 BASE = SHARED_MODELS / "whisper-base"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Modules that read ../shared declare `pytestmark = pytest.mark.needs_shared`; without ../shared they skip.
+    if SHARED.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"{SHARED} is missing (real Whisper weights and audio clips live there)")
+    for item in items:
+        if item.get_closest_marker("needs_shared"):
+            item.add_marker(skip)
 
 
 def tiny_whisper_config(d_model: int = 64, encoder_layers: int = 3, **overrides) -> WhisperConfig:
@@ -49,8 +60,22 @@ def tiny_whisper(seed: int = 0, **config_overrides) -> WhisperForConditionalGene
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.fail(f"{SHARED} is missing: the tests read real weights and audio from ../shared beside the repo.")
+        pytest.skip(f"{SHARED} is missing: these tests read real weights and audio from ../shared beside the repo.")
     return SHARED
+
+
+def assert_close_to_scale(actual, expected, rel: float = 1e-5, floor: float = 1e-5, msg: str = "") -> None:
+    """`actual` equals `expected` up to `rel` times the largest magnitude in `expected` (plus `floor`).
+
+    fp32 encoder states reach |x| ~ 500, where two runs of the same kernels on a loaded machine differ by ~2e-4: a
+    fixed absolute tolerance is either flaky for states or meaningless for logits, so states are compared this way.
+    """
+    actual = torch.as_tensor(np.asarray(actual, dtype=np.float64))
+    expected = torch.as_tensor(np.asarray(expected, dtype=np.float64))
+    assert actual.shape == expected.shape, f"{msg} shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    tolerance = rel * expected.abs().max().item() + floor
+    worst = (actual - expected).abs().max().item() if expected.numel() else 0.0
+    assert worst <= tolerance, f"{msg} max |delta| {worst:.3g} > {tolerance:.3g} (rel {rel:g} of the largest value)"
 
 
 def tiny_reference_whisper_at(

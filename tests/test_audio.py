@@ -12,6 +12,8 @@ from conftest import SHARED_AUDIO
 
 from whisper_at_hf.audio import Audio, AudioDecodeError, load_audio, resample, to_mono
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 SPEECH = SHARED_AUDIO / "speech_en.wav"
 
 

@@ -13,6 +13,8 @@ from whisper_at_hf import plotting
 from whisper_at_hf.cli import expand_inputs
 from whisper_at_hf.writers import tag_caption, write_result
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

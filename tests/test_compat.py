@@ -24,6 +24,8 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.convert_original_whisper_at import convert_whisper_at_checkpoint, export_original_checkpoint
 from whisper_at_hf.labels import read_original_label_names
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 SPEECH = SHARED_AUDIO / "speech_en.wav"
 
 

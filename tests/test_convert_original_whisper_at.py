@@ -39,6 +39,8 @@ from whisper_at_hf.convert_original_whisper_at import (
 from whisper_at_hf.labels import LABEL_NAMES_FILE, LabelNames, read_original_label_names
 from whisper_at_hf.modeling_whisper_at import HEAD_WEIGHTS_NAME
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 TOLERANCE = 1e-4
 SAMPLING_RATE = 16000
 

@@ -24,6 +24,8 @@ from whisper_at_hf import WhisperATPipeline, WhisperForAudioTaggingAndASR
 from whisper_at_hf.audio import AudioDecodeError, load_audio
 from whisper_at_hf.labels import LabelNames
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 FAST = {"num_beams": 1, "max_new_tokens": 32}
 
 
@@ -334,6 +336,7 @@ import sys, json
 sys.modules["whisper_at_hf"] = None  # the package must not be importable here
 import torch
 from transformers import pipeline
+
 pipe = pipeline("whisper-at", model={str(tiny_en_at_dir)!r}, trust_remote_code=True, dtype=torch.float32)
 result = pipe({str(SHARED_AUDIO / "speech_en.wav")!r}, return_tag_logits=True, num_beams=1, max_new_tokens=32)
 print(json.dumps({{"cls": type(pipe).__module__ + "." + type(pipe).__name__, "text": result["text"],

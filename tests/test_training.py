@@ -42,6 +42,8 @@ from whisper_at_hf.training import (
 )
 from whisper_at_hf.training.build import head_optimizer
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 SRC = REPO_ROOT / "src"
 TRAIN_HEAD = REPO_ROOT / "training" / "train_head.py"
 TRAIN_HEAD_TRAINER = REPO_ROOT / "training" / "train_head_trainer.py"
@@ -410,6 +412,7 @@ def test_pipeline_tags_held_out_clip_with_pushed_head(e2e, tmp_path):
     script = f"""
 import json, whisper_at_hf
 from transformers import pipeline
+
 tagger = pipeline("whisper-at", model={REPO_ID!r})
 print("NAME=" + tagger.model.name_or_path + " BASE=" + tagger.model.config.base_model_name_or_path)
 # short greedy transcripts: on non-speech, default decoding can run for minutes (tags do not depend on it)
