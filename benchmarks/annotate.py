@@ -9,7 +9,7 @@ corpus listed in a CSV (the ../shared clips repeated under distinct ids) and rea
   `--stream-inputs` inputs with `--tags-only`: it must not grow with the corpus;
 - the cost of rerunning a finished run (resume: every shard is skipped).
 
-    python benchmarks/annotate.py                      # tiny.en + random head, 48 clips, ~10 min on 2 cores
+    python benchmarks/annotate.py                      # tiny.en + random head, 24 clips, ~10 min on 2 busy cores
     python benchmarks/annotate.py --clips 96 --stream-inputs 10000 --model DIR
 
 Every process runs one torch thread (OMP_NUM_THREADS=1), so "2 processes" uses twice the cores of "1 process".
@@ -92,8 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="Whisper-AT checkpoint (default: tiny.en + random head)")
     parser.add_argument("--whisper", default=str(SHARED_MODELS / "whisper-tiny.en"))
-    parser.add_argument("--clips", type=int, default=48, help="corpus size for the throughput runs")
-    parser.add_argument("--stream-inputs", type=int, default=1000, help="corpus size of the streaming memory run")
+    parser.add_argument("--clips", type=int, default=24, help="corpus size for the throughput runs")
+    parser.add_argument("--stream-inputs", type=int, default=500, help="corpus size of the streaming memory run")
     parser.add_argument("--shard-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-full", action="store_true", help="only the tags-only runs")

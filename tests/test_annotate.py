@@ -23,6 +23,8 @@ from conftest import REPO_ROOT, SHARED_AUDIO
 from whisper_at_hf import annotate
 from whisper_at_hf.annotate import compatibility_problems, open_input, shard_owner
 
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
 SRC = REPO_ROOT / "src"
 GOOD_CLIPS = sorted(p.name for p in SHARED_AUDIO.glob("*") if p.suffix in (".wav", ".flac"))  # mp3 needs ffmpeg
 # Greedy decoding keeps the full runs short; the tags do not depend on it.

@@ -673,7 +673,7 @@ def dataset_card(manifest: dict, repo_id: str) -> str:
 
 # {repo_id.split("/")[-1]}
 
-Annotations by [`{TOOL}`](https://github.com/YuanGongND/whisper-at) with the Whisper-AT model
+Annotations made by `{TOOL}` (whisper-at-hf) with the Whisper-AT model
 `{manifest["model"]}` (revision `{manifest.get("model_revision")}`): {"AudioSet tags per window" if
 manifest["options"]["tags_only"] else "Whisper transcripts and AudioSet tags per window"}.
 
