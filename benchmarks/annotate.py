@@ -46,6 +46,31 @@ def build_model(directory: Path, whisper: str) -> str:
     return str(directory)
 
 
+def build_small_model(directory: Path, whisper: str) -> str:
+    """A random Whisper-AT of tiny widths (d=64, 2 layers) with `whisper`'s processor: the memory run streams many
+    inputs, and what it measures (growth of RSS with the corpus) does not depend on the model's size."""
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
+
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+
+    torch.manual_seed(0)
+    reference = WhisperConfig.from_pretrained(whisper)
+    config = WhisperConfig(
+        vocab_size=reference.vocab_size, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=1,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+        decoder_start_token_id=reference.decoder_start_token_id, pad_token_id=reference.pad_token_id,
+        bos_token_id=reference.bos_token_id, eos_token_id=reference.eos_token_id,
+    )
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig.from_pretrained(whisper)
+    model.save_pretrained(directory / "whisper")
+    WhisperProcessor.from_pretrained(whisper).save_pretrained(directory / "whisper")
+    WhisperForAudioTaggingAndASR.from_whisper(str(directory / "whisper")).save_pretrained(directory / "at")
+    WhisperProcessor.from_pretrained(whisper).save_pretrained(directory / "at")
+    return str(directory / "at")
+
+
 def write_list(path: Path, count: int, clips: list[str]) -> float:
     """A CSV of `count` rows cycling through `clips`; returns the audio seconds it lists."""
     import soundfile as sf
@@ -93,7 +118,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="Whisper-AT checkpoint (default: tiny.en + random head)")
     parser.add_argument("--whisper", default=str(SHARED_MODELS / "whisper-tiny.en"))
     parser.add_argument("--clips", type=int, default=24, help="corpus size for the throughput runs")
-    parser.add_argument("--stream-inputs", type=int, default=500, help="corpus size of the streaming memory run")
+    parser.add_argument("--stream-inputs", type=int, default=2000,
+                        help="inputs of the streaming memory run (tags-only, tiny random model)")
     parser.add_argument("--shard-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-full", action="store_true", help="only the tags-only runs")
@@ -118,11 +144,13 @@ def main() -> None:
             full = [*common, "--num-beams", "1"]
             rows["full1"] = annotate("full (greedy), 1 process", [*full, "-o", root / "f1"], env)
             rows["full2"] = annotate("full (greedy), 2 processes", [*full, "-o", root / "f2"], env, 2)
+            rows["full_beam"] = annotate("full (pipeline default: beam 5), 1 process", [*common, "-o", root / "fb"], env)
         rows["resume"] = annotate("rerun of the finished tags-only run", [*common, "--tags-only", "-o", root / "t1"],
                                   env)
         write_list(root / "stream.csv", options.stream_inputs, DEFAULT_CLIPS)
-        rows["stream"] = annotate(f"streaming {options.stream_inputs} inputs, tags-only",
-                                  [root / "stream.csv", "--streaming", "--model", model, "--tags-only",
+        small = build_small_model(root / "small", options.whisper)
+        rows["stream"] = annotate(f"streaming {options.stream_inputs} inputs, tags-only, d=64 random model",
+                                  [root / "stream.csv", "--streaming", "--model", small, "--tags-only",
                                    "--shard-size", 100, "--batch-size", options.batch_size, "-o", root / "s"], env)
 
     print("\n| run | processes | clips | work s | clips/s | audio-s/s | wall s (with start-up) |")
@@ -136,13 +164,16 @@ def main() -> None:
     if "full1" in rows:
         scaling_full = rows["full2"]["clips_per_s"] / rows["full1"]["clips_per_s"]
         print(f"full, 2 processes / 1 process: {scaling_full:.2f}x (efficiency {scaling_full / 2:.0%})")
-        print(f"tags-only / full, 1 process: {rows['tags1']['clips_per_s'] / rows['full1']['clips_per_s']:.2f}x "
-              "faster (target >= 3x)")
+        for key, label in (("full1", "greedy"), ("full_beam", "beam 5")):
+            print(f"tags-only / full ({label}), 1 process: "
+                  f"{rows['tags1']['clips_per_s'] / rows[key]['clips_per_s']:.2f}x faster (target >= 3x)")
     print(f"resume of a finished run: {rows['resume']['work_s']:.3f} s of work, {rows['resume']['inputs']} clips "
           f"recomputed, {rows['resume']['wall_s']:.1f} s wall (start-up: imports, model load)")
-    first, last = rows["stream"]["rss_first_last_mib"][0]
-    print(f"peak RSS streaming {options.stream_inputs} inputs: {first:.0f} MiB after the first shard, {last:.0f} MiB "
-          f"after the last ({last - first:+.0f} MiB)")
+    for name in ("tags1", "tags2", "full1", "full2", "stream"):
+        if name in rows:
+            print(f"peak RSS per process, {rows[name]['name']}: " + ", ".join(
+                f"process {p}: {first:.0f} MiB after its first shard, {last:.0f} MiB after its last"
+                for p, (first, last) in rows[name]["rss_first_last_mib"].items()))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--batch-size", type=int, default=8, help="clips per model batch (default: 8)")
     work.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                       help="auto: float16 on CUDA, float32 elsewhere")
+    work.add_argument("--decode-workers", type=int, default=2,
+                      help="threads decoding the next batch while the model runs (0: decode in turn)")
     work.add_argument("--cpu", action="store_true", help="run on CPUs even where a GPU is present")
     work.add_argument("--overwrite", action="store_true", help="replace annotations made with other settings")
     work.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -127,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.shard_size < 1 or args.batch_size < 1:
         parser.error("--shard-size and --batch-size must be at least 1")
+    if args.decode_workers < 0:
+        parser.error("--decode-workers must be >= 0")
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
     if args.tag_threshold is not None and not 0.0 <= args.tag_threshold <= 1.0:
@@ -305,6 +310,30 @@ def make_item(corpus: CorpusInput, index: int, row: dict) -> Item:
     return Item(index=index, id=name, audio=audio, path=path)
 
 
+def decoded_batches(items: list[Item], batch_size: int, pool: ThreadPoolExecutor | None
+                    ) -> Iterator[tuple[list[Item], list[Audio | AudioDecodeError]]]:
+    """Batches of items with their audio (or why it could not be read). With a pool, the next batch is decoded
+    while the caller runs the model on this one (one batch ahead: memory stays bounded)."""
+    batches = [items[begin : begin + batch_size] for begin in range(0, len(items), batch_size)]
+
+    def attempt(item: Item) -> Audio | AudioDecodeError:
+        try:
+            return decode(item)
+        except AudioDecodeError as error:
+            return error
+
+    if pool is None:
+        for batch in batches:
+            yield batch, [attempt(item) for item in batch]
+        return
+    ahead = [pool.submit(attempt, item) for item in batches[0]] if batches else []
+    for position, batch in enumerate(batches):
+        current = ahead
+        if position + 1 < len(batches):
+            ahead = [pool.submit(attempt, item) for item in batches[position + 1]]
+        yield batch, [future.result() for future in current]
+
+
 def decode(item: Item) -> Audio:
     """The item's audio as 16 kHz mono float32; [`AudioDecodeError`] naming the input otherwise."""
     if item.audio is None:
@@ -373,7 +402,7 @@ class Annotator:
         self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
         self.revision = getattr(config, "_commit_hash", None) or args.revision
         self.model_name = args.model
-        self.call_kwargs = self._call_kwargs()
+        self.call_kwargs = None if args.tags_only else self._call_kwargs()
 
     def _call_kwargs(self) -> dict[str, Any]:
         args = self.args
@@ -389,7 +418,7 @@ class Annotator:
             kwargs["generate_kwargs"] = generate_kwargs
         if args.at_time_res is not None:
             kwargs["at_time_res"] = args.at_time_res
-        if self.model.generation_config.is_multilingual:
+        if getattr(self.model.generation_config, "is_multilingual", True):
             if args.language:
                 kwargs["language"] = args.language
             if args.task:
@@ -785,16 +814,16 @@ def main(argv: list[str] | None = None) -> int:
     total = corpus.num_rows
     progress = Progress(folder, total, done_before, enabled=state.is_main_process and not args.quiet)
     seen, work_started = [0], time.perf_counter()
+    pool = ThreadPoolExecutor(args.decode_workers, thread_name_prefix="decode") if args.decode_workers else None
     for shard, items in my_shards(corpus, args.shard_size, done, rank, world, seen):
         started, rows, errors, seconds = time.perf_counter(), [], [], 0.0
-        for begin in range(0, len(items), args.batch_size):
-            batch = items[begin : begin + args.batch_size]
+        for batch, audios in decoded_batches(items, args.batch_size, pool):
             decoded: list[tuple[Item, Audio]] = []
-            for item in batch:
-                try:
-                    decoded.append((item, decode(item)))
-                except AudioDecodeError as error:
-                    errors.append({"index": item.index, "id": item.id, "error": str(error)})
+            for item, audio in zip(batch, audios):
+                if isinstance(audio, AudioDecodeError):
+                    errors.append({"index": item.index, "id": item.id, "error": str(audio)})
+                else:
+                    decoded.append((item, audio))
             annotations = annotator.annotate([audio for _, audio in decoded]) if decoded else []
             for (item, audio), annotation in zip(decoded, annotations):
                 if isinstance(annotation, Exception):
@@ -812,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
         for error in errors:
             progress.bar.write(f"{TOOL}: skipped {error['error']}", file=sys.stderr)
     progress.close()
+    if pool is not None:
+        pool.shutdown()
     state.wait_for_everyone()
     work_seconds = time.perf_counter() - work_started
 
