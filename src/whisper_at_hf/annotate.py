@@ -376,13 +376,22 @@ def build_features(args: argparse.Namespace):
     return Features(columns)
 
 
+def model_revision(model: str, revision: str | None) -> str | None:
+    """The commit of a Hub model (from its config, without loading weights); the given revision, or `None`, for a
+    local folder."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model, revision=revision)
+    return getattr(config, "_commit_hash", None) or revision
+
+
 class Annotator:
     """Turns decoded clips into output rows with `pipeline("whisper-at")` (full) or the model's `tag` (tags only).
 
     Both paths format tags from the same per-window logits, so `--tags-only` rows carry the full run's tags.
     """
 
-    def __init__(self, args: argparse.Namespace, device: Any):
+    def __init__(self, args: argparse.Namespace, device: Any, revision: str | None):
         import torch
         from transformers import pipeline
 
@@ -400,7 +409,7 @@ class Annotator:
         self.resolution = float(args.at_time_res if args.at_time_res is not None else config.at_time_res)
         config.at_window_frames(self.resolution)  # validates: a positive multiple of 0.4 s
         self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
-        self.revision = getattr(config, "_commit_hash", None) or args.revision
+        self.revision = revision
         self.model_name = args.model
         self.call_kwargs = None if args.tags_only else self._call_kwargs()
 
@@ -782,9 +791,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with state.main_process_first():  # datasets prepares / caches the input once
         corpus = open_input(args)
-    annotator = Annotator(args, state.device)
+    revision = model_revision(args.model, args.revision)
+    annotator = None  # the model loads once this process has a shard to do (a finished run resumes in seconds)
     options = result_options(args)
-    settings = {"model": args.model, "model_revision": annotator.revision, "shard_size": args.shard_size,
+    settings = {"model": args.model, "model_revision": revision, "shard_size": args.shard_size,
                 "input": corpus.description, "options": options}
 
     existing = folder.read_manifest()
@@ -816,6 +826,8 @@ def main(argv: list[str] | None = None) -> int:
     seen, work_started = [0], time.perf_counter()
     pool = ThreadPoolExecutor(args.decode_workers, thread_name_prefix="decode") if args.decode_workers else None
     for shard, items in my_shards(corpus, args.shard_size, done, rank, world, seen):
+        if annotator is None:
+            annotator = Annotator(args, state.device, revision)
         started, rows, errors, seconds = time.perf_counter(), [], [], 0.0
         for batch, audios in decoded_batches(items, args.batch_size, pool):
             decoded: list[tuple[Item, Audio]] = []
