@@ -106,7 +106,8 @@ def annotate(name: str, args: list, env: dict, processes: int = 1) -> dict:
     row = {"name": name, "processes": processes, "inputs": inputs, "wall_s": wall, "work_s": run["work_seconds"],
            "clips_per_s": inputs / run["work_seconds"] if inputs else 0.0,
            "audio_s_per_s": audio / run["work_seconds"] if inputs else 0.0,
-           "rss_first_last_mib": {p: (v[0], v[-1]) for p, v in sorted(rss.items())}}
+           "rss_first_last_mib": {p: (v[0], v[-1]) for p, v in sorted(rss.items())},
+           "rss_series_mib": {p: v for p, v in sorted(rss.items())}}
     print(f"  {name}: {inputs} clips, work {row['work_s']:.1f} s, wall {wall:.1f} s, "
           f"{row['clips_per_s']:.2f} clips/s, {row['audio_s_per_s']:.1f} audio-s/s, "
           f"peak RSS first/last shard per process {row['rss_first_last_mib']}", flush=True)
@@ -172,6 +173,10 @@ def main() -> None:
                   f"{rows['tags1']['clips_per_s'] / rows[key]['clips_per_s']:.2f}x faster (target >= 3x)")
     print(f"resume of a finished run: {rows['resume']['work_s']:.3f} s of work, {rows['resume']['inputs']} clips "
           f"recomputed, {rows['resume']['wall_s']:.1f} s wall (start-up: imports, model load)")
+    series = rows["stream"]["rss_series_mib"][0]
+    points = sorted({0, len(series) // 4, len(series) // 2, 3 * len(series) // 4, len(series) - 1})
+    print(f"peak RSS while streaming, after shard (of {len(series)}): "
+          + ", ".join(f"{p + 1}: {series[p]:.0f} MiB" for p in points))
     for name in ("tags1", "tags2", "full1", "full2", "stream"):
         if name in rows:
             print(f"peak RSS per process, {rows[name]['name']}: " + ", ".join(
