@@ -110,6 +110,7 @@ def annotate(name: str, args: list, env: dict, processes: int = 1) -> dict:
            "rss_series_mib": {p: v for p, v in sorted(rss.items())}}
     print(f"  {name}: {inputs} clips, work {row['work_s']:.1f} s, wall {wall:.1f} s, "
           f"{row['clips_per_s']:.2f} clips/s, {row['audio_s_per_s']:.1f} audio-s/s, "
+          f"shards per process {[len(v) for v in rss.values()]}, "
           f"peak RSS first/last shard per process {row['rss_first_last_mib']}", flush=True)
     return row
 
@@ -121,8 +122,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=24, help="corpus size for the throughput runs")
     parser.add_argument("--stream-inputs", type=int, default=2000,
                         help="inputs of the streaming memory run (tags-only, tiny random model)")
-    parser.add_argument("--shard-size", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--shard-size", type=int, default=4, help="keep clips / shard-size a multiple of 2 so that "
+                        "both processes get as many shards")
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--beam-clips", type=int, default=6, help="clips of the beam-5 full run (one of each clip)")
     parser.add_argument("--skip-full", action="store_true", help="only the tags-only runs")
     options = parser.parse_args()
@@ -146,16 +148,19 @@ def main() -> None:
             full = [*common, "--num-beams", "1"]
             rows["full1"] = annotate("full (greedy), 1 process", [*full, "-o", root / "f1"], env)
             rows["full2"] = annotate("full (greedy), 2 processes", [*full, "-o", root / "f2"], env, 2)
+        if not options.skip_full and options.beam_clips:
             # The pipeline's default decoding (beam 5, temperature fallback) on non-speech is slow: fewer clips.
             rows["full_beam"] = annotate(f"full (pipeline default: beam 5), 1 process, first {options.beam_clips} clips",
                                          [*common, "--max-inputs", options.beam_clips, "-o", root / "fb"], env)
         rows["resume"] = annotate("rerun of the finished tags-only run", [*common, "--tags-only", "-o", root / "t1"],
                                   env)
-        write_list(root / "stream.csv", options.stream_inputs, DEFAULT_CLIPS)
-        small = build_small_model(root / "small", options.whisper)
-        rows["stream"] = annotate(f"streaming {options.stream_inputs} inputs, tags-only, d=64 random model",
-                                  [root / "stream.csv", "--streaming", "--model", small, "--tags-only",
-                                   "--shard-size", 100, "--batch-size", options.batch_size, "-o", root / "s"], env)
+        if options.stream_inputs:
+            write_list(root / "stream.csv", options.stream_inputs, DEFAULT_CLIPS)
+            small = build_small_model(root / "small", options.whisper)
+            rows["stream"] = annotate(f"streaming {options.stream_inputs} inputs, tags-only, d=64 random model",
+                                      [root / "stream.csv", "--streaming", "--model", small, "--tags-only",
+                                       "--shard-size", 100, "--batch-size", options.batch_size, "-o", root / "s"],
+                                      env)
 
     print("\n| run | processes | clips | work s | clips/s | audio-s/s | wall s (with start-up) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -168,15 +173,18 @@ def main() -> None:
     if "full1" in rows:
         scaling_full = rows["full2"]["clips_per_s"] / rows["full1"]["clips_per_s"]
         print(f"full, 2 processes / 1 process: {scaling_full:.2f}x (efficiency {scaling_full / 2:.0%})")
-        for key, label in (("full1", "greedy"), ("full_beam", "beam 5")):
+        for key, label in (("full1", "greedy"), ("full_beam", "beam 5, first clips")):
+            if key not in rows:
+                continue
             print(f"tags-only / full ({label}), 1 process: "
                   f"{rows['tags1']['clips_per_s'] / rows[key]['clips_per_s']:.2f}x faster (target >= 3x)")
     print(f"resume of a finished run: {rows['resume']['work_s']:.3f} s of work, {rows['resume']['inputs']} clips "
           f"recomputed, {rows['resume']['wall_s']:.1f} s wall (start-up: imports, model load)")
-    series = rows["stream"]["rss_series_mib"][0]
-    points = sorted({0, len(series) // 4, len(series) // 2, 3 * len(series) // 4, len(series) - 1})
-    print(f"peak RSS while streaming, after shard (of {len(series)}): "
-          + ", ".join(f"{p + 1}: {series[p]:.0f} MiB" for p in points))
+    if "stream" in rows:
+        series = rows["stream"]["rss_series_mib"][0]
+        points = sorted({0, len(series) // 4, len(series) // 2, 3 * len(series) // 4, len(series) - 1})
+        print(f"peak RSS while streaming, after shard (of {len(series)}): "
+              + ", ".join(f"{p + 1}: {series[p]:.0f} MiB" for p in points))
     for name in ("tags1", "tags2", "full1", "full2", "stream"):
         if name in rows:
             print(f"peak RSS per process, {rows[name]['name']}: " + ", ".join(
