@@ -4,6 +4,11 @@ It answers what huggingface_hub's client calls for `create_repo`, `upload_folder
 "regular", so files come inline in the NDJSON commit) and downloads (`HEAD`/`GET /{repo}/resolve/{rev}/{path}` with
 `X-Repo-Commit` / `ETag` headers, `EntryNotFound` / `RepoNotFound` error codes), plus model info, tree and
 paths-info listings. Repos live in memory; every commit gets a new sha.
+
+It also plays the original Whisper-AT release host: `HubState.release[path]` (e.g. `/s/atq9so6w0qug5ai/tiny.en_ori.pth`)
+answers `GET {path}?dl=1` with a 302 redirect to `/dl/...`, which serves the bytes (HTTP ranges supported), as Dropbox
+does. `HubState.cut[name] = n` makes the next `n` downloads of a file named `name` (release or Hub) stop half-way and
+close the connection. Every request is recorded in `HubState.requests` (`"GET /path?query"`); `count()` counts them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
@@ -22,6 +29,21 @@ class HubState:
         self.repos: dict[str, dict] = {}  # "user/name" for models, "datasets/user/name" and "spaces/user/name"
         self.lock = threading.Lock()
         self.requests: list[str] = []
+        self.release: dict[str, bytes] = {}  # release-host path (without query) -> file bytes
+        self.cut: dict[str, int] = {}  # file name -> how many more downloads of it break off half-way
+        self.delay = 0.0  # seconds to wait before sending a release file (to overlap concurrent clients)
+
+    def add_repo(self, repo_id: str, folder) -> None:
+        """A model repo holding every file of a local folder (e.g. ../shared/models/whisper-tiny.en)."""
+        from pathlib import Path
+
+        files = {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir()) if path.is_file()}
+        with self.lock:
+            self.repos[repo_id] = {"sha": _sha(repo_id.encode() + b"".join(files.values())), "files": files}
+
+    def count(self, fragment: str, method: str = "GET") -> int:
+        """Requests of `method` whose path contains `fragment`."""
+        return sum(1 for line in list(self.requests) if line.startswith(method + " ") and fragment in line)
 
 
 def _sha(data: bytes) -> str:
@@ -169,7 +191,8 @@ class HubHandler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
-        self.state.requests.append(f"{self.command} {self.path}")
+        ranged = f" [{self.headers['Range']}]" if self.headers.get("Range") else ""
+        self.state.requests.append(f"{self.command} {self.path}{ranged}")
         path = self._route()
         match = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
         if match:
@@ -201,8 +224,52 @@ class HubHandler(BaseHTTPRequestHandler):
                      "X-Repo-Commit": repo["sha"]},
                 )
             headers = {"X-Repo-Commit": repo["sha"], "ETag": f'"{_sha(data)}"'}
-            return self._send(200, data, headers, content_type="application/octet-stream")
+            return self._send_file(data, match.group(3).rsplit("/", 1)[-1], headers)
+        if path.startswith("/s/"):  # the release host: a share link redirects to the file
+            if path not in self.state.release:
+                return self._send(404, b"<html>not found</html>", content_type="text/html")
+            self.send_response(302)
+            self.send_header("Location", "/dl/" + path[len("/s/"):] + "?dl=1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if path.startswith("/dl/"):
+            data = self.state.release.get("/s/" + path[len("/dl/"):])
+            if data is None:
+                return self._send(404, b"<html>not found</html>", content_type="text/html")
+            if self.state.delay:
+                time.sleep(self.state.delay)
+            return self._send_file(data, path.rsplit("/", 1)[-1])
         return self._error(404, "NotFound", f"no route for GET {path}")
+
+    def _send_file(self, data: bytes, name: str, headers: dict | None = None):
+        """The bytes of a file, honouring `Range: bytes=N-`; cut half-way while `state.cut[name]` > 0."""
+        headers = dict(headers or {}, **{"Accept-Ranges": "bytes"})
+        start = 0
+        ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if ranged:
+            start = int(ranged.group(1))
+            if start >= len(data):
+                return self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        body = data[start:]
+        with self.state.lock:
+            cut = self.command == "GET" and self.state.cut.get(name, 0) > 0
+            if cut:
+                self.state.cut[name] -= 1
+        if not cut:
+            return self._send(206 if ranged else 200, body, headers, content_type="application/octet-stream")
+        self.send_response(206 if ranged else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+        return None
 
 
 def start_hub_server() -> tuple[ThreadingHTTPServer, HubState, str]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import math
 import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
 
 import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import SHARED_AUDIO
+import torch.nn.functional as F
+from conftest import REPO_ROOT, SHARED_AUDIO
 
-from whisper_at_hf.audio import Audio, AudioDecodeError, load_audio, resample, to_mono
+from whisper_at_hf.audio import Audio, AudioDecodeError, AudioTruncatedWarning, load_audio, resample, to_mono
 
 pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
 
@@ -67,10 +74,10 @@ def test_mp3_through_ffmpeg(speech):
 def test_resample_keeps_in_band_sines_and_length(orig, new):
     seconds = 1.0
     t = np.arange(int(orig * seconds)) / orig
-    for frequency in (440.0, 3000.0):
+    for frequency in (440.0, 3000.0, 6500.0 if min(orig, new) > 14000 else 3500.0):
         y = resample(np.sin(2 * np.pi * frequency * t).astype(np.float32), orig, new)
-        assert y.shape[0] == int(np.ceil(len(t) * new / orig))
-        expected = np.sin(2 * np.pi * frequency * np.arange(y.shape[0]) / new)
+        assert y.dtype == np.float32 and abs(y.shape[0] - len(t) * new / orig) <= 1
+        expected = np.sin(2 * np.pi * frequency * np.arange(y.shape[0]) / new)  # no delay: sample 0 stays at 0 s
         inner = slice(200, -200)
         assert np.abs(y[inner] - expected[inner]).max() < 2e-3
 
@@ -78,9 +85,127 @@ def test_resample_keeps_in_band_sines_and_length(orig, new):
 def test_resample_removes_what_the_new_rate_cannot_hold():
     orig = 44100
     t = np.arange(orig) / orig
-    above_nyquist = np.sin(2 * np.pi * 12000 * t).astype(np.float32)  # 12 kHz > 8 kHz Nyquist of 16 kHz
-    y = resample(above_nyquist, orig, 16000)
-    assert np.abs(y[200:-200]).max() < 1e-3
+    for frequency in (8100, 12000):  # above the 8 kHz Nyquist frequency of 16 kHz
+        y = resample(np.sin(2 * np.pi * frequency * t).astype(np.float32), orig, 16000)
+        assert np.abs(y[200:-200]).max() < 1e-3, frequency
+
+
+def _previous_sinc_resample(array: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """The package's former hand-written resampler (Kaiser-windowed sinc, polyphase, 24 zero crossings, beta 14.77),
+    kept here only as the baseline that the `soxr` resampler replacing it is compared with."""
+    gcd = math.gcd(orig_rate, new_rate)
+    orig, new = orig_rate // gcd, new_rate // gcd
+    scale = 0.99 * min(1.0, new / orig)
+    half_width = math.ceil(24 / scale)
+    taps = torch.arange(-half_width, half_width + orig, dtype=torch.float64)
+    offsets = taps[None, :] - torch.arange(new, dtype=torch.float64)[:, None] * orig / new
+    relative = (offsets / half_width).clamp(-1, 1)
+    beta = torch.tensor(14.77, dtype=torch.float64)
+    window = torch.special.i0(beta * torch.sqrt(1 - relative**2)) / torch.special.i0(beta)
+    window = torch.where(offsets.abs() <= half_width, window, torch.zeros_like(window))
+    kernel = (scale * torch.sinc(scale * offsets) * window)[:, None, :].float()
+    waveform = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    padded = F.pad(waveform[None, None], (half_width, half_width + orig))
+    out = F.conv1d(padded, kernel, stride=orig)[0].transpose(0, 1).reshape(-1)
+    return out[: math.ceil(array.shape[0] * new / orig)].numpy()
+
+
+def _snr_db(signal: np.ndarray, reference: np.ndarray, below_hz: float | None = None, rate: int = 16000) -> float:
+    n = min(signal.shape[0], reference.shape[0])
+    signal, reference = signal[:n].astype(np.float64), reference[:n].astype(np.float64)
+    if below_hz is not None:  # compare only the band below `below_hz` (an FFT brick-wall low-pass on both)
+        keep = np.fft.rfftfreq(n, 1 / rate) < below_hz
+        signal = np.fft.irfft(np.fft.rfft(signal) * keep, n)
+        reference = np.fft.irfft(np.fft.rfft(reference) * keep, n)
+    return 10 * np.log10(np.sum(reference**2) / np.sum((signal - reference) ** 2))
+
+
+@pytest.mark.parametrize(
+    "name, orig, new",
+    [
+        ("speech_en_stereo_44k.flac", None, 16000),  # the shared clip that the pipeline really resamples
+        ("speech_en.wav", 16000, 44100),
+        ("speech_en_music.wav", 16000, 48000),
+        ("music_10s.wav", 16000, 22050),
+        ("speech_de.wav", 16000, 8000),
+    ],
+)
+def test_soxr_matches_the_previous_resampler_on_the_shared_clips(shared_dir, name, orig, new):
+    """Both are linear-phase with no delay, so they agree sample by sample. They differ only in the transition band
+    just below the lower Nyquist frequency, where the former kernel (cut-off 0.99 x Nyquist, 24 lobes) already
+    rolled off from ~6.5 kHz and let 8.1 kHz through at -10 dB, while soxr stays flat to ~7.4 kHz and stops aliasing:
+    >= 60 dB over the band both call their pass band (up to 0.8 x the lower Nyquist), >= 30 dB over all of it."""
+    array, rate = soundfile.read(SHARED_AUDIO / name, dtype="float32")
+    array = array.mean(axis=1) if array.ndim == 2 else array
+    assert orig is None or rate == orig
+    ours, previous = resample(array, rate, new), _previous_sinc_resample(array, rate, new)
+    assert abs(ours.shape[0] - previous.shape[0]) <= 1
+    pass_band = 0.8 * min(rate, new) / 2
+    assert _snr_db(ours, previous, below_hz=pass_band, rate=new) >= 60
+    assert _snr_db(ours, previous) >= 30
+
+
+def test_resampling_memory_is_bounded_for_rates_sharing_no_factor(tmp_path):
+    """16001 Hz and 44101 Hz (coprime with 16 kHz) once needed gigabytes for a polyphase kernel; now they resample
+    within 512 MB of address space (on top of what the interpreter, numpy and torch map at import)."""
+    paths = []
+    for rate in (16001, 44101):
+        path = tmp_path / f"rate_{rate}.wav"
+        noise = np.random.default_rng(rate).standard_normal(rate * 20).astype(np.float32) * 0.1
+        soundfile.write(path, noise, rate, subtype="PCM_16")
+        paths.append(str(path))
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from whisper_at_hf.audio import load_audio
+
+        mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
+        limit = mapped + 512 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        for path in {paths!r}:
+            audio = load_audio(path)
+            assert audio.sampling_rate == 16000 and abs(audio.duration - 20.0) < 1e-3, audio.duration
+        print("ok")
+        """
+    )
+    env = {"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert completed.returncode == 0 and completed.stdout.strip() == "ok", completed.stderr[-2000:]
+
+
+def _wav_bytes(array: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, array, rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def test_truncated_wav_warns_with_both_durations(tmp_path):
+    data = _wav_bytes(np.zeros(32000, dtype=np.float32), 16000)  # 2 s
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: 44 + 16000])  # header + 0.5 s of 16-bit samples
+    message = r"cut.wav: WAV file is truncated: .* declares 2.00 s .* only 0.50 s"
+    with pytest.warns(AudioTruncatedWarning, match=message):
+        audio = load_audio(cut)
+    assert abs(audio.duration - 0.5) < 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_audio(data)  # an intact file does not warn
+
+
+def test_unsigned_pcm_is_centred():
+    """8-bit WAV / uint8 arrays are offset binary: 128 is silence, 0 and 255 the extremes."""
+    pcm = np.array([0, 64, 128, 192, 255], dtype=np.uint8)
+    np.testing.assert_allclose(load_audio(pcm, input_sampling_rate=16000).array, [-1, -0.5, 0, 0.5, 127 / 128])
+    reference = np.sin(np.linspace(0, 20, 800)).astype(np.float32) * 0.5
+    from_file = load_audio(_wav_bytes(reference, 16000, subtype="PCM_U8")).array
+    as_uint8 = np.round(reference * 128 + 128).clip(0, 255).astype(np.uint8)
+    np.testing.assert_allclose(load_audio(as_uint8, input_sampling_rate=16000).array, from_file, atol=1 / 128)
+
+
+@pytest.mark.parametrize("rate", [0, -5, 0.5, 16000.5, float("nan"), float("inf"), True, "16000", None])
+def test_invalid_sampling_rates_are_named(rate):
+    with pytest.raises(AudioDecodeError, match="sampling rate|sampling_rate"):
+        load_audio({"array": np.zeros(100, dtype=np.float32), "sampling_rate": rate})
 
 
 def test_errors_name_the_input_and_problem(tmp_path):

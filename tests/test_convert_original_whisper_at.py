@@ -137,6 +137,7 @@ def original(request, tmp_path_factory, speech):
     )
 
 
+@pytest.mark.slow
 def test_openai_checkpoint_conversion_matches_reference(original, speech, tmp_path):
     output = tmp_path / "converted"
     convert_whisper_at_checkpoint(original["whisper"], original["head"], output, processor=original["processor"])
@@ -175,6 +176,7 @@ def test_converted_files(original, tmp_path):
     assert "model-index" not in card  # a synthetic head: no published metrics are claimed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("original", ["tl_tr"], indirect=True)  # the CLI subprocess runs once, on the TL-TR head
 def test_cli_end_to_end(original, tmp_path):
     output = tmp_path / "cli"

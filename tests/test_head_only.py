@@ -128,6 +128,7 @@ def test_head_only_errors(saved, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_head_only_with_trust_remote_code_without_the_package(saved, tmp_path):
     with torch.no_grad():
         torch.save(saved["model"].tag(saved["features"]), tmp_path / "expected.pt")

@@ -72,17 +72,77 @@ def test_variant_lookup():
         original_variant_card("huge")
 
 
-def test_card_for_a_trained_head():
+def _hub_card(text: str):
+    """The card as the Hub's client reads it (`huggingface_hub.ModelCard`): metadata, model-index -> EvalResults."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(text)
+    data = card.data
+    if data.license == "other":
+        assert data.license_name and data.license_link, "license other needs license_name and license_link"
+    for result in data.eval_results or []:
+        assert result.task_type == "audio-classification" and result.dataset_type and result.dataset_name
+        assert result.dataset_type != "held-out split" and " " not in result.dataset_type
+        if result.metric_type in ("map", "accuracy"):
+            assert 1.0 < result.metric_value <= 100.0, "metrics are in percent on every card"
+    return data
+
+
+def test_committed_cards_follow_the_hub_schema():
+    for variant in ORIGINAL_VARIANTS:
+        data = _hub_card((CARDS_DIR / variant.repo_name / "README.md").read_text(encoding="utf-8"))
+        (result,) = data.eval_results
+        assert (result.metric_type, result.metric_value) == ("map", variant.audioset_map)
+        assert result.dataset_type == "agkphysics/AudioSet" and "audioset" in data.tags
+        assert data.base_model == variant.base_model and data.get("base_model_relation") is None
+        assert data.license == "bsd-2-clause"
+
+
+def _trained_model():
     model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(), id2label={0: "Beep", 1: "Silence"})
     model.config.base_model_name_or_path = "openai/whisper-tiny.en"
-    metric = {"name": "mAP", "type": "map", "value": 0.93, "dataset": "my-sounds", "split": "test"}
-    card = model_card_for_model(
-        model, "my-head", metrics=[metric], datasets=["me/my-sounds"], label_set="2 custom classes",
-        training="Trained with training/train_head.py for 3 epochs.", head_only=True,
+    return model
+
+
+def test_card_for_a_trained_head():
+    from whisper_at_hf.training import training_card
+
+    model = _trained_model()
+    card = training_card(
+        model, "my-head", {"eval_mAP": 0.93125, "eval_accuracy": 0.875, "eval_loss": 0.2},
+        {"epochs": 3, "script": "training/train_head.py"}, head_only=True, dataset_name="my-sounds",
+        dataset_type="audiofolder", eval_split="validation", repo_id="me/my-head",
     )  # fmt: skip
-    meta = front_matter(card)
-    assert meta["base_model"] == "openai/whisper-tiny.en" and meta["datasets"] == ["me/my-sounds"]
-    assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.93
+    data = _hub_card(card)
+    assert data.base_model == "openai/whisper-tiny.en" and data.get("base_model_relation") == "adapter"
+    assert "audioset" not in data.tags and "custom-labels" in data.tags
+    assert data.datasets is None  # local data: no Hub dataset to link
+    results = {result.metric_type: result for result in data.eval_results}
+    assert results["map"].metric_value == 93.12 and results["accuracy"].metric_value == 87.5  # fractions -> percent
+    assert {(r.dataset_name, r.dataset_type, r.dataset_split) for r in data.eval_results} == {
+        ("my-sounds", "audiofolder", "validation")
+    }
+    assert "license" not in card.split("---")[1] and "No license was chosen" in card
+    assert "AudioSet is drawn from YouTube" not in card
     assert "2 custom classes" in card and "train_head.py" in card and "base_model=" in card
+    assert 'model="me/my-head"' in card
     head_params = sum(p.numel() for p in model.audio_tagging_head.parameters())
     assert f"{head_params / 1e6:.1f}M parameters, 2 classes" in card
+
+    hub = training_card(
+        model, "my-head", {"eval_mAP": 0.5}, {}, head_only=False, dataset_name="me/my-sounds",
+        dataset_type="me/my-sounds", eval_split="test", license="other", license_name="my-data-license",
+        license_link="https://example.com/license",
+    )  # fmt: skip
+    data = _hub_card(hub)
+    assert data.datasets == ["me/my-sounds"] and data.license_name == "my-data-license"
+    assert data.get("base_model_relation") is None  # a full checkpoint is no adapter
+    with pytest.raises(ValueError, match="license_name and license_link"):
+        training_card(model, "x", {}, {}, head_only=True, license="other")
+
+
+def test_card_advertises_snippets_that_run_on_this_checkpoint():
+    """Every snippet's entry point is one the checkpoint supports (they are run in test_pipeline_asr_whisper_at)."""
+    card = model_card_for_model(_trained_model(), "my-head", repo_id="me/my-head", head_only=True)
+    assert 'pipeline("automatic-speech-recognition", model="me/my-head", trust_remote_code=True)' in card
+    assert 'pipeline("whisper-at", model="me/my-head")' in card

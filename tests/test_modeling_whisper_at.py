@@ -183,6 +183,7 @@ def base_pair():
     return processor, plain, joint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("language", [None, "de"])
 def test_one_encoder_pass_with_language_detection(base_pair, language):
     processor, plain, joint = base_pair
@@ -197,6 +198,7 @@ def test_one_encoder_pass_with_language_detection(base_pair, language):
     assert "Guten Morgen" in processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -399,6 +401,7 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_fresh_process_without_the_package(tmp_path, tiny_pair):
     _, joint = tiny_pair
     joint.save_pretrained(tmp_path)

@@ -184,6 +184,7 @@ def test_timestamps_and_words_equal_asr(pipe, asr):
         assert ours["text"] == theirs["text"] and ours["chunks"] == theirs["chunks"]
 
 
+@pytest.mark.slow
 def test_long_form_sequential(pipe, asr, long_mix):
     """89 s, Whisper's sequential long-form: text as the ASR pipeline, tags on the absolute grid = model.tag(), and
     one tag pass per aligned 30 s window on top of Whisper's passes, less every Whisper pass that ran on exactly
@@ -224,6 +225,7 @@ def test_long_form_sequential(pipe, asr, long_mix):
     np.testing.assert_allclose(ours["audio_tag_logits"], expected[0].numpy(), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_long_form_chunked_reuses_chunk_passes(pipe, asr, long_mix):
     """chunk_length_s=30: text as the ASR pipeline; each 0.4 s tag comes from the chunk that owns that time, with
     no encoder pass beyond the chunks'."""
@@ -257,6 +259,7 @@ def test_long_form_chunked_reuses_chunk_passes(pipe, asr, long_mix):
     assert [w["timestamp"] for w in result["audio_tags"]][-2:] == [(70.0, 80.0), (80.0, 89.0)]
 
 
+@pytest.mark.slow
 def test_off_grid_chunks_get_extra_aligned_passes(pipe, long_mix):
     clip = long_mix[: 45 * 16000]
     ours = pipe(clip, chunk_length_s=10, ignore_warning=True, return_tag_logits=True, **FAST)
@@ -286,6 +289,7 @@ def base_pipes(tmp_path_factory, shared_dir):
     return ours, theirs
 
 
+@pytest.mark.slow
 def test_base_language_detection_and_following(base_pipes):
     ours, theirs = base_pipes
     german = audio("speech_de.wav")
@@ -306,6 +310,7 @@ def test_base_language_detection_and_following(base_pipes):
     assert told["language"] == "de"
 
 
+@pytest.mark.slow
 def test_base_words_with_language_and_segments(base_pipes):
     """Word times with return_language=True stay on their words (transformers' ASR pipeline puts the language
     token in front of the tokens but not of their times, shifting every word by one token), and
@@ -329,6 +334,7 @@ def test_base_words_with_language_and_segments(base_pipes):
         ours(speech, return_word_segments=True, **FAST)
 
 
+@pytest.mark.slow
 def test_trust_remote_code_without_the_package(tiny_en_at_dir, pipe):
     expected = pipe(str(SHARED_AUDIO / "speech_en.wav"), return_tag_logits=True, **FAST)
     script = f"""

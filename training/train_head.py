@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -32,6 +31,9 @@ from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.metrics import load_audio_tagging_metric
 from whisper_at_hf.training import (
     LABELS_KEY,
+    check_push_settings,
+    describe_data_source,
+    record_base_model,
     DataArguments,
     EpochSampler,
     LoopArguments,
@@ -50,9 +52,16 @@ from whisper_at_hf.training import (
     step_rng,
 )
 from whisper_at_hf.training.build import head_logits, head_optimizer
+from whisper_at_hf.training.checkpoints import (
+    atomic_write_text,
+    checkpoint_problem,
+    checkpoints_newest_first,
+    publish_checkpoint,
+    temporary_checkpoint_dir,
+)
 
 logger = logging.getLogger(__name__)
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "training_state.json"
 
 
 def parse_args():
@@ -64,17 +73,28 @@ def parse_args():
     return parser.parse_args_into_dataclasses()
 
 
-def find_checkpoint(output_dir: str, resume_from_checkpoint: str | None) -> str | None:
+def resume(accelerator, output_dir: str, resume_from_checkpoint: str | None) -> tuple[str | None, dict]:
+    """Loads the checkpoint to resume from: a given folder, or with "latest" the newest intact one (a damaged newer
+    checkpoint is skipped with a warning). Returns `(folder, training state)`."""
     if not resume_from_checkpoint:
-        return None
+        return None, {}
     if resume_from_checkpoint != "latest":
-        return resume_from_checkpoint
-    found = [
-        (int(match.group(1)), path)
-        for path in Path(output_dir).glob("checkpoint-*")
-        if (match := CHECKPOINT_PATTERN.match(path.name)) and (path / "training_state.json").is_file()
-    ]
-    return str(max(found)[1]) if found else None
+        candidates = [Path(resume_from_checkpoint)]
+    else:
+        candidates = checkpoints_newest_first(output_dir)
+    for folder in candidates:
+        problem = checkpoint_problem(folder, STATE_FILE)
+        if problem is None:
+            try:
+                accelerator.load_state(str(folder))
+                return str(folder), json.loads((folder / STATE_FILE).read_text())
+            except Exception as error:  # noqa: BLE001 - any damaged file: try the next older checkpoint
+                problem = f"{error.__class__.__name__}: {error}"
+        if resume_from_checkpoint != "latest":
+            raise ValueError(f"Cannot resume from {folder}: {problem}")
+        logger.warning("Checkpoint %s is damaged (%s): falling back to an older one.", folder, problem)
+    logger.warning("No intact checkpoint found in %s: training from scratch.", output_dir)
+    return None, {}
 
 
 def evaluate_head(model, head, dataloader, accelerator, metric, at_time_res):
@@ -90,6 +110,8 @@ def evaluate_head(model, head, dataloader, accelerator, metric, at_time_res):
 
 def main():
     model_args, data_args, recipe_args, args = parse_args()
+    # a push that would fail (no repo id) or publish an unloadable head (local base) is refused before any work
+    check_push_settings(args.push_to_hub, args.hub_model_id, model_args.model_name_or_path, model_args.base_model_id)
 
     # ----- set-up ----------------------------------------------------------------------------------------------------
     accelerator = Accelerator(log_with=args.report_to or None, project_dir=args.output_dir)
@@ -111,6 +133,7 @@ def main():
         data_args, start_head_label_names(model_args), token=model_args.token
     )
     model = build_model(model_args, label_set).to(accelerator.device)
+    record_base_model(model, model_args.model_name_or_path, model_args.base_model_id)
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, token=model_args.token)
     logger.info("%d classes; %s", len(label_set), model.num_parameters_summary())
     data = prepare_features(
@@ -170,28 +193,23 @@ def main():
 
     # ----- resume ----------------------------------------------------------------------------------------------------
     global_step, start_epoch, skip_batches = 0, 0, 0
-    checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
-    if args.resume_from_checkpoint and checkpoint is None:
-        logger.warning("No checkpoint found in %s: training from scratch.", args.output_dir)
+    checkpoint, state = resume(accelerator, args.output_dir, args.resume_from_checkpoint)
     if checkpoint:
-        accelerator.load_state(checkpoint)
-        state = json.loads((Path(checkpoint) / "training_state.json").read_text())
         global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["step_in_epoch"]
         logger.info("Resumed from %s (step %d, epoch %d).", checkpoint, global_step, start_epoch + 1)
 
     def save_checkpoint(epoch: int, step_in_epoch: int) -> None:
-        path = Path(args.output_dir) / f"checkpoint-{global_step}"
-        accelerator.save_state(str(path))
+        # written under a temporary name and renamed when complete: a crash mid-save leaves no half checkpoint
+        final = Path(args.output_dir) / f"checkpoint-{global_step}"
+        temporary = temporary_checkpoint_dir(final)
+        accelerator.save_state(str(temporary))
+        accelerator.wait_for_everyone()  # every process has written its RNG state
         if accelerator.is_main_process:
             state = {"global_step": global_step, "epoch": epoch, "step_in_epoch": step_in_epoch}
-            (path / "training_state.json").write_text(json.dumps(state))
+            atomic_write_text(temporary / STATE_FILE, json.dumps(state))
+            publish_checkpoint(temporary, final)
             if args.save_total_limit:
-                old = sorted(
-                    (int(m.group(1)), p)
-                    for p in Path(args.output_dir).glob("checkpoint-*")
-                    if (m := CHECKPOINT_PATTERN.match(p.name))
-                )
-                for _, stale in old[: -args.save_total_limit]:
+                for stale in checkpoints_newest_first(args.output_dir)[args.save_total_limit :]:
                     shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
 
@@ -268,7 +286,7 @@ def main():
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         summary = {
-            "base Whisper": model_args.model_name_or_path,
+            "base Whisper": model.config.base_model_name_or_path,
             "training clips": len(data.train),
             "epochs": num_epochs,
             "optimizer steps": max_steps,
@@ -278,12 +296,13 @@ def main():
             **{key: value for key, value in vars(recipe_args).items()},
             "script": "training/train_head.py (Accelerate)",
         }
+        data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
         save_trained_head(
-            model, processor, args.output_dir, final, summary, args.hub_model_id, dataset_name=data_args.dataset_name
-        )
+            model, processor, args.output_dir, final, summary, args.hub_model_id, dataset_name=data_name,
+            dataset_type=data_type, eval_split=data_args.eval_split_name if data.eval is not None else None,
+            license=model_args.license, license_name=model_args.license_name, license_link=model_args.license_link,
+        )  # fmt: skip
         if args.push_to_hub:
-            if not args.hub_model_id:
-                raise ValueError("--push_to_hub needs --hub_model_id")
             url = push_trained_head(args.output_dir, args.hub_model_id, args.hub_token, args.hub_private_repo)
             logger.info("Pushed to %s", url)
     accelerator.end_training()

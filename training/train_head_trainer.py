@@ -19,11 +19,13 @@ import torch
 import transformers
 from accelerate import PartialState
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from whisper_at_hf.metrics import load_audio_tagging_metric
 from whisper_at_hf.training import (
     DataArguments,
+    check_push_settings,
+    describe_data_source,
+    record_base_model,
     ModelArguments,
     RecipeArguments,
     build_model,
@@ -33,7 +35,8 @@ from whisper_at_hf.training import (
     save_trained_head,
     start_head_label_names,
 )
-from whisper_at_hf.training.trainer import HeadOnlyTrainer, WeightAveragingCallback, make_compute_metrics
+from whisper_at_hf.training.checkpoints import latest_intact_checkpoint
+from whisper_at_hf.training.trainer import WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +58,10 @@ def main():
     if not training_args.should_log:
         datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.set_verbosity_error()
-    # rows carry pooled states / audio that the model's forward signature does not name
-    training_args.remove_unused_columns = False
-    training_args.label_names = ["audio_labels"]
+    # a push that would fail (no repo id) or publish an unloadable head (local base) is refused before any work
+    check_push_settings(
+        training_args.push_to_hub, training_args.hub_model_id, model_args.model_name_or_path, model_args.base_model_id
+    )
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     resume = training_args.resume_from_checkpoint
     resume = True if resume == "latest" else resume
@@ -71,6 +75,7 @@ def main():
         data_args, start_head_label_names(model_args), token=model_args.token
     )
     model = build_model(model_args, label_set).to(training_args.device)
+    record_base_model(model, model_args.model_name_or_path, model_args.base_model_id)
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, token=model_args.token)
     logger.info("%d classes; %s", len(label_set), model.num_parameters_summary())
     data = prepare_features(
@@ -88,7 +93,9 @@ def main():
     # ----- train -----------------------------------------------------------------------------------------------------
     callbacks = []
     if resume is True:
-        resume = get_last_checkpoint(training_args.output_dir)
+        # the newest checkpoint whose state and weights read back; a damaged newer one is skipped with a warning
+        resume = latest_intact_checkpoint(training_args.output_dir, "trainer_state.json")
+        resume = str(resume) if resume is not None else None
         if resume is None:
             raise ValueError(f"--resume_from_checkpoint latest: no checkpoint in {training_args.output_dir}.")
     if recipe_args.weight_averaging_start_epoch is not None:
@@ -96,7 +103,7 @@ def main():
         if resume and averaging.load_checkpoint(resume):
             logger.info("Weight average restored from %s (%d epochs)", resume, averaging.averager.count)
         callbacks.append(averaging)
-    trainer = HeadOnlyTrainer(
+    trainer = WhisperATHeadTrainer(
         model=model,
         args=training_args,
         train_dataset=data.train,
@@ -119,7 +126,7 @@ def main():
     # ----- save the head, push -------------------------------------------------------------------------------------
     if trainer.is_world_process_zero():
         summary = {
-            "base Whisper": model_args.model_name_or_path,
+            "base Whisper": model.config.base_model_name_or_path,
             "training clips": len(data.train),
             "epochs": training_args.num_train_epochs,
             "optimizer steps": trainer.state.global_step,
@@ -130,13 +137,14 @@ def main():
             "script": "training/train_head_trainer.py (Trainer)",
         }
         final = {key: value for key, value in metrics.items() if key in ("eval_mAP", "eval_accuracy")}
+        data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
         save_trained_head(
             model, processor, training_args.output_dir, final, summary, training_args.hub_model_id,
-            dataset_name=data_args.dataset_name,
+            dataset_name=data_name, dataset_type=data_type,
+            eval_split=data_args.eval_split_name if data.eval is not None else None,
+            license=model_args.license, license_name=model_args.license_name, license_link=model_args.license_link,
         )
         if push_to_hub:
-            if not training_args.hub_model_id:
-                raise ValueError("--push_to_hub needs --hub_model_id")
             url = push_trained_head(training_args.output_dir, training_args.hub_model_id, training_args.hub_token)
             logger.info("Pushed to %s", url)
 

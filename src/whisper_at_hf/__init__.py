@@ -11,7 +11,8 @@ from .modeling_whisper_at import (
     WhisperATSeq2SeqOutput,
     WhisperForAudioTaggingAndASR,
 )
-
+from .original_release import DefaultPipelineModel, released_checkpoint
+from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline, save_asr_pipeline_code
 from .pipeline_whisper_at import WhisperATPipeline, save_pipeline_code
 
 __version__ = "0.1.0"
@@ -24,11 +25,20 @@ WhisperATConfig.register_for_auto_class()
 WhisperForAudioTaggingAndASR.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 
 # pipeline("whisper-at", ...); saved checkpoints carry the pipeline's code and `custom_pipelines` too.
+# Without a model, the default released variant is resolved (downloaded once) when transformers asks for it.
 PIPELINE_REGISTRY.register_pipeline(
-    "whisper-at", pipeline_class=WhisperATPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="multimodal"
+    "whisper-at",
+    pipeline_class=WhisperATPipeline,
+    pt_model=AutoModelForSpeechSeq2Seq,
+    default=DefaultPipelineModel(),
+    type="multimodal",
 )
 if save_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
     WhisperForAudioTaggingAndASR.save_hooks.append(save_pipeline_code)
+# ... and the stock ASR task's entry (after the hook above, which resets `custom_pipelines`): the Hub's snippet
+# pipeline("automatic-speech-recognition", model=REPO, trust_remote_code=True) then transcribes as plain Whisper.
+if save_asr_pipeline_code not in WhisperForAudioTaggingAndASR.save_hooks:
+    WhisperForAudioTaggingAndASR.save_hooks.append(save_asr_pipeline_code)
 
 __all__ = [
     "AUDIOSET_NUM_LABELS",
@@ -38,5 +48,7 @@ __all__ = [
     "WhisperATHead",
     "WhisperATSeq2SeqOutput",
     "WhisperATPipeline",
+    "WhisperATSpeechRecognitionPipeline",
     "WhisperForAudioTaggingAndASR",
+    "released_checkpoint",
 ]

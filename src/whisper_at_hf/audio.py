@@ -2,7 +2,8 @@
 
 Decoding: WAV/FLAC/OGG (and anything else libsndfile reads) through `soundfile`; MP3 and other containers through
 an `ffmpeg` subprocess. Multi-channel audio is down-mixed by averaging channels; other sampling rates are converted
-with a Kaiser-windowed sinc resampler (polyphase, exact for rational rate ratios).
+with `soxr` (the resampler librosa uses: high quality, memory linear in the audio's length whatever the rates).
+A WAV file cut short of the length its header declares is read as far as it goes, with an [`AudioTruncatedWarning`].
 
 Every problem is an [`AudioDecodeError`] (a `ValueError`) that names the input and what is wrong with it, so a caller
 processing many files can report the bad one and carry on.
@@ -13,17 +14,16 @@ This module is copied beside checkpoints for `trust_remote_code` pipelines, so i
 from __future__ import annotations
 
 import io
-import math
 import os
 import shutil
+import struct
 import subprocess
+import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm")
 
@@ -35,6 +35,10 @@ class AudioDecodeError(ValueError):
         self.source = source
         self.problem = problem
         super().__init__(f"{source}: {problem}")
+
+
+class AudioTruncatedWarning(UserWarning):
+    """A file holds less audio than its header declares (e.g. a download or copy cut short); what is there is used."""
 
 
 @dataclass
@@ -68,6 +72,8 @@ def describe_input(inputs: Any) -> str:
         return "<audio dict>"
     if isinstance(inputs, (np.ndarray, torch.Tensor)):
         return f"<array of shape {tuple(inputs.shape)}>"
+    if is_torchcodec_decoder(inputs):  # datasets keeps the file name on its decoders
+        return str(getattr(inputs, "_hf_encoded", {}).get("path") or "<AudioDecoder>")
     return f"<{type(inputs).__name__}>"
 
 
@@ -96,10 +102,41 @@ def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, 
 
     try:
         array, sampling_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
-        return array, int(sampling_rate)
+    except MemoryError as error:  # e.g. a header declaring billions of channels
+        raise AudioDecodeError(source, f"not enough memory to decode it ({error})") from error
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as sndfile_error:
-        sndfile_problem = str(sndfile_error)
+        # libsndfile names the in-memory buffer ("Error opening <_io.BytesIO object at 0x...>: "); the source is
+        # named by the caller
+        sndfile_problem = str(sndfile_error).split(">: ", 1)[-1]
+    else:
+        _warn_if_wav_truncated(data, array.shape[0], int(sampling_rate), source)
+        return array, int(sampling_rate)
     return _ffmpeg_decode(data, source, sndfile_problem)
+
+
+def _warn_if_wav_truncated(data: bytes, frames_read: int, sampling_rate: int, source: str) -> None:
+    """Warns when a RIFF/WAVE file's `data` chunk declares more bytes than the file holds (libsndfile then silently
+    reads what is there). Streaming writers that leave the size at 0 or 0xFFFFFFFF are not flagged."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return
+    offset, block_align = 12, None
+    while offset + 8 <= len(data):
+        chunk_id, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
+        body = offset + 8
+        if chunk_id == b"fmt " and size >= 14 and body + 14 <= len(data):
+            block_align = struct.unpack("<H", data[body + 12 : body + 14])[0]
+        elif chunk_id == b"data":
+            available = len(data) - body
+            if block_align and 0 < size < 0xFFFFFFFF and size > available:
+                declared = size / block_align / sampling_rate
+                warnings.warn(
+                    f"{source}: WAV file is truncated: its header declares {declared:.2f} s of audio but only "
+                    f"{frames_read / sampling_rate:.2f} s could be read (file cut short?); using what is there.",
+                    AudioTruncatedWarning,
+                    stacklevel=4,
+                )
+            return
+        offset = body + size + (size & 1)  # chunks are padded to an even size
 
 
 def _ffmpeg_decode(data: bytes, source: str, sndfile_problem: str) -> tuple[np.ndarray, int]:
@@ -170,52 +207,29 @@ def to_mono(array: np.ndarray, source: str, channels_first: bool | None = None) 
     return array.mean(axis=0 if channels_first else 1)
 
 
-@lru_cache(maxsize=16)
-def _sinc_kernel(orig: int, new: int, zero_crossings: int, beta: float) -> tuple[torch.Tensor, int]:
-    """Polyphase low-pass kernel `(new, 1, taps)` for resampling `orig` -> `new` (coprime rates), and its half width.
+def resample(array: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling of a 1-D waveform with `soxr` ("HQ" quality, linear-phase, no delay).
 
-    Output sample `k * new + j` sits at input position `k * orig + j * orig / new`; row `j` holds a Kaiser-windowed
-    sinc, cut off at 0.99 x the lower of the two Nyquist frequencies, sampled at the input taps around that position.
-    """
-    scale = 0.99 * min(1.0, new / orig)  # cut-off as a fraction of the input Nyquist frequency
-    half_width = math.ceil(zero_crossings / scale)  # input samples covering `zero_crossings` sinc lobes
-    taps = torch.arange(-half_width, half_width + orig, dtype=torch.float64)
-    phases = torch.arange(new, dtype=torch.float64)[:, None] * orig / new
-    offsets = taps[None, :] - phases  # (new, taps): input tap minus output position, in input samples
-    relative = (offsets / half_width).clamp(-1, 1)
-    window = torch.special.i0(beta * torch.sqrt(1 - relative**2)) / torch.special.i0(torch.tensor(beta, dtype=torch.float64))
-    window = torch.where(offsets.abs() <= half_width, window, torch.zeros_like(window))
-    kernel = scale * torch.sinc(scale * offsets) * window
-    return kernel[:, None, :].float(), half_width
-
-
-def resample(array: np.ndarray, orig_rate: int, new_rate: int, zero_crossings: int = 24, beta: float = 14.77) -> np.ndarray:
-    """Band-limited resampling of a 1-D waveform (Kaiser-windowed sinc, polyphase, one strided convolution).
-
-    `(num_samples,)` at `orig_rate` -> `(ceil(num_samples * new_rate / orig_rate),)` at `new_rate`; the pass band
-    reaches 0.99 x the lower Nyquist frequency. Sample 0 stays at time 0 (no delay).
+    `(num_samples,)` at `orig_rate` -> `(round(num_samples * new_rate / orig_rate),)` float32 at `new_rate`.
+    Memory is linear in the input's length for any pair of rates (also rates that share no factor, e.g. 16001 Hz).
     """
     if orig_rate == new_rate:
         return array
-    gcd = math.gcd(int(orig_rate), int(new_rate))
-    orig, new = int(orig_rate) // gcd, int(new_rate) // gcd
-    kernel, half_width = _sinc_kernel(orig, new, zero_crossings, beta)
-    waveform = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    num_samples = waveform.shape[0]
-    padded = F.pad(waveform[None, None], (half_width, half_width + orig))
-    # each convolution step advances `orig` input samples and yields the `new` output samples of that block
-    out = F.conv1d(padded, kernel, stride=orig)  # (1, new, blocks)
-    out = out[0].transpose(0, 1).reshape(-1)
-    target = math.ceil(num_samples * new / orig)
-    return out[:target].numpy()
+    import soxr
+
+    waveform = np.ascontiguousarray(array, dtype=np.float32)
+    return soxr.resample(waveform, int(orig_rate), int(new_rate), quality="HQ")
 
 
 def check_waveform(array: np.ndarray, source: str) -> np.ndarray:
     """Rejects empty, non-finite and non-numeric audio; returns float32."""
     if array.dtype.kind not in "fiu":
         raise AudioDecodeError(source, f"audio array has non-numeric dtype {array.dtype}")
-    if array.dtype.kind in "iu":  # PCM integers -> [-1, 1)
+    if array.dtype.kind == "i":  # signed PCM -> [-1, 1)
         array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
+    elif array.dtype.kind == "u":  # unsigned PCM (e.g. 8-bit WAV) is offset binary: the midpoint is silence
+        half = float(np.iinfo(array.dtype).max + 1) / 2
+        array = ((array.astype(np.float64) - half) / half).astype(np.float32)
     array = array.astype(np.float32, copy=False)
     if array.size == 0:
         raise AudioDecodeError(source, "audio is empty (0 samples)")
@@ -269,15 +283,40 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
         if input_sampling_rate is None:
             raise AudioDecodeError(source, "a bare array needs its sampling_rate (pass sampling_rate=...)")
         array, rate = _as_numpy(inputs, source), input_sampling_rate
+    elif is_torchcodec_decoder(inputs):
+        array, rate = _decoder_samples(inputs, source)
+        channels_first = True
     else:
         raise AudioDecodeError(source, f"unsupported input type {type(inputs).__name__}")
 
-    if not isinstance(rate, (int, np.integer, float)) or rate <= 0 or int(rate) != rate:
-        raise AudioDecodeError(source, f"invalid sampling rate {rate!r}")
+    is_number = isinstance(rate, (int, np.integer, float, np.floating)) and not isinstance(rate, (bool, np.bool_))
+    if not is_number or not np.isfinite(rate) or rate <= 0 or int(rate) != rate:
+        raise AudioDecodeError(source, f"invalid sampling rate {rate!r} (a positive whole number of Hz)")
     array = check_waveform(np.asarray(array), source)
     array = to_mono(array, source, channels_first)
-    array = resample(array, int(rate), sampling_rate)
+    try:
+        array = resample(array, int(rate), sampling_rate)
+    except (MemoryError, RuntimeError, ValueError) as error:
+        raise AudioDecodeError(source, f"cannot resample from {int(rate)} Hz to {sampling_rate} Hz: {error}") from error
     return Audio(array=np.ascontiguousarray(array, dtype=np.float32), sampling_rate=sampling_rate, source=source)
+
+
+def is_torchcodec_decoder(inputs: Any) -> bool:
+    """A `torchcodec.decoders.AudioDecoder` (what `datasets` 5.x returns for decoded audio, and its subclass there),
+    recognised by class without importing torchcodec, which need not be installed."""
+    return any(
+        cls.__name__ == "AudioDecoder" and cls.__module__.split(".")[0] in ("torchcodec", "datasets")
+        for cls in type(inputs).__mro__
+    )
+
+
+def _decoder_samples(decoder: Any, source: str) -> tuple[np.ndarray, int]:
+    """`(channels, samples)` array and rate of every sample of a torchcodec `AudioDecoder`."""
+    try:
+        samples = decoder.get_all_samples()
+    except Exception as error:  # noqa: BLE001 - torchcodec raises RuntimeError and others for bad streams
+        raise AudioDecodeError(source, f"the audio decoder failed: {error}") from error
+    return _as_numpy(samples.data, source), int(samples.sample_rate)
 
 
 def _as_numpy(data: Any, source: str) -> np.ndarray:
@@ -289,4 +328,13 @@ def _as_numpy(data: Any, source: str) -> np.ndarray:
         raise AudioDecodeError(source, f"cannot read audio array: {error}") from error
 
 
-__all__ = ["AUDIO_EXTENSIONS", "Audio", "AudioDecodeError", "load_audio", "resample", "to_mono", "describe_input"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "Audio",
+    "AudioDecodeError",
+    "AudioTruncatedWarning",
+    "load_audio",
+    "resample",
+    "to_mono",
+    "describe_input",
+]

@@ -8,9 +8,11 @@ Moving over is a one-line change:
     tags = whisper.parse_at_label(result, language="follow_asr", top_k=5, p_threshold=-1,
                                   include_class_list=list(range(527)))
 
-Variant names (`"tiny"` ... `"large-v2"`, `"large"` = large-v2, `at_low_compute=True` for the TL-TR-512 heads) map to
-transformers checkpoints through ONE table, [`CHECKPOINTS`]; point a name at your own converted checkpoint with
-[`register_checkpoint`] or the `WHISPER_AT_HF_CHECKPOINTS` environment variable (a JSON object
+Variant names (`"tiny"` ... `"large-v2"`, `"large"` = large-v2, `at_low_compute=True` for the TL-TR-512 heads) are
+resolved by `whisper_at_hf.released_checkpoint` as the original resolves them: downloaded on first use (the converted
+checkpoint from the Hub, [`CHECKPOINTS`], or else the original release's head converted onto the Whisper from the
+Hub) and cached. Point a name at your own converted checkpoint with [`register_checkpoint`] or the
+`WHISPER_AT_HF_CHECKPOINTS` environment variable (a JSON object
 `{"large-v2": "/models/whisper-at-large-v2", "large-v2_low": "org/repo"}`, read at every `load_model`). Any other
 `name_or_path` is taken as a transformers checkpoint dir or Hub id.
 
@@ -41,24 +43,25 @@ import torch
 from transformers.utils import logging
 
 from .audio import load_audio
+from .options import check_at_time_res, check_class_indices, check_int, check_number
 from .labels import LabelNames, load_label_names, read_original_label_names
-from .model_card import ORIGINAL_VARIANTS
+from .original_release import HUB_NAMESPACE, ORIGINAL_VARIANTS, released_checkpoint
 
 logger = logging.get_logger(__name__)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Variant name -> checkpoint: the one table
 # ----------------------------------------------------------------------------------------------------------------------
-#: Hub organisation of the converted original checkpoints (`whisper-at-convert` output of each released head).
-HUB_NAMESPACE = "whisper-at-hf"
 #: Environment variable holding a JSON object of overrides, `{"variant": "dir or Hub id"}`; wins over the table.
 CHECKPOINTS_ENV = "WHISPER_AT_HF_CHECKPOINTS"
 #: The original's aliases.
 ALIASES: dict[str, str] = {"large": "large-v2"}
 
 #: Original variant (`"large-v2"`, `"large-v2_low"` for the TL-TR-512 head, ...) -> transformers checkpoint
-#: (dir or Hub id). Generated from the model-card table so names, cards and this table cannot drift apart.
+#: (dir or Hub id). Generated from the release table so names, cards and this table cannot drift apart. A name still
+#: mapped to its published Hub id is resolved by `released_checkpoint` (Hub, else the original release, converted).
 CHECKPOINTS: dict[str, str] = {variant.name: f"{HUB_NAMESPACE}/{variant.repo_name}" for variant in ORIGINAL_VARIANTS}
+_PUBLISHED = dict(CHECKPOINTS)
 
 _WHISPER_NAMES = tuple(dict.fromkeys(variant.whisper for variant in ORIGINAL_VARIANTS))
 _LOW_NAMES = tuple(variant.whisper for variant in ORIGINAL_VARIANTS if variant.low_dim)
@@ -147,11 +150,14 @@ def load_model(
 
     Args:
         name_or_path: an original variant name (`"tiny"`, ..., `"large-v2"`, `"large"`; see [`available_models`]),
-            mapped through [`checkpoint_for`], or a transformers checkpoint dir or Hub id (full or head-only).
+            downloaded on first use and cached by `whisper_at_hf.released_checkpoint` unless pointed elsewhere
+            ([`register_checkpoint`], `WHISPER_AT_HF_CHECKPOINTS`), or a transformers checkpoint dir or Hub id (full
+            or head-only).
         device: `"cpu"`, `"cuda"`, ...; default CUDA when available.
         at_low_compute: with a variant name, the TL-TR-512 head (`<variant>_low`), which exists for small, small.en,
             medium, medium.en, large-v1 and large-v2 only. With a checkpoint path, its config decides the head.
-        download_root: Hub cache folder (`cache_dir`); default the Hugging Face cache.
+        download_root: cache folder for the downloads and converted checkpoints (`cache_dir`); default the Hugging
+            Face cache.
         in_memory: accepted for compatibility; transformers loads safetensors memory-mapped either way.
         dtype: weights' dtype; default float16 on CUDA (the original's `fp16=True`) and float32 elsewhere.
 
@@ -173,7 +179,21 @@ def load_model(
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     cache_dir = os.fspath(download_root) if download_root is not None else None
 
-    local = _local_checkpoint(checkpoint, cache_dir, _variant_key(name, at_low_compute) if variant_checkpoint else None)
+    if variant_checkpoint is not None and variant_checkpoint == _PUBLISHED[_variant_key(name, at_low_compute)]:
+        # not pointed elsewhere: the released variant, from the Hub or the original release (downloaded once, cached)
+        try:
+            local = released_checkpoint(_variant_key(name, at_low_compute), cache_dir=cache_dir)
+        except (OSError, ValueError) as error:
+            key = _variant_key(name, at_low_compute)
+            raise CheckpointNotAvailableError(
+                f"whisper-at variant {key!r} could not be resolved (neither {checkpoint} on the Hub nor the original "
+                f"release's head, converted): {error} To use a checkpoint you converted yourself: "
+                f"whisper_at_hf.compat.register_checkpoint({key!r}, DIR) or {CHECKPOINTS_ENV}='{{\"{key}\": \"DIR\"}}'."
+            ) from error
+    else:
+        local = _local_checkpoint(
+            checkpoint, cache_dir, _variant_key(name, at_low_compute) if variant_checkpoint else None
+        )
     model = WhisperForAudioTaggingAndASR.from_pretrained(local, dtype=dtype, cache_dir=cache_dir)
     if at_low_compute and not variant_checkpoint and model.config.at_low_dim is None:
         warnings.warn(f"at_low_compute=True, but {checkpoint} has a full-width head (its config decides the head).")
@@ -334,6 +354,8 @@ class WhisperATModel:
             initial_prompt,
             decode_options,
         )
+        # checked before any audio is decoded
+        at_time_res = check_at_time_res(at_time_res, self.model.config)
         self._set_precision(fp16)
 
         rate = self.pipeline.feature_extractor.sampling_rate
@@ -432,10 +454,10 @@ class WhisperATModel:
             kwargs["prompt_ids"] = prompt_ids.to(self.device)
         # The original decodes greedily unless told a beam size; the ASR pipeline's own default is 5 beams.
         beam_size = decode_options.pop("beam_size", None)
-        kwargs["num_beams"] = int(beam_size) if beam_size is not None else 1
+        kwargs["num_beams"] = check_int("beam_size", beam_size) if beam_size is not None else 1
         sample_len = decode_options.pop("sample_len", None)
         if sample_len is not None:
-            kwargs["max_new_tokens"] = int(sample_len)
+            kwargs["max_new_tokens"] = check_int("sample_len", sample_len)
         max_initial_timestamp = decode_options.pop("max_initial_timestamp", 1.0)
         if max_initial_timestamp is not None:
             kwargs["max_initial_timestamp_index"] = int(round(max_initial_timestamp / _TIME_PRECISION))
@@ -527,6 +549,10 @@ def parse_at_label(
         `audio_tag`, tags by decreasing logit. Times are the window grid, as in the original (not clipped to the
         audio's end).
     """
+    top_k = check_int("top_k", top_k)
+    p_threshold = check_number("p_threshold", p_threshold, allow_infinite=True)
+    if not isinstance(language, str):
+        raise ValueError(f'language must be "follow_asr" or a language code such as "en", got {language!r}.')
     names = _label_names(label_names if label_names is not None else result.get("label_names"))
     if language == "follow_asr":
         language = result.get("language") or "en"
@@ -536,14 +562,11 @@ def parse_at_label(
     num_labels = audio_tag.shape[-1]
     if len(label_list) != num_labels:
         raise ValueError(f"{len(label_list)} label names for {num_labels} tag classes in result['audio_tag'].")
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}.")
     if include_class_list is None:
         candidates = torch.arange(num_labels)
     else:
-        candidates = torch.as_tensor(sorted({int(index) for index in include_class_list}), dtype=torch.long)
-        if candidates.numel() and not (0 <= int(candidates[0]) and int(candidates[-1]) < num_labels):
-            raise ValueError(f"include_class_list holds indices outside [0, {num_labels}).")
+        indices = check_class_indices("include_class_list", include_class_list, num_labels)
+        candidates = torch.as_tensor(sorted(set(indices)), dtype=torch.long)
     k = min(top_k, candidates.numel())
     values, positions = audio_tag[:, candidates].topk(k, dim=-1)
     parsed = []

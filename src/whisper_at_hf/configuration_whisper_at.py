@@ -97,7 +97,15 @@ class WhisperATConfig(WhisperConfig):
         custom = getattr(self, "custom_pipelines", None)
         if registry is None or not isinstance(custom, dict):
             return
-        remaining = {task: info for task, info in custom.items() if task not in registry.supported_tasks}
+        # Only entries naming the very class registered here are dropped: the entry for the stock ASR task (our
+        # subclass of transformers' ASR pipeline) must stay, or pipeline("automatic-speech-recognition") would fall
+        # back to transformers' CTC processing.
+        def registered_here(task: str, info: Any) -> bool:
+            impl = registry.supported_tasks.get(task, {}).get("impl")
+            named = info.get("impl", "") if isinstance(info, dict) else ""
+            return impl is not None and named.rsplit(".", 1)[-1] == getattr(impl, "__name__", None)
+
+        remaining = {task: info for task, info in custom.items() if not registered_here(task, info)}
         if remaining:
             self.custom_pipelines = remaining
         else:
@@ -121,7 +129,8 @@ class WhisperATConfig(WhisperConfig):
     def at_window_frames(self, at_time_res: float | None = None) -> int:
         """Pooled frames per tagging window for `at_time_res` seconds (25 for 10 s).
 
-        Raises `ValueError` unless `at_time_res` is a positive multiple of the pooled frame (0.4 s).
+        Raises `ValueError` unless `at_time_res` is a positive multiple of the pooled frame (0.4 s) and at most
+        what one encoder pass sees (30 s): a longer window means nothing to the head (and would only cost memory).
         """
         if at_time_res is None:
             at_time_res = self.at_time_res
@@ -132,6 +141,11 @@ class WhisperATConfig(WhisperConfig):
             raise ValueError(
                 f"at_time_res must be a positive multiple of {step:g} s (e.g. {step:g}, {2 * step:g}, 10), "
                 f"got {at_time_res!r}."
+            )
+        if round(frames) > self.at_pooled_frames_per_window:
+            raise ValueError(
+                f"at_time_res must be at most {self.at_pooled_frames_per_window * step:g} s (what one Whisper pass "
+                f"sees; the head cannot use a longer window), got {at_time_res!r}."
             )
         return int(round(frames))
 

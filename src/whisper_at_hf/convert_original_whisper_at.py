@@ -8,11 +8,18 @@ conversion of OpenAI Whisper checkpoints (`tiny.pt` ... `large-v2.pt`) to transf
     whisper-at-convert --whisper openai/whisper-large-v2 --at-checkpoint large-v2_ori.pth --output whisper-at-large-v2
     whisper-at-convert --whisper large-v2.pt --processor openai/whisper-large-v2 --at-checkpoint large-v2_low.pth \
         --output whisper-at-large-v2-low --head-only --base-model openai/whisper-large-v2
+
+With `--variant` and no `--at-checkpoint`, the released head and its Whisper are downloaded (and cached) first:
+
+    whisper-at-convert --variant large-v2 --output whisper-at-large-v2     # a portable checkpoint folder
+    whisper-at-convert --variant small --download-only                     # pre-fetch into the cache (offline use)
+    whisper-at-convert --variant all --push-to-hub whisper-at-hf           # maintainers: publish all 16
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import re
@@ -507,15 +514,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="whisper-at-convert",
         description="Convert an original Whisper-AT head (*_ori.pth / *_low.pth) and its Whisper into a "
-        "transformers checkpoint (WhisperForAudioTaggingAndASR), or a head-only checkpoint.",
+        "transformers checkpoint (WhisperForAudioTaggingAndASR), or a head-only checkpoint. With --variant and no "
+        "--at-checkpoint, the released head and its Whisper are downloaded first.",
     )
     parser.add_argument(
         "--whisper",
-        required=True,
-        help="transformers Whisper dir or Hub id (e.g. openai/whisper-large-v2), or an OpenAI .pt checkpoint",
+        help="transformers Whisper dir or Hub id (e.g. openai/whisper-large-v2), or an OpenAI .pt checkpoint "
+        "(default with --variant: the variant's openai/whisper-*)",
     )
-    parser.add_argument("--at-checkpoint", required=True, help="original head file, e.g. large-v2_ori.pth")
-    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--at-checkpoint", help="original head file, e.g. large-v2_ori.pth (default: download it)")
+    parser.add_argument(
+        "--output", help="output folder (with several variants: one subfolder whisper-at-NAME per variant)"
+    )
     parser.add_argument("--head-only", action="store_true", help="write only the head, naming the base Whisper")
     parser.add_argument(
         "--labels",
@@ -527,9 +537,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--base-model", help="base Whisper to record in the config (default: --whisper)")
     parser.add_argument("--base-model-revision", help="revision of the base Whisper, if known")
-    parser.add_argument("--variant", help="original variant name for the model card, e.g. large-v2_low")
+    parser.add_argument(
+        "--variant",
+        help="released variant (large-v2, small_low, ...; 'all' or a comma list to download and convert several); "
+        "with --at-checkpoint only names the model card",
+    )
+    parser.add_argument(
+        "--download-only",
+        action="store_true",
+        help="with --variant: resolve into the cache (as `whisper-at --model NAME` does on first use) and print the "
+        "path; nothing else is written",
+    )
+    parser.add_argument(
+        "--push-to-hub", metavar="ORG", help="with --variant: push each converted checkpoint to ORG/whisper-at-NAME"
+    )
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create private repos")
     args = parser.parse_args(argv)
     try:
+        if args.variant and not args.at_checkpoint:
+            return _convert_released(args)
+        if args.download_only or args.push_to_hub:
+            parser.error("--download-only and --push-to-hub need --variant without --at-checkpoint")
+        if not args.at_checkpoint or not args.output:
+            parser.error("give --at-checkpoint and --output (or --variant NAME to download the released head)")
+        if args.whisper is None:
+            from .original_release import get_variant
+
+            if not args.variant:
+                parser.error("give --whisper (or --variant NAME for its Whisper)")
+            args.whisper = get_variant(args.variant).base_model
         model = convert_whisper_at_checkpoint(
             args.whisper,
             args.at_checkpoint,
@@ -545,12 +581,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"whisper-at-convert: error: {error}", file=sys.stderr)
         return 1
-    kind = "head-only checkpoint" if args.head_only else "checkpoint"
+    _report(model, args.output, args.head_only)
+    return 0
+
+
+def _report(model: Any, output: str | os.PathLike, head_only: bool) -> None:
+    kind = "head-only checkpoint" if head_only else "checkpoint"
     mode = f"TL-TR-{model.config.at_low_dim}" if model.config.at_low_dim else "TL-TR"
     print(
-        f"wrote {kind} to {args.output}: {mode} head on {model.config.encoder_layers} layers x "
+        f"wrote {kind} to {output}: {mode} head on {model.config.encoder_layers} layers x "
         f"d_model {model.config.d_model}, {model.config.num_labels} labels"
     )
+
+
+def _convert_released(args: argparse.Namespace) -> int:
+    """`--variant NAME|all|A,B` without `--at-checkpoint`: download (cached), convert, write / push / just cache."""
+    import tempfile
+
+    from .model_card import original_variant_card
+    from .original_release import (
+        download_release_head,
+        download_whisper,
+        get_variant,
+        released_checkpoint,
+        variant_names,
+    )
+
+    names = variant_names() if args.variant == "all" else [name.strip() for name in args.variant.split(",") if name]
+    variants = [get_variant(name) for name in names]  # unknown names fail before any download
+    if args.download_only:
+        for variant in variants:
+            print(f"{variant.name}: {released_checkpoint(variant)}")
+        return 0
+    if not args.output and not args.push_to_hub:
+        raise ValueError("give --output DIR, --push-to-hub ORG or --download-only with --variant")
+    api = None
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    for variant in variants:
+        whisper_dir = download_whisper(variant)
+        whisper_config = json.loads((whisper_dir / "config.json").read_text())
+        head = download_release_head(variant, whisper_config=whisper_config, whisper=variant.base_model)
+        with tempfile.TemporaryDirectory(prefix="whisper-at-convert-") as scratch:
+            if args.output:
+                output = Path(args.output) / variant.repo_name if len(variants) > 1 else Path(args.output)
+            else:
+                output = Path(scratch) / variant.repo_name
+            model = convert_whisper_at_checkpoint(
+                str(whisper_dir),
+                head.path,
+                output,
+                head_only=args.head_only,
+                labels=args.labels,
+                dtype=args.dtype,
+                processor=str(whisper_dir),
+                base_model_name_or_path=variant.base_model,
+                base_model_revision=whisper_dir.name,
+                variant=variant.name,
+            )
+            _report(model, output, args.head_only)
+            if api is not None:
+                repo_id = f"{args.push_to_hub}/{variant.repo_name}"
+                card = original_variant_card(variant, head_only=args.head_only, repo_id=repo_id)
+                (output / "README.md").write_text(card, encoding="utf-8")
+                api.create_repo(repo_id, private=args.private, exist_ok=True)
+                api.upload_folder(
+                    repo_id=repo_id,
+                    folder_path=str(output),
+                    commit_message=f"{variant.head_file} converted onto {variant.base_model}@{whisper_dir.name[:12]}",
+                )
+                print(f"pushed {variant.name} to {repo_id}")
     return 0
 
 

@@ -8,11 +8,15 @@ pass their measured metrics). `model_cards/generate_model_cards.py` writes the c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from huggingface_hub import EvalResult, ModelCardData
+
+from .configuration_whisper_at import AUDIOSET_NUM_LABELS
+
+# the release table lives with the resolver; cards only render it
+from .original_release import ORIGINAL_VARIANTS, ORIGINAL_VARIANTS_BY_NAME, OriginalVariant, find_original_variant
 
 PIPELINE_TASK = "whisper-at"
 AUDIOSET_DATASET = "agkphysics/AudioSet"
@@ -43,93 +47,6 @@ ORIGINAL_RECIPE: dict[tuple[str, bool], tuple[float, int, int, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class OriginalVariant:
-    """One released Whisper-AT head.
-
-    Args:
-        whisper: the OpenAI Whisper it was trained on (`"large-v2"`, `"small.en"`, ...).
-        low_dim: `True` for the TL-TR-512 head (`*_low.pth`), `False` for TL-TR (`*_ori.pth`).
-        audioset_map: AudioSet evaluation-set mAP (%) reported by the original release.
-        head_params: head parameter count as reported (`"40.0M"`).
-    """
-
-    whisper: str
-    low_dim: bool
-    audioset_map: float
-    head_params: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.whisper}_low" if self.low_dim else self.whisper
-
-    @property
-    def head_file(self) -> str:
-        return f"{self.whisper}_{'low' if self.low_dim else 'ori'}.pth"
-
-    @property
-    def repo_name(self) -> str:
-        return f"whisper-at-{self.whisper}{'-low' if self.low_dim else ''}"
-
-    @property
-    def size(self) -> str:
-        return self.whisper.split(".")[0].split("-")[0]
-
-    @property
-    def english_only(self) -> bool:
-        return self.whisper.endswith(".en")
-
-    @property
-    def base_model(self) -> str:
-        # transformers' name of large-v1 is "openai/whisper-large"
-        return "openai/whisper-large" if self.whisper == "large-v1" else f"openai/whisper-{self.whisper}"
-
-    @property
-    def at_low_dim(self) -> int | None:
-        return 512 if self.low_dim else None
-
-
-def _variants(rows: Sequence[tuple[str, float, str, float | None, str | None]]) -> tuple[OriginalVariant, ...]:
-    variants = []
-    for whisper, full_map, full_params, low_map, low_params in rows:
-        variants.append(OriginalVariant(whisper, False, full_map, full_params))
-        if low_map is not None:
-            variants.append(OriginalVariant(whisper, True, low_map, low_params))
-    return tuple(variants)
-
-
-# THE table: Whisper, TL-TR mAP, TL-TR params, TL-TR-512 mAP, TL-TR-512 params (original release, AudioSet eval).
-# TL-TR-512 does not exist for tiny/base, whose width is not above 512.
-ORIGINAL_VARIANTS: tuple[OriginalVariant, ...] = _variants(
-    [
-        ("tiny", 36.5, "3.8M", None, None),
-        ("tiny.en", 35.8, "3.8M", None, None),
-        ("base", 37.6, "6.6M", None, None),
-        ("base.en", 37.5, "6.6M", None, None),
-        ("small", 39.8, "14.6M", 39.8, "6.9M"),
-        ("small.en", 40.1, "14.6M", 39.9, "6.9M"),
-        ("medium", 40.8, "25.8M", 41.2, "7.1M"),
-        ("medium.en", 41.4, "25.8M", 41.1, "7.1M"),
-        ("large-v1", 42.1, "40.0M", 41.6, "7.2M"),
-        ("large-v2", 41.7, "40.0M", 40.3, "7.2M"),
-    ]
-)
-ORIGINAL_VARIANTS_BY_NAME: dict[str, OriginalVariant] = {variant.name: variant for variant in ORIGINAL_VARIANTS}
-
-
-def find_original_variant(name: str | None) -> OriginalVariant | None:
-    """The released variant named by a head file or variant name (`"large-v2_ori.pth"`, `"small_low"`,
-    `"large-v2"`; the original's alias `large` is large-v2), or `None` when it is not one of the 16."""
-    if not name:
-        return None
-    stem = Path(name).name
-    for suffix in (".pth", ".pt"):
-        stem = stem.removesuffix(suffix)
-    stem = stem.removesuffix("_ori")
-    stem = {"large": "large-v2", "large_low": "large-v2_low"}.get(stem, stem)
-    return ORIGINAL_VARIANTS_BY_NAME.get(stem)
-
-
 def _is_hub_id(name: str | None) -> bool:
     if not name or name.startswith(("/", ".", "~")) or Path(name).exists():
         return False
@@ -140,6 +57,72 @@ def format_parameter_count(count: int | str | None) -> str | None:
     if count is None or isinstance(count, str):
         return count
     return f"{count / 1e6:.1f}M"
+
+
+def card_metadata(
+    model_name: str,
+    *,
+    base_model: str | None,
+    license: str | None,
+    license_name: str | None = None,
+    license_link: str | None = None,
+    english_only: bool | None = None,
+    metrics: Sequence[Mapping[str, Any]] = (),
+    datasets: Sequence[str] = (),
+    audioset_labels: bool = True,
+    head_only: bool = False,
+    tags: Sequence[str] = (),
+) -> ModelCardData:
+    """The Hub metadata of a Whisper-AT card, built with `huggingface_hub.ModelCardData` / `EvalResult` (the schema the
+    Hub reads). Metric values are in percent (mAP as in the paper's tables), whatever produced them.
+
+    Args:
+        metrics: each `{"name": "mAP", "type": "map", "value": 41.7, "dataset": "AudioSet", "dataset_type":
+            "agkphysics/AudioSet", "split": "eval", "source": {"name": ..., "url": ...}}`; `dataset_type` is a Hub
+            dataset id or the `datasets` loader of local data (`audiofolder`, `csv`, ...); `split`, `source` optional.
+        license: a Hub licence id; `"other"` needs `license_name` and `license_link`; `None` leaves it out.
+        audioset_labels: the head tags AudioSet's classes (adds the `audioset` tag).
+    """
+    if license == "other" and not (license_name and license_link):
+        raise ValueError('license "other" needs license_name and license_link (the Hub requires both).')
+    eval_results = []
+    for metric in metrics:
+        missing = [key for key in ("name", "value", "dataset", "dataset_type") if metric.get(key) in (None, "")]
+        if missing:
+            raise ValueError(f"card metric {dict(metric)} lacks {missing}.")
+        source = metric.get("source") or {}
+        eval_results.append(
+            EvalResult(
+                task_type="audio-classification",
+                task_name="Audio tagging",
+                dataset_type=metric["dataset_type"],
+                dataset_name=metric["dataset"],
+                dataset_split=metric.get("split"),
+                metric_type=metric.get("type", str(metric["name"]).lower()),
+                metric_value=metric["value"],
+                metric_name=metric["name"],
+                source_name=source.get("name"),
+                source_url=source.get("url"),
+            )
+        )
+    hub_base = base_model if _is_hub_id(base_model) else None
+    tag_list = ["whisper", "whisper-at", "audio-tagging", "audio-classification"]
+    tag_list += ["audioset"] if audioset_labels else []
+    return ModelCardData(
+        license=license,
+        license_name=license_name if license == "other" else None,
+        license_link=license_link if license == "other" else None,
+        library_name="transformers",
+        pipeline_tag="automatic-speech-recognition",
+        base_model=hub_base,
+        # a head-only checkpoint attaches to its base like an adapter; the Hub lists it under the base's adapters
+        base_model_relation="adapter" if (hub_base and head_only) else None,
+        tags=list(dict.fromkeys([*tag_list, *tags])),
+        language=None if english_only is None else (["en"] if english_only else ["multilingual"]),
+        datasets=list(datasets) or None,
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results or None,
+    )
 
 
 def render_model_card(
@@ -158,12 +141,16 @@ def render_model_card(
     training: str | None = None,
     head_only: bool = False,
     at_time_res: float = 10.0,
-    license: str = ORIGINAL_LICENSE,
+    license: str | None = ORIGINAL_LICENSE,
+    license_name: str | None = None,
+    license_link: str | None = None,
+    audioset_labels: bool | None = None,
     repo_id: str | None = None,
     origin: str | None = None,
     tags: Sequence[str] = (),
 ) -> str:
-    """Renders a model card: Hub YAML metadata + description, usage, training notes, results and limitations.
+    """Renders a model card: Hub YAML metadata ([`card_metadata`]) + description, usage, training notes, results and
+    limitations.
 
     Args:
         model_name: card title and `model-index` name.
@@ -171,51 +158,36 @@ def render_model_card(
         d_model / encoder_layers / at_low_dim / num_labels: the head's shape.
         head_params: head parameters (int, or a string such as `"40.0M"`).
         english_only: `True` for `.en` Whisper models, `None` when unknown.
-        metrics: results, each `{"name": "mAP", "type": "map", "value": 41.7, "dataset": "AudioSet eval",
-            "dataset_type": "agkphysics/AudioSet", "split": "eval", "source": {"name": ..., "url": ...}}`
-            (`dataset_type`, `split`, `source` optional). `value` as it should be shown (e.g. mAP in %).
+        metrics: results in percent, see [`card_metadata`].
         datasets: Hub dataset ids for the `datasets` metadata.
         label_set: what the classes are, in words.
         training: markdown paragraph on how the head was trained.
         head_only: the checkpoint holds only the head (the base Whisper is loaded from `base_model`).
         at_time_res: tagging resolution the head was trained at (seconds).
+        license / license_name / license_link: see [`card_metadata`].
+        audioset_labels: the head tags AudioSet's 527 classes (default: `label_set` is AudioSet's).
         repo_id: the id shown in code snippets (default `model_name`).
         origin: markdown paragraph on where the weights come from (e.g. the conversion command).
         tags: extra Hub tags.
     """
     repo_id = repo_id or model_name
     mode = f"TL-TR-{at_low_dim}" if at_low_dim else "TL-TR"
-    metadata: dict[str, Any] = {
-        "license": license,
-        "library_name": "transformers",
-        "pipeline_tag": "automatic-speech-recognition",
-    }
-    if _is_hub_id(base_model):
-        metadata["base_model"] = base_model
-    metadata["tags"] = list(
-        dict.fromkeys(["whisper", "whisper-at", "audio-tagging", "audio-classification", "audioset", *tags])
+    if audioset_labels is None:
+        audioset_labels = num_labels == AUDIOSET_NUM_LABELS and label_set == AUDIOSET_LABEL_SET
+    metadata = card_metadata(
+        model_name,
+        base_model=base_model,
+        license=license,
+        license_name=license_name,
+        license_link=license_link,
+        english_only=english_only,
+        metrics=metrics,
+        datasets=datasets,
+        audioset_labels=audioset_labels,
+        head_only=head_only,
+        tags=tags,
     )
-    if english_only is not None:
-        metadata["language"] = ["en"] if english_only else ["multilingual"]
-    if datasets:
-        metadata["datasets"] = list(datasets)
-    if metrics:
-        results = []
-        for metric in metrics:
-            result: dict[str, Any] = {
-                "task": {"type": "audio-classification", "name": "Audio tagging"},
-                "dataset": {"name": metric["dataset"], "type": metric.get("dataset_type", metric["dataset"])},
-                "metrics": [
-                    {"type": metric.get("type", metric["name"]), "value": metric["value"], "name": metric["name"]}
-                ],
-            }
-            if metric.get("split"):
-                result["dataset"]["split"] = metric["split"]
-            if metric.get("source"):
-                result["source"] = dict(metric["source"])
-            results.append(result)
-        metadata["model-index"] = [{"name": model_name, "results": results}]
-    front_matter = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=120)
+    front_matter = metadata.to_yaml()
 
     whisper_words = f"`{base_model}`" if base_model else "its base Whisper"
     languages = {True: "English-only", False: "multilingual", None: ""}[english_only]
@@ -261,6 +233,16 @@ def render_model_card(
         '    print(window["timestamp"], [(tag["label"], round(tag["score"], 2)) for tag in window["tags"]])',
         "```",
         "",
+        "Speech recognition alone, with transformers' own pipeline (this is the Hub's \"Use this model\" snippet; "
+        "the checkpoint carries the code, hence `trust_remote_code=True`):",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'asr = pipeline("automatic-speech-recognition", model="{repo_id}", trust_remote_code=True)',
+        'print(asr("audio.wav")["text"])',
+        "```",
+        "",
         "With the model class:",
         "",
         "```python",
@@ -302,12 +284,20 @@ def render_model_card(
         lines += ["", "## Origin", "", origin]
     lines += ["", "## Training", "", training or "No training details were recorded for this checkpoint."]
     if metrics:
-        lines += ["", "## Results", "", "| metric | value | dataset |", "|---|---|---|"]
+        lines += ["", "## Results", "", "| metric | value (%) | dataset |", "|---|---|---|"]
         for metric in metrics:
             source = metric.get("source")
             note = f" ([{source['name']}]({source['url']}))" if source and source.get("url") else ""
             split = f" ({metric['split']})" if metric.get("split") else ""
             lines.append(f"| {metric['name']} | {metric['value']} | {metric['dataset']}{split}{note} |")
+    if license is None:
+        lines += [
+            "",
+            "## License",
+            "",
+            "No license was chosen when this checkpoint was written: set `license` in this card's metadata (the head "
+            "is derived from the base Whisper and from the training data; check both).",
+        ]
     lines += [
         "",
         "## Limitations",
@@ -316,7 +306,9 @@ def render_model_card(
         "tag less accurately, more so for short windows.",
         f"- It knows only {label_set}; anything outside that label set is mapped to the nearest classes it knows. "
         "Labels are multi-label scores (sigmoid), not calibrated probabilities.",
-        "- Tags inherit the biases of the training data (AudioSet is drawn from YouTube) and of Whisper's encoder; "
+        "- Tags inherit the biases of the training data"
+        + (" (AudioSet is drawn from YouTube)" if audioset_labels else "")
+        + " and of Whisper's encoder; "
         "they are not suited for decisions about people.",
         "- Speech recognition quality, languages and failure modes (e.g. hallucinated text on non-speech audio) are "
         "exactly those of the base Whisper.",
@@ -419,6 +411,7 @@ def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str
 
 
 __all__ = [
+    "card_metadata",
     "ORIGINAL_VARIANTS",
     "ORIGINAL_VARIANTS_BY_NAME",
     "OriginalVariant",

@@ -335,8 +335,10 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
             )
-        except RuntimeError as error:
-            if "mismatch" not in str(error) and "size" not in str(error):
+        except Exception as error:
+            if type(error).__name__ == "SafetensorError":  # safetensors' own message does not say which file
+                raise _unreadable_weights(pretrained_model_name_or_path, kwargs.get("subfolder"), error) from error
+            if not isinstance(error, RuntimeError) or ("mismatch" not in str(error) and "size" not in str(error)):
                 raise
             raise ValueError(
                 f"{pretrained_model_name_or_path}: weight shapes do not fit its config (mismatched Whisper-AT head "
@@ -424,9 +426,16 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             # check the dims on the config before loading (possibly GBs of) weights
             from transformers import WhisperConfig
 
-            cls.check_whisper_fits_head(
-                config, WhisperConfig.from_pretrained(base_name, revision=base_revision, **hub_kwargs), base_name
-            )
+            try:
+                base_config = WhisperConfig.from_pretrained(base_name, revision=base_revision, **hub_kwargs)
+            except (OSError, ValueError) as error:  # a missing local path surfaces as a "Repo id must be ..." error
+                where = "given as base_model=" if base_model is not None else "recorded in config.json"
+                raise OSError(
+                    f"{head_name_or_path} is a head-only checkpoint: the base Whisper `{base_name}` {where} was not "
+                    f"found; pass `base_model=` (a local path, Hub id or loaded WhisperForConditionalGeneration). "
+                    f"({type(error).__name__}: {error})"
+                ) from error
+            cls.check_whisper_fits_head(config, base_config, base_name)
             whisper = WhisperForConditionalGeneration.from_pretrained(base_name, revision=base_revision, **kwargs)
         cls.check_whisper_fits_head(config, whisper.config, base_name)
 
@@ -434,7 +443,12 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         model = cls.from_whisper(
             whisper, base_model_name_or_path=base_name, base_model_revision=base_revision, **head_kwargs
         )
-        model.load_head(head_file)
+        try:
+            model.load_head(head_file)
+        except Exception as error:
+            if type(error).__name__ == "SafetensorError":
+                raise _unreadable_weights(head_file, None, error) from error
+            raise
         # the head repo is the model's name (the pipeline reads label_names.json from it), not the base Whisper
         model.config._name_or_path = model.name_or_path = os.fspath(head_name_or_path)
         model.eval()
@@ -830,6 +844,27 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             segments=result.get("segments"),
             token_timestamps=result.get("token_timestamps"),
         )
+
+
+def _unreadable_weights(name_or_path: Any, subfolder: str | None, error: Exception) -> OSError:
+    """An `OSError` naming the safetensors file(s) that cannot be read (truncated or garbled), with safetensors' own
+    message; for a Hub id, the repo (its files are in the cache)."""
+    from safetensors import safe_open
+
+    path = os.path.join(os.fspath(name_or_path), subfolder or "")
+    files = [path] if os.path.isfile(path) else []
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            if name.endswith(".safetensors"):
+                try:
+                    with safe_open(os.path.join(path, name), framework="pt"):
+                        pass
+                except Exception:  # noqa: BLE001  (any failure to open names the file)
+                    files.append(os.path.join(path, name))
+    where = ", ".join(files) if files else f"the weights of {name_or_path}"
+    return OSError(
+        f"cannot read {where}: the file is truncated or corrupt (safetensors: {error}); download or save it again."
+    )
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from transformers.utils import logging
 
 from .audio import Audio, AudioDecodeError, load_audio
 from .labels import load_label_names
+from .options import check_not_a_sample_list, check_pipeline_options
 
 logger = logging.get_logger(__name__)
 
@@ -31,6 +32,8 @@ TASK = "whisper-at"
 _POOLED_FRAME_SECONDS = 0.4
 # Long-form: aligned 30 s tag passes kept for Whisper's decoding to reuse (each: its features and (1500, d_model)).
 _MAX_HELD_WINDOWS = 16
+# `__call__` arguments that the base pipeline takes itself (not passed to `_sanitize_parameters`).
+_CALL_ONLY_PARAMS = ("num_workers", "batch_size")
 
 
 def _language_code(language: str | None) -> str | None:
@@ -160,25 +163,42 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return_word_segments: bool | None = None,
         **kwargs: Any,
     ):
+        # Every option is checked here, before any audio is decoded or the model runs.
+        generation = {**(kwargs.get("generate_kwargs") or {}), **kwargs}
+        checked = check_pipeline_options(
+            self.model.config,
+            self._all_label_names() if include_labels is not None or exclude_labels is not None else None,
+            sampling_rate=sampling_rate,
+            at_time_res=at_time_res,
+            top_k=top_k,
+            tag_threshold=tag_threshold,
+            include_labels=include_labels,
+            exclude_labels=exclude_labels,
+            label_language=label_language,
+            chunk_length_s=kwargs.get("chunk_length_s"),
+            stride_length_s=kwargs.get("stride_length_s"),
+            return_timestamps=kwargs.get("return_timestamps"),
+            num_beams=generation.get("num_beams"),
+            max_new_tokens=generation.get("max_new_tokens"),
+            language=generation.get("language"),
+        )
+        sampling_rate, top_k, include_labels, exclude_labels = (
+            checked[name] for name in ("sampling_rate", "top_k", "include_labels", "exclude_labels")
+        )
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if sampling_rate is not None:
             preprocess_params["sampling_rate"] = sampling_rate
         if at_time_res is not None:
-            self.model.config.at_window_frames(at_time_res)  # validates: a positive multiple of 0.4 s
             preprocess_params["at_time_res"] = at_time_res
             forward_params["at_time_res"] = at_time_res
             postprocess_params["at_time_res"] = at_time_res
         if top_k is not None:
-            if top_k < 1:
-                raise ValueError(f"top_k must be at least 1, got {top_k}.")
             postprocess_params["top_k"] = top_k
         if tag_threshold is not None:
-            if not 0.0 <= tag_threshold <= 1.0:
-                raise ValueError(f"tag_threshold is a probability in [0, 1], got {tag_threshold}.")
             postprocess_params["tag_threshold"] = tag_threshold
         for name, labels in (("include_labels", include_labels), ("exclude_labels", exclude_labels)):
             if labels is not None:
-                postprocess_params[name] = [labels] if isinstance(labels, str) else list(labels)
+                postprocess_params[name] = labels
         if return_tag_logits is not None:
             postprocess_params["return_tag_logits"] = return_tag_logits
         if label_language is not None:
@@ -194,9 +214,13 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     # ----- calling --------------------------------------------------------------------------------------------------
     def __call__(self, inputs: Any, **kwargs: Any):
         """Transcribes and tags `inputs` (one input, or a list of them). See the class docstring."""
+        check_not_a_sample_list(inputs)
+        check_pipeline_options(batch_size=kwargs.get("batch_size"))
         if not isinstance(inputs, list):
             return super().__call__(inputs, **kwargs)
         # A list: decode inputs lazily, one at a time, and let a bad one become an error entry instead of an exception.
+        # The base pipeline peeks at a generator's first item before it checks the options: check them first.
+        self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key not in _CALL_ONLY_PARAMS})
         sampling_rate = kwargs.get("sampling_rate")
         errors: dict[int, AudioDecodeError] = {}
 
@@ -218,7 +242,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     def _load(self, inputs: Any, sampling_rate: int | None) -> Audio:
         # As in the ASR pipeline, a bare array is taken to be at the feature extractor's rate unless told otherwise.
         target = self.feature_extractor.sampling_rate
-        return load_audio(inputs, target, input_sampling_rate=sampling_rate or target)
+        return load_audio(inputs, target, input_sampling_rate=target if sampling_rate is None else sampling_rate)
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         # As ChunkPipeline's, with a collate that pads log-mel features along time (inputs of several lengths
@@ -369,6 +393,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             # Tag passes first, kept (up to a bound) with the windows they ran on: Whisper's first window (seek 0) and
             # every seek that lands on a 30 s boundary (common after music or silence) are answered from them.
             window_logits, held, held_features = self._tag_long(features, tags, at_time_res)
+            # Whisper's sequential long-form decoding moves by its timestamps, so it always predicts them (as the
+            # original does); the text is the same, and `chunks` are returned only when asked for.
+            generate_kwargs["return_timestamps"] = True
             with self.model.reuse_encoder_pass(held, held_features):
                 generated = self.model.generate(
                     input_features=features, attention_mask=attention_mask, **generate_kwargs
@@ -566,16 +593,22 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return ordered
 
     def _names(self, language: str | None) -> list[str]:
-        if self._label_names is None:
+        if getattr(self, "_label_names", None) is None:
             self._label_names = load_label_names(self.model.name_or_path or None, self.model.config.id2label)
         return self._label_names.get(language or "en")
+
+    def _all_label_names(self) -> set[str]:
+        """Every class name of the checkpoint, in every language it has names in (what include/exclude accept)."""
+        self._names("en")
+        return {name for names in self._label_names.names_by_language.values() for name in names}
 
     def _format_tags(self, logits, names, resolution, seconds, top_k, threshold, include, exclude) -> list[dict]:
         """`(num_windows, C)` logits -> per window the top-k labels (after include/exclude, above the threshold)."""
         english = self._label_names.get("en")
         candidates = torch.arange(logits.shape[-1])
         if include is not None or exclude is not None:
-            known = {name: index for index, name in enumerate(english)} | {n: i for i, n in enumerate(names)}
+            known = {n: i for names_ in self._label_names.names_by_language.values() for i, n in enumerate(names_)}
+            known |= {name: index for index, name in enumerate(english)} | {n: i for i, n in enumerate(names)}
             unknown = [label for label in (include or []) + (exclude or []) if label not in known]
             if unknown:
                 raise ValueError(f"unknown labels {unknown}; labels are the checkpoint's class names.")

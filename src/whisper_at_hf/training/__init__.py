@@ -3,9 +3,28 @@ data loading and label parsing, the pooled-feature cache, collators, recipe piec
 
 from .arguments import DataArguments, LoopArguments, ModelArguments, RecipeArguments
 from .build import PreparedData, build_model, head_logits, load_labelled_splits, prepare_features, start_head_label_names
-from .data import AudioDecodeError, LabelSet, SkippedRows, crop_or_pad, decode_audio, load_raw_datasets
+from .data import (
+    AudioDecodeError,
+    LabelSet,
+    SkippedRows,
+    crop_or_pad,
+    decode_audio,
+    describe_data_source,
+    label_problems,
+    load_audio_dataset,
+    load_audiofolder,
+    load_raw_datasets,
+)
 from .features import POOLED_COLUMN, cached_pooled_features, encode_pooled, whisper_fingerprint
-from .hub import push_trained_head, save_trained_head, training_card
+from .hub import (
+    check_push_settings,
+    push_trained_head,
+    record_base_model,
+    require_hub_base,
+    resolve_base_model_id,
+    save_trained_head,
+    training_card,
+)
 from .recipe import (
     LABELS_KEY,
     AudioFeatureCollator,
@@ -17,8 +36,21 @@ from .recipe import (
     smooth_labels,
     step_rng,
 )
+from .trainer import HeadOnlyTrainer, WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
 
 __all__ = [
+    "describe_data_source",
+    "label_problems",
+    "load_audio_dataset",
+    "load_audiofolder",
+    "HeadOnlyTrainer",
+    "WeightAveragingCallback",
+    "WhisperATHeadTrainer",
+    "check_push_settings",
+    "make_compute_metrics",
+    "record_base_model",
+    "require_hub_base",
+    "resolve_base_model_id",
     "LABELS_KEY",
     "POOLED_COLUMN",
     "AudioDecodeError",

@@ -19,6 +19,20 @@ class ModelArguments:
     )
     at_low_dim: int | None = field(default=None, metadata={"help": "512 for a TL-TR-512 head; None for full width."})
     at_time_res: float = field(default=10.0, metadata={"help": "Training window in seconds (one window per clip)."})
+    base_model_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "The Hub id of the Whisper in --model_name_or_path when that is a local folder (e.g. "
+            "openai/whisper-small): recorded as the head's base model, needed for --push_to_hub. Found without it "
+            "for Hub ids, Hugging Face cache folders and folders whose config.json records _name_or_path."
+        },
+    )
+    license: str | None = field(
+        default=None,
+        metadata={"help": "The model card's license (a Hub license id such as mit, or 'other'); default: none set."},
+    )
+    license_name: str | None = field(default=None, metadata={"help": "With --license other: the license's name."})
+    license_link: str | None = field(default=None, metadata={"help": "With --license other: a link to its text."})
     cache_dir: str | None = field(default=None, metadata={"help": "Hub download cache."})
     token: str | None = field(default=None, metadata={"help": "Hub token for private models/datasets."})
 

@@ -12,7 +12,7 @@ import torch
 
 from ..modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .arguments import DataArguments, ModelArguments
-from .data import LabelSet, SkippedRows, load_raw_datasets
+from .data import LabelSet, SkippedRows, label_problems, load_raw_datasets
 from .features import POOLED_COLUMN, cached_pooled_features, whisper_fingerprint
 from .recipe import LABELS_KEY, AudioFeatureCollator, PooledFeatureCollator, find_unreadable_audio
 
@@ -77,6 +77,14 @@ def load_labelled_splits(data_args: DataArguments, label_names: list[str] | None
 
     train = encode(train)
     evaluation = encode(evaluation) if evaluation is not None else None
+    audio_column = data_args.audio_column_name
+    reports, train_audio = label_problems(train, "train", np.asarray(train[LABELS_KEY]), audio_column)
+    if evaluation is not None:
+        reports += label_problems(
+            evaluation, "eval", np.asarray(evaluation[LABELS_KEY]), audio_column, seen_elsewhere=train_audio
+        )[0]
+    for report in reports:
+        logger.warning(report)
     return train, evaluation, label_set
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..audio import is_torchcodec_decoder
 from .data import AudioDecodeError, SkippedRows, crop_or_pad, decode_audio
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,15 @@ def whisper_fingerprint(model: Any, feature_extractor: Any, at_time_res: float) 
 def audio_fingerprint(cell: Any) -> str:
     """Hash of one undecoded audio cell's content (bytes or file); a missing file hashes by its path."""
     digest = hashlib.blake2b(digest_size=16)
+    if is_torchcodec_decoder(cell):  # decoded `datasets` audio: hash what it was read from, else its samples
+        encoded = getattr(cell, "_hf_encoded", None)
+        if isinstance(encoded, dict) and (encoded.get("bytes") is not None or encoded.get("path")):
+            cell = encoded
+        else:
+            samples = cell.get_all_samples()
+            digest.update(np.ascontiguousarray(samples.data.cpu().numpy()).tobytes())
+            digest.update(str(samples.sample_rate).encode())
+            return digest.hexdigest()
     path = cell.get("path") if isinstance(cell, dict) else cell
     data = cell.get("bytes") if isinstance(cell, dict) else None
     if data is not None:
