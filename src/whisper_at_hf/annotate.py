@@ -59,7 +59,7 @@ LIST_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jso
 # Settings that change the rows: a rerun into the same folder must use the same ones (or pass --overwrite).
 _RESULT_OPTIONS = (
     "tags_only", "top_k", "tag_threshold", "at_time_res", "label_language", "save_probs", "segments", "language",
-    "task", "num_beams", "max_new_tokens", "dtype",
+    "task", "num_beams", "max_new_tokens", "dtype", "at_low_compute",
 )
 
 
@@ -84,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+",
         help="audio files / folders / globs, one CSV/JSON(L)/Parquet list, a save_to_disk folder, or a Hub dataset id",
     )
-    parser.add_argument("--model", required=True, help="Whisper-AT checkpoint: a local directory or a Hub id")
+    parser.add_argument(
+        "--model", default=None,
+        help="a released variant (tiny.en, base, small, large-v2, ...: downloaded once, then cached), a local "
+        "checkpoint folder or a Hub id (default: small, or $WHISPER_AT_HF_DEFAULT_VARIANT)",
+    )
+    parser.add_argument("--at-low-compute", action="store_true",
+                        help="with a variant name: its low-compute TL-TR-512 head")
     parser.add_argument("--revision", default=None, help="model revision on the Hub (branch, tag or commit)")
     parser.add_argument("--output-dir", "-o", required=True, help="where the shards, manifests and errors go")
     io = parser.add_argument_group("input")
@@ -134,8 +140,15 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--decode-workers must be >= 0")
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
-    if args.tag_threshold is not None and not 0.0 <= args.tag_threshold <= 1.0:
-        parser.error("--tag-threshold is a probability in [0, 1]")
+    from .options import check_at_time_res, check_tag_threshold
+
+    try:
+        if args.tag_threshold is not None:
+            check_tag_threshold(args.tag_threshold)
+        if args.at_time_res is not None:
+            check_at_time_res(args.at_time_res)
+    except ValueError as error:
+        parser.error(str(error))
     if args.max_inputs is not None and args.max_inputs < 0:
         parser.error("--max-inputs must be >= 0")
     if args.tags_only:
@@ -402,7 +415,7 @@ class Annotator:
         if dtype == "auto":
             dtype = "float16" if getattr(device, "type", str(device)).startswith("cuda") else "float32"
         self.args = args
-        self.pipe = pipeline("whisper-at", model=args.model, revision=args.revision, device=device,
+        self.pipe = pipeline("whisper-at", model=args.model_path, revision=args.revision, device=device,
                              dtype=getattr(torch, dtype))
         self.model = self.pipe.model
         config = self.model.config
@@ -410,7 +423,7 @@ class Annotator:
         config.at_window_frames(self.resolution)  # validates: a positive multiple of 0.4 s
         self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
         self.revision = revision
-        self.model_name = args.model
+        self.model_name = args.model_name
         self.call_kwargs = None if args.tags_only else self._call_kwargs()
 
     def _call_kwargs(self) -> dict[str, Any]:
@@ -433,7 +446,7 @@ class Annotator:
             if args.task:
                 kwargs["task"] = args.task
         elif args.language not in (None, "en", "english", "English") or args.task == "translate":
-            raise ValueError(f"{args.model} is English-only: --language/--task translate do not apply.")
+            raise ValueError(f"{args.model_name} is English-only: --language/--task translate do not apply.")
         return kwargs
 
     # ----- one batch ------------------------------------------------------------------------------------------------
@@ -791,10 +804,20 @@ def main(argv: list[str] | None = None) -> int:
 
     with state.main_process_first():  # datasets prepares / caches the input once
         corpus = open_input(args)
-    revision = model_revision(args.model, args.revision)
+    from .original_release import default_variant, resolve_model
+
+    with state.main_process_first():  # a released variant is downloaded (and converted) once
+        try:
+            model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)
+        except (OSError, ValueError) as error:
+            print(f"{TOOL}: error: {error}", file=sys.stderr)
+            return 2
+    args.model_name = args.model or default_variant()
+    args.model_path = model
+    revision = model_revision(model, args.revision)
     annotator = None  # the model loads once this process has a shard to do (a finished run resumes in seconds)
     options = result_options(args)
-    settings = {"model": args.model, "model_revision": revision, "shard_size": args.shard_size,
+    settings = {"model": args.model_name, "model_revision": revision, "shard_size": args.shard_size,
                 "input": corpus.description, "options": options}
 
     existing = folder.read_manifest()
