@@ -129,8 +129,9 @@ def main() -> None:
     parser.add_argument("--skip-full", action="store_true", help="only the tags-only runs")
     options = parser.parse_args()
 
+    path = f"{REPO_ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
-               ACCELERATE_USE_CPU="true", PYTHONPATH=f"{REPO_ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+               ACCELERATE_USE_CPU="true", PYTHONPATH=path)
     print(machine(), f"| load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -150,7 +151,8 @@ def main() -> None:
             rows["full2"] = annotate("full (greedy), 2 processes", [*full, "-o", root / "f2"], env, 2)
         if not options.skip_full and options.beam_clips:
             # The pipeline's default decoding (beam 5, temperature fallback) on non-speech is slow: fewer clips.
-            rows["full_beam"] = annotate(f"full (pipeline default: beam 5), 1 process, first {options.beam_clips} clips",
+            name = f"full (pipeline default: beam 5), 1 process, first {options.beam_clips} clips"
+            rows["full_beam"] = annotate(name,
                                          [*common, "--max-inputs", options.beam_clips, "-o", root / "fb"], env)
         rows["resume"] = annotate("rerun of the finished tags-only run", [*common, "--tags-only", "-o", root / "t1"],
                                   env)

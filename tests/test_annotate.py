@@ -167,7 +167,8 @@ def test_tags_only_run_errors_resume_and_refusal_in_process(tiny_en_at_dir, tmp_
     assert [(e["index"], e["id"]) for e in errors] == [(1, str(folder / "broken.wav"))]
     rows = read_rows(out)
     assert sorted(rows) == [0, 2, 3]
-    seconds = {name: sf.info(SHARED_AUDIO / name).duration for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav")}
+    seconds = {name: sf.info(SHARED_AUDIO / name).duration
+               for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav")}
     german = rows[2]
     assert german["duration"] == pytest.approx(seconds["speech_de.wav"], abs=1e-4)
     assert [len(w["labels"]) for w in german["audio_tags"]] == [3]
@@ -185,6 +186,17 @@ def test_tags_only_run_errors_resume_and_refusal_in_process(tiny_en_at_dir, tmp_
     assert [(w["start"], w["end"]) for w in rows[2]["audio_tags"]] == [
         (0.0, 4.0), (4.0, pytest.approx(round(seconds["speech_de.wav"], 2)))]
     assert len(json.loads((out / "manifest.json").read_text())["runs"]) == 1  # --overwrite starts afresh
+
+
+def test_model_goes_through_the_variant_resolver(tiny_en_at_dir, tmp_path, capsys):
+    """`--model` is resolved as everywhere else (`resolve_model`): a folder is itself, so --at-low-compute (for
+    variant names) is refused before anything is loaded or written."""
+    shutil.copy(SHARED_AUDIO / "speech_de.wav", tmp_path / "clip.wav")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "clip.wav"), "--model", str(tiny_en_at_dir), "-o", str(out), "--tags-only"]
+    assert annotate.main([*argv, "--at-low-compute"]) == 2
+    assert "low-compute applies to variant names" in capsys.readouterr().err
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -868,8 +868,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(annotator.row(item, audio, annotation, options_json))
                 seconds += audio.duration
             progress.update(len(batch), sum(audio.duration for _, audio in decoded))
+        compute_seconds = round(time.perf_counter() - started, 3)
         record = {"shard": shard, "first_index": items[0].index, "inputs": len(items), "rows": len(rows),
-                  "errors": errors, "audio_seconds": seconds, "compute_seconds": round(time.perf_counter() - started, 3),
+                  "errors": errors, "audio_seconds": seconds, "compute_seconds": compute_seconds,
                   "process": rank, "run": run["id"], "finished_at": _now(), "peak_rss_mib": peak_rss_mib()}
         folder.write_shard(shard, rows, features, record)
         progress.shard_done(shard)
