@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 
 class HubState:
     def __init__(self):
-        self.repos: dict[str, dict] = {}
+        self.repos: dict[str, dict] = {}  # "user/name" for models, "datasets/user/name" and "spaces/user/name"
         self.lock = threading.Lock()
         self.requests: list[str] = []
         self.release: dict[str, bytes] = {}  # release-host path (without query) -> file bytes
@@ -80,20 +80,38 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def _repo(self, repo_id: str):
         with self.state.lock:
-            return self.state.repos.get(repo_id)
+            return self.state.repos.get(self._key(repo_id))
+
+    def _key(self, repo_id: str, repo_type: str | None = None) -> str:
+        repo_type = repo_type or self.repo_type
+        return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
+
+    def _route(self) -> str:
+        """The request path with a dataset/space repo's type taken out (into `self.repo_type`): those repos answer
+        on the same routes as models (`/api/datasets/{id}/...` -> `/api/models/{id}/...`,
+        `/datasets/{id}/resolve/...` -> `/{id}/resolve/...`)."""
+        path = unquote(urlparse(self.path).path)
+        self.repo_type = "model"
+        for kind in ("dataset", "space"):
+            for prefix, replacement in ((f"/api/{kind}s/", "/api/models/"), (f"/{kind}s/", "/")):
+                if path.startswith(prefix):
+                    self.repo_type = kind
+                    return replacement + path[len(prefix):]
+        return path
 
     # ----- routes -----
     def do_POST(self):
         self.state.requests.append(f"POST {self.path}")
-        path = unquote(urlparse(self.path).path)
+        path = self._route()
         body = self._body()
         if path == "/api/repos/create":
             payload = json.loads(body)
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            key = self._key(repo_id, payload.get("type") or "model")
             with self.state.lock:
-                if repo_id in self.state.repos:
+                if key in self.state.repos:
                     return self._error(409, "RepoExists", "You already created this model repo")
-                self.state.repos[repo_id] = {"sha": _sha(repo_id.encode()), "files": {}}
+                self.state.repos[key] = {"sha": _sha(key.encode()), "files": {}}
             host = f"http://{self.headers['Host']}"
             return self._json(200, {"url": f"{host}/{repo_id}", "name": repo_id, "id": repo_id})
         if path == "/api/validate-yaml":  # README.md metadata: must be valid YAML
@@ -154,13 +172,28 @@ class HubHandler(BaseHTTPRequestHandler):
     def _entry(path: str, data: bytes) -> dict:
         return {"type": "file", "path": path, "size": len(data), "oid": _sha(data)}
 
+    @staticmethod
+    def _tree(files: dict[str, bytes], prefix: str, recursive: bool) -> list[dict]:
+        """Entries under folder `prefix`: every file (recursive), or its files and sub-folders (as the Hub lists)."""
+        base = f"{prefix}/" if prefix else ""
+        entries, folders = [], set()
+        for path, data in sorted(files.items()):
+            if not path.startswith(base):
+                continue
+            parts = path[len(base):].split("/")
+            for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
+                folders.add(base + "/".join(parts[:depth]))
+            if recursive or len(parts) == 1:
+                entries.append(HubHandler._entry(path, data))
+        return [{"type": "directory", "path": p, "oid": _sha(p.encode()), "size": 0} for p in sorted(folders)] + entries
+
     def do_HEAD(self):
         self.do_GET()
 
     def do_GET(self):
         ranged = f" [{self.headers['Range']}]" if self.headers.get("Range") else ""
         self.state.requests.append(f"{self.command} {self.path}{ranged}")
-        path = unquote(urlparse(self.path).path)
+        path = self._route()
         match = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
         if match:
             repo = self._repo(match.group(1))
@@ -177,9 +210,7 @@ class HubHandler(BaseHTTPRequestHandler):
             if repo is None:
                 return self._error(404, "RepoNotFound", "Repository not found")
             prefix = (match.group(3) or "").strip("/")
-            return self._json(
-                200, [self._entry(p, d) for p, d in sorted(repo["files"].items()) if p.startswith(prefix)]
-            )
+            return self._json(200, self._tree(repo["files"], prefix, "recursive=true" in urlparse(self.path).query))
         match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if match:
             repo = self._repo(match.group(1))

@@ -82,7 +82,7 @@ def test_compute_metrics_under_a_plain_trainer(tmp_path):
     assert 0.0 < metrics["eval_mAP"] <= 1.0 and "eval_accuracy" in metrics
 
 
-def test_head_trainer_checkpoints_resume_and_push_are_head_only(tmp_path):
+def test_head_trainer_checkpoints_resume_and_push_are_head_only(tmp_path, monkeypatch):
     server, hub, endpoint = start_hub_server()
     model = _tiny_model()
     whisper_dir = tmp_path / "local-whisper"  # the base is known only as a local path
@@ -127,16 +127,17 @@ def test_head_trainer_checkpoints_resume_and_push_are_head_only(tmp_path):
         trainer.push_to_hub()
     assert "tester/tiny-head" not in hub.repos
     model.config.base_model_name_or_path = "openai/whisper-tiny.en"
+    import transformers.utils.hub
     from huggingface_hub import constants
 
-    old_endpoint = constants.ENDPOINT
+    # The client read HF_ENDPOINT at import, and transformers keeps one HfApi (made by whichever test used it
+    # first, with that test's endpoint): both are pointed at this test's server for the push only.
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", None)
     try:
-        os.environ["HF_ENDPOINT"] = endpoint
-        constants.ENDPOINT = endpoint  # the client read HF_ENDPOINT at import
         trainer.push_to_hub()
     finally:
-        constants.ENDPOINT = old_endpoint
-        os.environ.pop("HF_ENDPOINT", None)
         server.shutdown()
     repo = hub.repos["tester/tiny-head"]["files"]
     assert HEAD_FILE in repo and "model.safetensors" not in repo and not any("/" in name for name in repo)

@@ -1,0 +1,917 @@
+"""`whisper-at-annotate`: transcribe and tag a whole corpus into Parquet shards, over any number of Accelerate
+processes, resumable, with failures recorded.
+
+    whisper-at-annotate clips/ "more/*.flac" --model DIR_OR_ID --output-dir out
+    whisper-at-annotate corpus.csv --audio-column file --model DIR_OR_ID --output-dir out --tags-only
+    accelerate launch -m whisper_at_hf.annotate user/dataset --split train --streaming --model ... --output-dir out
+
+Input: audio files, folders and globs; one CSV / JSON / JSON Lines / Parquet list (`--audio-column` holds paths,
+relative to the list's folder); or a `datasets` dataset: a `save_to_disk` folder, a folder of data files, or a Hub
+id (`--streaming` reads it without downloading it first). `datasets` `Audio` columns are read undecoded and
+decoded by [`whisper_at_hf.audio.load_audio`].
+
+Output, readable with `load_dataset("parquet", data_dir=OUT)`:
+
+    OUT/data/train-00000.parquet   one row per readable input of input shard 0 (see `build_features` for columns)
+    OUT/manifests/shard-00000.json that shard's record (rows, errors, timing); written last, it marks the shard done
+    OUT/manifest.json              model, revision, options and input; totals once the run is complete
+    OUT/errors.jsonl               one line per input that could not be annotated: index, id, error
+
+Work split: the input is cut into shards of `--shard-size` consecutive rows. The shards not yet done are dealt
+round-robin to the processes (a deterministic, disjoint split that every process computes alike from the shard
+records), so a rerun of the same command only does the shards that are missing, whatever the number of processes;
+a killed run loses at most the shards in progress. Each shard is written to a temporary file and renamed into
+place. The output folder must be one folder that every process sees (a local disk, or a shared file system across
+nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import glob
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, load_audio
+
+TOOL = "whisper-at-annotate"
+SAMPLING_RATE = 16000
+DATA_DIR = "data"
+SHARD_RECORDS_DIR = "manifests"
+MANIFEST = "manifest.json"
+ERRORS = "errors.jsonl"
+LIST_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# Settings that change the rows: a rerun into the same folder must use the same ones (or pass --overwrite).
+_RESULT_OPTIONS = (
+    "tags_only", "top_k", "tag_threshold", "at_time_res", "label_language", "save_probs", "segments", "language",
+    "task", "num_beams", "max_new_tokens", "dtype", "at_low_compute",
+)
+
+
+def shard_file(index: int) -> str:
+    return f"{DATA_DIR}/train-{index:05d}.parquet"
+
+
+def shard_record_file(index: int) -> str:
+    return f"{SHARD_RECORDS_DIR}/shard-{index:05d}.json"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=TOOL,
+        description="Transcribe and tag a corpus with Whisper-AT into Parquet shards (resumable, multi-process with "
+        "`accelerate launch -m whisper_at_hf.annotate`).",
+    )
+    parser.add_argument(
+        "inputs", nargs="+",
+        help="audio files / folders / globs, one CSV/JSON(L)/Parquet list, a save_to_disk folder, or a Hub dataset id",
+    )
+    parser.add_argument(
+        "--model", default=None,
+        help="a released variant (tiny.en, base, small, large-v2, ...: downloaded once, then cached), a local "
+        "checkpoint folder or a Hub id (default: small, or $WHISPER_AT_HF_DEFAULT_VARIANT)",
+    )
+    parser.add_argument("--at-low-compute", action="store_true",
+                        help="with a variant name: its low-compute TL-TR-512 head")
+    parser.add_argument("--revision", default=None, help="model revision on the Hub (branch, tag or commit)")
+    parser.add_argument("--output-dir", "-o", required=True, help="where the shards, manifests and errors go")
+    io = parser.add_argument_group("input")
+    io.add_argument("--audio-column", default="audio", help="column with the audio (path or datasets Audio)")
+    io.add_argument("--id-column", default=None, help="column naming each input (default: 'id' if present, else the "
+                    "audio path, else the row number)")
+    io.add_argument("--split", default="train", help="dataset split (default: train)")
+    io.add_argument("--dataset-config", default=None, help="dataset configuration name")
+    io.add_argument("--dataset-revision", default=None, help="dataset revision on the Hub")
+    io.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it first")
+    io.add_argument("--max-inputs", type=int, default=None, help="only the first N inputs (a trial run)")
+    work = parser.add_argument_group("work")
+    work.add_argument("--shard-size", type=int, default=500, help="inputs per output shard (default: 500)")
+    work.add_argument("--batch-size", type=int, default=8, help="clips per model batch (default: 8)")
+    work.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                      help="auto: float16 on CUDA, float32 elsewhere")
+    work.add_argument("--decode-workers", type=int, default=2,
+                      help="threads decoding the next batch while the model runs (0: decode in turn)")
+    work.add_argument("--cpu", action="store_true", help="run on CPUs even where a GPU is present")
+    work.add_argument("--overwrite", action="store_true", help="replace annotations made with other settings")
+    work.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    tags = parser.add_argument_group("tags")
+    tags.add_argument("--tags-only", action="store_true", help="encoder + head only, no transcript (much faster)")
+    tags.add_argument("--top-k", type=int, default=5, help="labels kept per window (default: 5)")
+    tags.add_argument("--tag-threshold", type=float, default=None, help="keep labels with probability >= this")
+    tags.add_argument("--at-time-res", type=float, default=None, help="tag window in seconds, a multiple of 0.4")
+    tags.add_argument("--label-language", default=None,
+                      help='label names: "follow_asr" (default; "en" with --tags-only) or a code such as "de"')
+    tags.add_argument("--save-probs", action="store_true", help="also store every window's probabilities (float16)")
+    asr = parser.add_argument_group("transcript")
+    asr.add_argument("--segments", action="store_true", help="also store Whisper's timestamped segments")
+    asr.add_argument("--language", default=None, help="spoken language (default: detected)")
+    asr.add_argument("--task", default=None, choices=["transcribe", "translate"])
+    asr.add_argument("--num-beams", type=int, default=None, help="beam size (default: the pipeline's)")
+    asr.add_argument("--max-new-tokens", type=int, default=None, help="token limit per 30 s window")
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push-to-hub", metavar="USER/DATASET", default=None, help="upload as a Hub dataset")
+    hub.add_argument("--hub-private", action="store_true", help="create the Hub dataset private")
+    hub.add_argument("--hub-token", default=None, help="Hub token (default: the logged-in one)")
+    return parser
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.shard_size < 1 or args.batch_size < 1:
+        parser.error("--shard-size and --batch-size must be at least 1")
+    if args.decode_workers < 0:
+        parser.error("--decode-workers must be >= 0")
+    if args.top_k < 1:
+        parser.error("--top-k must be at least 1")
+    from .options import check_at_time_res, check_tag_threshold
+
+    try:
+        if args.tag_threshold is not None:
+            check_tag_threshold(args.tag_threshold)
+        if args.at_time_res is not None:
+            check_at_time_res(args.at_time_res)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.max_inputs is not None and args.max_inputs < 0:
+        parser.error("--max-inputs must be >= 0")
+    if args.tags_only:
+        given = [flag for flag, value in (("--segments", args.segments), ("--language", args.language),
+                                          ("--task", args.task), ("--num-beams", args.num_beams),
+                                          ("--max-new-tokens", args.max_new_tokens)) if value]
+        if given:
+            parser.error(f"--tags-only runs no decoder: {', '.join(given)} would have no effect")
+        if args.label_language == "follow_asr":
+            parser.error('--tags-only has no transcript language to follow: give --label-language CODE')
+    if args.label_language is None:
+        args.label_language = "en" if args.tags_only else "follow_asr"
+
+
+def result_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings that shape the rows (recorded in the manifest and in every row)."""
+    return {name: getattr(args, name) for name in _RESULT_OPTIONS}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------------------------------
+@dataclass
+class CorpusInput:
+    """The input as a `datasets` dataset with an audio column (paths, or undecoded `Audio` dicts).
+
+    `num_rows` is `None` for a stream of unknown length. `base_dir` resolves relative paths of a list file.
+    """
+
+    dataset: Any
+    audio_column: str
+    id_column: str | None
+    num_rows: int | None
+    description: dict[str, Any]
+    base_dir: str | None = None
+    streaming: bool = False
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return 1 <= len(parts) <= 2 and all(part and not part.startswith(".") for part in parts) and not glob.has_magic(
+        text
+    ) and not text.lower().endswith(AUDIO_EXTENSIONS) and " " not in text
+
+
+def _audio_files(patterns: list[str]) -> list[str]:
+    """Folders -> their audio files (recursively, sorted); globs -> matches; other paths as given (a missing one
+    is then reported as an error, not dropped)."""
+    files: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            found = [os.path.join(root, name) for root, _, names in os.walk(pattern) for name in names
+                     if name.lower().endswith(AUDIO_EXTENSIONS)]
+            files.extend(sorted(found))
+        elif not os.path.exists(pattern) and glob.has_magic(pattern):
+            matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+            files.extend(matches if matches else [pattern])
+        else:
+            files.append(pattern)
+    return list(dict.fromkeys(files))
+
+
+def _is_saved_dataset(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, name)) for name in ("dataset_dict.json", "state.json"))
+
+
+def _has_audio_files(path: str) -> bool:
+    return any(name.lower().endswith(AUDIO_EXTENSIONS) for _, _, names in os.walk(path) for name in names)
+
+
+def open_input(args: argparse.Namespace) -> CorpusInput:
+    """Turns the `inputs` arguments into a [`CorpusInput`]."""
+    import datasets
+
+    inputs = args.inputs
+    single = inputs[0] if len(inputs) == 1 else None
+    kind, base_dir = "files", None
+    if single is not None:
+        extension = os.path.splitext(single)[1].lower()
+        if os.path.isfile(single) and extension in LIST_EXTENSIONS:
+            kind, base_dir = "list", os.path.dirname(os.path.abspath(single))
+        elif os.path.isdir(single) and _is_saved_dataset(single):
+            kind = "saved"
+        elif os.path.isdir(single) and not _has_audio_files(single):
+            kind = "data_folder"
+        elif not os.path.exists(single) and _looks_like_repo_id(single):
+            kind = "hub"
+
+    if kind == "files":
+        files = _audio_files(inputs)
+        if not files:
+            raise ValueError("no audio files found in " + " ".join(inputs))
+        dataset = datasets.Dataset.from_dict({"id": files, "audio": files})
+        listing = hashlib.sha1("\n".join(files).encode()).hexdigest()
+        return _finish_input(args, dataset, "audio", "id", {"kind": "files", "files": len(files), "first": files[0],
+                                                              "last": files[-1], "sha1": listing}, None)
+    if kind == "list":
+        builder = LIST_EXTENSIONS[os.path.splitext(single)[1].lower()]
+        kwargs = {"delimiter": "\t"} if single.lower().endswith(".tsv") else {}
+        dataset = datasets.load_dataset(builder, data_files=os.path.abspath(single), split="train",
+                                        streaming=args.streaming, **kwargs)
+        description = {"kind": "list", "path": os.path.abspath(single)}
+    elif kind == "saved":
+        dataset = datasets.load_from_disk(single)
+        if isinstance(dataset, datasets.DatasetDict):
+            dataset = dataset[args.split]
+        if args.streaming:
+            dataset = dataset.to_iterable_dataset()
+        description = {"kind": "saved", "path": os.path.abspath(single), "split": args.split}
+    else:
+        dataset = datasets.load_dataset(single, args.dataset_config, split=args.split, streaming=args.streaming,
+                                        revision=args.dataset_revision)
+        description = {"kind": "hub" if kind == "hub" else "data_folder",
+                       "path": single if kind == "hub" else os.path.abspath(single), "config": args.dataset_config,
+                       "split": args.split, "revision": args.dataset_revision}
+    return _finish_input(args, dataset, args.audio_column, args.id_column, description, base_dir)
+
+
+def _finish_input(args, dataset, audio_column, id_column, description, base_dir) -> CorpusInput:
+    import datasets
+
+    columns = dataset.column_names or list((dataset.features or {}).keys())
+    if columns and audio_column not in columns:
+        raise ValueError(f"no audio column {audio_column!r} in the input; its columns are {columns}. "
+                         "Name it with --audio-column.")
+    if id_column is not None and columns and id_column not in columns:
+        raise ValueError(f"no id column {id_column!r} in the input; its columns are {columns}.")
+    if id_column is None and "id" in (columns or []):
+        id_column = "id"
+    features = dataset.features or {}
+    if isinstance(features.get(audio_column), datasets.Audio):
+        # Undecoded: `datasets` would decode through torchcodec; `load_audio` reads the bytes / path instead.
+        dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
+    streaming = isinstance(dataset, datasets.IterableDataset)
+    if streaming:
+        num_rows = None
+        split_info = (dataset.info.splits or {}).get(args.split) if dataset.info else None
+        if split_info is not None and split_info.num_examples:
+            num_rows = split_info.num_examples
+    else:
+        num_rows = len(dataset)
+    if args.max_inputs is not None:
+        dataset = dataset.take(args.max_inputs) if streaming else dataset.select(range(min(args.max_inputs, num_rows)))
+        num_rows = args.max_inputs if num_rows is None else min(args.max_inputs, num_rows)
+        description = {**description, "max_inputs": args.max_inputs}
+    description = {**description, "audio_column": audio_column, "id_column": id_column}
+    return CorpusInput(dataset, audio_column, id_column, num_rows, description, base_dir, streaming)
+
+
+@dataclass
+class Item:
+    """One input: its row number in the input, its id, its audio value and (if any) its path."""
+
+    index: int
+    id: str
+    audio: Any
+    path: str | None
+
+
+def make_item(corpus: CorpusInput, index: int, row: dict) -> Item:
+    audio = row[corpus.audio_column]
+    path = audio if isinstance(audio, str) else (audio.get("path") if isinstance(audio, dict) else None)
+    if isinstance(audio, str) and corpus.base_dir and not os.path.isabs(audio):
+        audio = os.path.join(corpus.base_dir, audio)
+    elif isinstance(audio, dict) and not audio.get("bytes") and audio.get("array") is None and audio.get("path"):
+        if corpus.base_dir and not os.path.isabs(audio["path"]):
+            audio = {**audio, "path": os.path.join(corpus.base_dir, audio["path"])}
+    if corpus.id_column is not None:
+        name = str(row[corpus.id_column])
+    else:
+        name = path or str(index)
+    return Item(index=index, id=name, audio=audio, path=path)
+
+
+def decoded_batches(items: list[Item], batch_size: int, pool: ThreadPoolExecutor | None
+                    ) -> Iterator[tuple[list[Item], list[Audio | AudioDecodeError]]]:
+    """Batches of items with their audio (or why it could not be read). With a pool, the next batch is decoded
+    while the caller runs the model on this one (one batch ahead: memory stays bounded)."""
+    batches = [items[begin : begin + batch_size] for begin in range(0, len(items), batch_size)]
+
+    def attempt(item: Item) -> Audio | AudioDecodeError:
+        try:
+            return decode(item)
+        except AudioDecodeError as error:
+            return error
+
+    if pool is None:
+        for batch in batches:
+            yield batch, [attempt(item) for item in batch]
+        return
+    ahead = [pool.submit(attempt, item) for item in batches[0]] if batches else []
+    for position, batch in enumerate(batches):
+        current = ahead
+        if position + 1 < len(batches):
+            ahead = [pool.submit(attempt, item) for item in batches[position + 1]]
+        yield batch, [future.result() for future in current]
+
+
+def decode(item: Item) -> Audio:
+    """The item's audio as 16 kHz mono float32; [`AudioDecodeError`] naming the input otherwise."""
+    if item.audio is None:
+        raise AudioDecodeError(item.id, "no audio in this row")
+    audio = load_audio(item.audio, SAMPLING_RATE)
+    audio.source = item.id
+    return audio
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Annotation
+# --------------------------------------------------------------------------------------------------------------------
+def build_features(args: argparse.Namespace):
+    """The `datasets` features of an output row.
+
+    - `index` (int64): row number in the input; `id` (string); `path` (string, or null for in-memory audio);
+    - `duration` (float32): seconds of decoded audio;
+    - `text`, `language` (strings; not with `--tags-only`); `segments` (with `--segments`): `[{start, end, text}]`;
+    - `audio_tags`: per `at_time_res` window `{start, end, labels, label_ids, scores}`, the top-k labels by sigmoid
+      probability (at least `--tag-threshold`);
+    - `tag_probs` (with `--save-probs`): `(num_windows, num_labels)` probabilities as float16;
+    - `model`, `model_revision`, `options` (JSON of the settings): how the row was made.
+    """
+    from datasets import Features, List, Value
+
+    columns: dict[str, Any] = {"index": Value("int64"), "id": Value("string"), "path": Value("string"),
+                               "duration": Value("float32")}
+    if not args.tags_only:
+        columns["text"] = Value("string")
+        columns["language"] = Value("string")
+        if args.segments:
+            columns["segments"] = List({"start": Value("float32"), "end": Value("float32"), "text": Value("string")})
+    columns["audio_tags"] = List({
+        "start": Value("float32"), "end": Value("float32"), "labels": List(Value("string")),
+        "label_ids": List(Value("int32")), "scores": List(Value("float32")),
+    })
+    if args.save_probs:
+        columns["tag_probs"] = List(List(Value("float16")))
+    columns.update(model=Value("string"), model_revision=Value("string"), options=Value("string"))
+    return Features(columns)
+
+
+def model_revision(model: str, revision: str | None) -> str | None:
+    """The commit of a Hub model (from its config, without loading weights); the given revision, or `None`, for a
+    local folder."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model, revision=revision)
+    return getattr(config, "_commit_hash", None) or revision
+
+
+class Annotator:
+    """Turns decoded clips into output rows with `pipeline("whisper-at")` (full) or the model's `tag` (tags only).
+
+    Both paths format tags from the same per-window logits, so `--tags-only` rows carry the full run's tags.
+    """
+
+    def __init__(self, args: argparse.Namespace, device: Any, revision: str | None):
+        import torch
+        from transformers import pipeline
+
+        from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
+        from .labels import load_label_names
+
+        dtype = args.dtype
+        if dtype == "auto":
+            dtype = "float16" if getattr(device, "type", str(device)).startswith("cuda") else "float32"
+        self.args = args
+        self.pipe = pipeline("whisper-at", model=args.model_path, revision=args.revision, device=device,
+                             dtype=getattr(torch, dtype))
+        self.model = self.pipe.model
+        config = self.model.config
+        self.resolution = float(args.at_time_res if args.at_time_res is not None else config.at_time_res)
+        config.at_window_frames(self.resolution)  # validates: a positive multiple of 0.4 s
+        self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
+        self.revision = revision
+        self.model_name = args.model_name
+        self.call_kwargs = None if args.tags_only else self._call_kwargs()
+
+    def _call_kwargs(self) -> dict[str, Any]:
+        args = self.args
+        # Timestamps always: Whisper's long-form decoding needs them, and short clips then decode the same way.
+        kwargs: dict[str, Any] = {"return_timestamps": True, "return_tag_logits": True, "top_k": 1,
+                                  "batch_size": args.batch_size}
+        generate_kwargs = {}
+        if args.num_beams is not None:
+            generate_kwargs["num_beams"] = args.num_beams
+        if args.max_new_tokens is not None:
+            generate_kwargs["max_new_tokens"] = args.max_new_tokens
+        if generate_kwargs:
+            kwargs["generate_kwargs"] = generate_kwargs
+        if args.at_time_res is not None:
+            kwargs["at_time_res"] = args.at_time_res
+        if getattr(self.model.generation_config, "is_multilingual", True):
+            if args.language:
+                kwargs["language"] = args.language
+            if args.task:
+                kwargs["task"] = args.task
+        elif args.language not in (None, "en", "english", "English") or args.task == "translate":
+            raise ValueError(f"{args.model_name} is English-only: --language/--task translate do not apply.")
+        return kwargs
+
+    # ----- one batch ------------------------------------------------------------------------------------------------
+    def annotate(self, audios: list[Audio]) -> list[dict | Exception]:
+        """Per clip its annotation `{text, language, segments, logits}` (no text with `--tags-only`) or the error."""
+        try:
+            return self._tags_only(audios) if self.args.tags_only else self._full(audios)
+        except Exception as error:  # noqa: BLE001 - isolate the clip that fails, keep the others
+            if len(audios) == 1:
+                return [error]
+            return [result for audio in audios for result in self.annotate([audio])]
+
+    def _full(self, audios: list[Audio]) -> list[dict | Exception]:
+        inputs = [{"raw": audio.array, "sampling_rate": audio.sampling_rate} for audio in audios]
+        results = self.pipe(inputs, **self.call_kwargs)
+        out: list[dict | Exception] = []
+        for audio, result in zip(audios, results):
+            if "error" in result:
+                out.append(AudioDecodeError(audio.source, result["error"]))
+                continue
+            segments = [{"start": chunk["timestamp"][0], "end": chunk["timestamp"][1], "text": chunk["text"]}
+                        for chunk in result.get("chunks") or []]
+            out.append({"text": result["text"], "language": result.get("language"), "segments": segments,
+                        "logits": np.asarray(result["audio_tag_logits"], dtype=np.float32)})
+        return out
+
+    def _tags_only(self, audios: list[Audio]) -> list[dict]:
+        """Encoder + head on the same features the pipeline computes (30 s padded; longer clips unpadded)."""
+        import torch
+
+        extractor = self.pipe.feature_extractor
+        results: list[dict | None] = [None] * len(audios)
+        short = [i for i, audio in enumerate(audios) if audio.array.shape[0] <= extractor.n_samples]
+        long = [i for i, audio in enumerate(audios) if audio.array.shape[0] > extractor.n_samples]
+        # Up to 30 s: one batch, each padded to 30 s. Longer: one at a time, unpadded (`tag` runs its 30 s passes).
+        groups = [(short, {})] if short else []
+        groups += [([i], {"truncation": False, "padding": "longest"}) for i in long]
+        for group, kwargs in groups:
+            waveforms = [audios[i].array for i in group]
+            features = extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt", **kwargs).input_features
+            features = features.to(device=self.model.device, dtype=self.model.dtype)
+            with torch.inference_mode():
+                logits = self.model.tag(features, at_time_res=self.resolution).float().cpu().numpy()
+            for row, i in enumerate(group):
+                results[i] = {"logits": logits[row]}
+        return results
+
+    # ----- rows -----------------------------------------------------------------------------------------------------
+    def row(self, item: Item, audio: Audio, annotation: dict, options_json: str) -> dict:
+        args = self.args
+        seconds = audio.duration
+        num_windows = max(math.ceil(round(seconds / self.resolution, 6)), 1)
+        logits = annotation["logits"][:num_windows]
+        probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        language = annotation.get("language")
+        names = self.label_names.get(language if args.label_language == "follow_asr" else args.label_language)
+        k = min(args.top_k, probs.shape[-1])
+        windows = []
+        for window, window_probs in enumerate(probs):
+            top = np.argsort(-window_probs, kind="stable")[:k]
+            if args.tag_threshold is not None:
+                top = top[window_probs[top] >= args.tag_threshold]
+            windows.append({
+                "start": round(window * self.resolution, 2),
+                "end": round(min((window + 1) * self.resolution, seconds), 2),
+                "labels": [names[i] for i in top],
+                "label_ids": [int(i) for i in top],
+                "scores": [float(window_probs[i]) for i in top],
+            })
+        row: dict[str, Any] = {"index": item.index, "id": item.id, "path": item.path, "duration": seconds}
+        if not args.tags_only:
+            row["text"] = annotation["text"]
+            row["language"] = language
+            if args.segments:
+                row["segments"] = annotation["segments"]
+        row["audio_tags"] = windows
+        if args.save_probs:
+            row["tag_probs"] = probs.astype(np.float16).tolist()
+        row.update(model=self.model_name, model_revision=self.revision, options=options_json)
+        return row
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Output folder
+# --------------------------------------------------------------------------------------------------------------------
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Writes `path` through a hidden temporary file beside it and a rename (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_atomic(path, (json.dumps(payload, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+class OutputFolder:
+    """`OUT`: the manifest, the shard records that mark finished shards, Parquet shards and errors.jsonl."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def read_manifest(self) -> dict | None:
+        if not self.manifest_path.is_file():
+            return None
+        return json.loads(self.manifest_path.read_text())
+
+    def done_shards(self) -> list[int]:
+        records = (self.root / SHARD_RECORDS_DIR).glob("shard-*.json")
+        return sorted(int(path.stem.split("-")[1]) for path in records)
+
+    def shard_records(self) -> list[dict]:
+        return [json.loads((self.root / shard_record_file(index)).read_text()) for index in self.done_shards()]
+
+    def clear(self) -> None:
+        """Removes what this tool wrote (and nothing else)."""
+        for pattern in (f"{DATA_DIR}/train-*.parquet", f"{DATA_DIR}/.*.tmp", f"{SHARD_RECORDS_DIR}/shard-*.json",
+                        f"{SHARD_RECORDS_DIR}/.*.tmp", ERRORS, MANIFEST, "README.md"):
+            for path in self.root.glob(pattern):
+                path.unlink()
+
+    def remove_temporary_files(self) -> None:
+        for pattern in (f"{DATA_DIR}/.*.tmp", f"{SHARD_RECORDS_DIR}/.*.tmp", ".*.tmp"):
+            for path in self.root.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def write_shard(self, index: int, rows: list[dict], features, record: dict) -> None:
+        """The shard's Parquet file, then its record (the record marks the shard done)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        write_atomic(self.root / shard_file(index), sink.getvalue().to_pybytes())
+        write_json(self.root / shard_record_file(index), record)
+
+
+def compatibility_problems(old: dict, new: dict) -> list[str]:
+    """What differs between an existing manifest and this run's settings (model, revision, options, input)."""
+    problems = []
+    for key in ("model", "model_revision", "shard_size", "input"):
+        if old.get(key) != new.get(key):
+            problems.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    old_options, new_options = old.get("options", {}), new.get("options", {})
+    for key in sorted(set(old_options) | set(new_options)):
+        if old_options.get(key) != new_options.get(key):
+            problems.append(f"options.{key}: {old_options.get(key)!r} -> {new_options.get(key)!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Work split
+# --------------------------------------------------------------------------------------------------------------------
+def shard_owner(shard: int, done: list[int], num_processes: int) -> int | None:
+    """The process that does `shard`: unfinished shards, in order, are dealt round-robin; `None` if it is done.
+
+    `done` is sorted. Every process computes this alike from the same shard records, so the split is disjoint and
+    complete, and on a rerun the remaining work is spread evenly whatever was finished before.
+    """
+    position = bisect.bisect_left(done, shard)
+    if position < len(done) and done[position] == shard:
+        return None
+    return (shard - position) % num_processes
+
+
+def my_shards(corpus: CorpusInput, shard_size: int, done: list[int], rank: int, world: int, seen: list[int]
+              ) -> Iterator[tuple[int, list[Item]]]:
+    """This process's `(shard index, items)`, in order; rows of other shards are not decoded. `seen[0]` ends as
+    the number of input rows."""
+    if not corpus.streaming:
+        seen[0] = corpus.num_rows
+        for shard in range(math.ceil(corpus.num_rows / shard_size)):
+            if shard_owner(shard, done, world) != rank:
+                continue
+            start, stop = shard * shard_size, min((shard + 1) * shard_size, corpus.num_rows)
+            rows = corpus.dataset.select(range(start, stop))
+            yield shard, [make_item(corpus, start + offset, row) for offset, row in enumerate(rows)]
+        return
+    # A stream is read in order by every process; each keeps the rows of its own shards (undecoded until then).
+    current, items = None, []
+    for index, row in enumerate(corpus.dataset):
+        seen[0] = index + 1
+        shard = index // shard_size
+        if shard != current:
+            if items:
+                yield current, items
+            current, items = shard, []
+        if shard_owner(shard, done, world) == rank:
+            items.append(make_item(corpus, index, row))
+    if items:
+        yield current, items
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------------------------------------------------
+class Progress:
+    """One bar on the main process (clips, clips/s, ETA, audio seconds per second): its own clips as they finish
+    plus the other processes' finished shards, read from their records every few seconds."""
+
+    def __init__(self, folder: OutputFolder, total: int | None, done_before: set[int], enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.folder, self.done_before = folder, done_before
+        self.base = sum(record["inputs"] for record in folder.shard_records())  # finished by earlier runs
+        self.bar = tqdm(total=total, initial=self.base, unit="clip", disable=not enabled, dynamic_ncols=True,
+                        desc="annotate")
+        self.own_inputs, self.own_seconds, self.own_shards = 0, 0.0, set()
+        self.others, self.others_seconds = 0, 0.0
+        self.start = self.last_scan = time.perf_counter()
+
+    def shard_done(self, shard: int) -> None:
+        self.own_shards.add(shard)
+
+    def update(self, inputs: int, seconds: float) -> None:
+        self.own_inputs += inputs
+        self.own_seconds += seconds
+        if self.bar.disable:
+            return
+        now = time.perf_counter()
+        if now - self.last_scan > 2.0:
+            self.last_scan = now
+            others = [record for record in self.folder.shard_records()
+                      if record["shard"] not in self.done_before and record["shard"] not in self.own_shards]
+            self.others = sum(record["inputs"] for record in others)
+            self.others_seconds = sum(record["audio_seconds"] for record in others)
+        audio_rate = (self.own_seconds + self.others_seconds) / max(now - self.start, 1e-9)
+        self.bar.update(self.base + self.own_inputs + self.others - self.bar.n)
+        self.bar.set_postfix_str(f"audio {audio_rate:.1f} s/s ({audio_rate / 3600:.3f} h/s)")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Hub
+# --------------------------------------------------------------------------------------------------------------------
+def dataset_card(manifest: dict, repo_id: str) -> str:
+    """A dataset card: YAML metadata pointing at the shards, then the model, options and counts."""
+    from huggingface_hub import DatasetCardData
+
+    data = DatasetCardData(
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": f"{DATA_DIR}/train-*.parquet"}]}],
+        tags=["whisper-at", "audio-tagging", "audioset", "transcription", TOOL],
+        task_categories=["audio-classification"] + ([] if manifest["options"]["tags_only"]
+                                                    else ["automatic-speech-recognition"]),
+    )
+    totals = manifest.get("totals", {})
+    options = "\n".join(f"| `{key}` | `{value}` |" for key, value in manifest["options"].items())
+    return f"""---
+{data.to_yaml()}
+---
+
+# {repo_id.split("/")[-1]}
+
+Annotations made by `{TOOL}` (whisper-at-hf) with the Whisper-AT model
+`{manifest["model"]}` (revision `{manifest.get("model_revision")}`): {"AudioSet tags per window" if
+manifest["options"]["tags_only"] else "Whisper transcripts and AudioSet tags per window"}.
+
+| | |
+|---|---|
+| inputs | {totals.get("inputs", "?")} |
+| rows | {totals.get("rows", "?")} |
+| failed inputs (`errors.jsonl`) | {totals.get("errors", "?")} |
+| audio | {totals.get("audio_seconds", 0) / 3600:.2f} h |
+
+```python
+from datasets import load_dataset
+
+rows = load_dataset("{repo_id}", split="train")
+```
+
+Each row: `index` and `id` of the input, `duration` (s){", `text`, `language`" if not manifest["options"]["tags_only"]
+else ""}, `audio_tags` (per window: `start`, `end`, `labels`, `label_ids`, `scores`), and the `model`,
+`model_revision` and `options` it was made with. `manifest.json` records the run.
+
+## Options
+
+| option | value |
+|---|---|
+{options}
+"""
+
+
+def push_to_hub(folder: OutputFolder, manifest: dict, repo_id: str, private: bool, token: str | None) -> str:
+    """Uploads the shards, manifest, errors and a dataset card in one commit; returns the commit URL."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    operations = [CommitOperationAdd(path_in_repo=path.relative_to(folder.root).as_posix(), path_or_fileobj=str(path))
+                  for path in sorted((folder.root / DATA_DIR).glob("train-*.parquet"))]
+    for name in (MANIFEST, ERRORS):
+        if (folder.root / name).is_file():
+            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder.root / name)))
+    operations.append(CommitOperationAdd(path_in_repo="README.md",
+                                         path_or_fileobj=dataset_card(manifest, repo_id).encode()))
+    info = api.create_commit(repo_id, operations, repo_type="dataset",
+                             commit_message=f"{TOOL}: {manifest.get('totals', {}).get('rows', 0)} rows")
+    return info.commit_url
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+    from transformers.utils import logging as hf_logging
+
+    # `PartialState` (unlike `Accelerator`) does not read ACCELERATE_USE_CPU (`accelerate launch --cpu`); without
+    # it, processes launched on a machine without GPUs would each run alone. Long timeout: processes meet at the
+    # end, and their shares of the work may take hours to differ.
+    cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU")
+    state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
+    rank, world = state.process_index, state.num_processes
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != world:
+        print(f"{TOOL}: launched as {launched} processes, but Accelerate set up {world} (no GPU for each?). On CPUs "
+              "pass --cpu (or ACCELERATE_USE_CPU=true, as `accelerate launch --cpu` does).", file=sys.stderr)
+        return 2
+    if args.quiet or not state.is_main_process:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        import datasets
+
+        datasets.disable_progress_bars()
+    folder = OutputFolder(args.output_dir)
+
+    with state.main_process_first():  # datasets prepares / caches the input once
+        corpus = open_input(args)
+    from .original_release import default_variant, resolve_model
+
+    with state.main_process_first():  # a released variant is downloaded (and converted) once
+        try:
+            model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)
+        except (OSError, ValueError) as error:
+            print(f"{TOOL}: error: {error}", file=sys.stderr)
+            return 2
+    args.model_name = args.model or default_variant()
+    args.model_path = model
+    revision = model_revision(model, args.revision)
+    annotator = None  # the model loads once this process has a shard to do (a finished run resumes in seconds)
+    options = result_options(args)
+    settings = {"model": args.model_name, "model_revision": revision, "shard_size": args.shard_size,
+                "input": corpus.description, "options": options}
+
+    existing = folder.read_manifest()
+    if existing is not None and not args.overwrite:
+        problems = compatibility_problems(existing, settings)
+        if problems:
+            print(f"{TOOL}: {args.output_dir} holds annotations made with other settings ("
+                  + "; ".join(problems) + "). Rerun with --overwrite to replace them, or use another --output-dir.",
+                  file=sys.stderr)
+            return 2
+    run = {"id": uuid.uuid4().hex[:12], "started_at": _now(), "processes": world}
+    if state.is_main_process:
+        if args.overwrite:
+            folder.clear()
+            existing = None
+        folder.remove_temporary_files()
+        manifest = {"tool": TOOL, **settings, "created_at": (existing or {}).get("created_at", _now()),
+                    "complete": False, "runs": (existing or {}).get("runs", []), "current_run": run}
+        write_json(folder.manifest_path, manifest)
+    state.wait_for_everyone()
+    run = folder.read_manifest()["current_run"]  # every process tags its shards with the main process's run id
+    done = folder.done_shards()
+    done_before = set(done)
+
+    features = build_features(args)
+    options_json = json.dumps(options, sort_keys=True)
+    total = corpus.num_rows
+    progress = Progress(folder, total, done_before, enabled=state.is_main_process and not args.quiet)
+    seen, work_started = [0], time.perf_counter()
+    pool = ThreadPoolExecutor(args.decode_workers, thread_name_prefix="decode") if args.decode_workers else None
+    for shard, items in my_shards(corpus, args.shard_size, done, rank, world, seen):
+        if annotator is None:
+            annotator = Annotator(args, state.device, revision)
+        started, rows, errors, seconds = time.perf_counter(), [], [], 0.0
+        for batch, audios in decoded_batches(items, args.batch_size, pool):
+            decoded: list[tuple[Item, Audio]] = []
+            for item, audio in zip(batch, audios):
+                if isinstance(audio, AudioDecodeError):
+                    errors.append({"index": item.index, "id": item.id, "error": str(audio)})
+                else:
+                    decoded.append((item, audio))
+            annotations = annotator.annotate([audio for _, audio in decoded]) if decoded else []
+            for (item, audio), annotation in zip(decoded, annotations):
+                if isinstance(annotation, Exception):
+                    errors.append({"index": item.index, "id": item.id,
+                                   "error": f"{item.id}: annotation failed: {type(annotation).__name__}: {annotation}"})
+                    continue
+                rows.append(annotator.row(item, audio, annotation, options_json))
+                seconds += audio.duration
+            progress.update(len(batch), sum(audio.duration for _, audio in decoded))
+        compute_seconds = round(time.perf_counter() - started, 3)
+        record = {"shard": shard, "first_index": items[0].index, "inputs": len(items), "rows": len(rows),
+                  "errors": errors, "audio_seconds": seconds, "compute_seconds": compute_seconds,
+                  "process": rank, "run": run["id"], "finished_at": _now(), "peak_rss_mib": peak_rss_mib()}
+        folder.write_shard(shard, rows, features, record)
+        progress.shard_done(shard)
+        for error in errors:
+            progress.bar.write(f"{TOOL}: skipped {error['error']}", file=sys.stderr)
+    progress.close()
+    if pool is not None:
+        pool.shutdown()
+    state.wait_for_everyone()
+    work_seconds = time.perf_counter() - work_started
+
+    # Everyone reads the same records; the main process completes the manifest and errors.jsonl.
+    records = folder.shard_records()
+    expected = math.ceil(seen[0] / args.shard_size)
+    missing = sorted(set(range(expected)) - {record["shard"] for record in records})
+    errors = [error for record in records for error in record["errors"]]
+    if state.is_main_process:
+        write_atomic(folder.root / ERRORS, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode())
+        manifest = folder.read_manifest()
+        this_run = [record for record in records if record["run"] == run["id"]]
+        run.update(finished_at=_now(), work_seconds=round(work_seconds, 3), shards_done_before=len(done_before),
+                   shards_computed=len(this_run), inputs_computed=sum(record["inputs"] for record in this_run))
+        manifest.pop("current_run", None)
+        manifest["runs"] = [*manifest.get("runs", []), run]
+        manifest["complete"] = not missing
+        manifest["totals"] = {"shards": len(records), "inputs": sum(r["inputs"] for r in records),
+                              "rows": sum(r["rows"] for r in records), "errors": len(errors),
+                              "audio_seconds": round(sum(r["audio_seconds"] for r in records), 3)}
+        write_json(folder.manifest_path, manifest)
+        totals = manifest["totals"]
+        if not args.quiet:
+            print(f"{TOOL}: {totals['rows']} rows in {len(records)} shards ({len(done_before)} done before, "
+                  f"{len(this_run)} now); {totals['errors']} failed inputs -> {folder.root}", file=sys.stderr)
+        if missing:
+            print(f"{TOOL}: shards {missing[:10]} are missing: rerun the same command to finish them.", file=sys.stderr)
+        if args.push_to_hub and not missing:
+            url = push_to_hub(folder, manifest, args.push_to_hub, args.hub_private, args.hub_token)
+            print(f"{TOOL}: pushed to {url}", file=sys.stderr)
+    state.wait_for_everyone()
+    return 1 if errors or missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

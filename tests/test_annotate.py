@@ -1,0 +1,381 @@
+"""`whisper-at-annotate`: input kinds, the work split, resumable shards, errors, tags-only, 2 processes, Hub push.
+
+The end-to-end tests (`slow`) run the real command (`python -m whisper_at_hf.annotate`, and `accelerate launch -m`
+with 2 CPU processes over gloo) on clips from ../shared/audio with whisper-tiny.en + a random seeded head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import REPO_ROOT, SHARED_AUDIO
+
+from whisper_at_hf import annotate
+from whisper_at_hf.annotate import compatibility_problems, open_input, shard_owner
+
+pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
+
+SRC = REPO_ROOT / "src"
+GOOD_CLIPS = sorted(p.name for p in SHARED_AUDIO.glob("*") if p.suffix in (".wav", ".flac"))  # mp3 needs ffmpeg
+# Greedy decoding keeps the full runs short; the tags do not depend on it.
+FAST_DECODING = ["--num-beams", "1"]
+
+
+def child_env(tmp: Path, **extra) -> dict:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=f"{SRC}{os.pathsep}{env.get('PYTHONPATH', '')}", HF_HOME=str(tmp / "hf_home"),
+               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    env.update(extra)
+    return env
+
+
+def run_annotate(args: list, env: dict, launcher: list | None = None, expect: int = 0, timeout: int = 900) -> str:
+    command = [*(launcher or [sys.executable, "-m"]), "whisper_at_hf.annotate", *map(str, args)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == expect, f"exit {result.returncode} (expected {expect}):\n{output[-6000:]}"
+    return output
+
+
+def read_rows(out: Path) -> dict[int, dict]:
+    from datasets import load_dataset
+
+    rows = load_dataset("parquet", data_dir=str(out), split="train", cache_dir=str(out.parent / "read_cache"))
+    by_index = {row["index"]: row for row in rows}
+    assert len(by_index) == len(rows), "duplicated rows"
+    return by_index
+
+
+def assert_same_tags(a: dict, b: dict, tolerance: float = 1e-5) -> None:
+    assert [w["labels"] for w in a["audio_tags"]] == [w["labels"] for w in b["audio_tags"]], (a["id"], b["id"])
+    assert [(w["start"], w["end"]) for w in a["audio_tags"]] == [(w["start"], w["end"]) for w in b["audio_tags"]]
+    scores_a = np.array([s for w in a["audio_tags"] for s in w["scores"]])
+    scores_b = np.array([s for w in b["audio_tags"] for s in w["scores"]])
+    np.testing.assert_allclose(scores_a, scores_b, atol=tolerance, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Units
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("world", [1, 2, 3])
+@pytest.mark.parametrize("done", [[], [0], [1, 2], [0, 3, 4, 9]])
+def test_unfinished_shards_are_dealt_disjointly_and_evenly(world, done):
+    shards = range(10)
+    owners = {shard: shard_owner(shard, done, world) for shard in shards}
+    assert [shard for shard, owner in owners.items() if owner is None] == done
+    per_process = [[s for s, owner in owners.items() if owner == rank] for rank in range(world)]
+    assert sorted(s for part in per_process for s in part) == [s for s in shards if s not in done]
+    sizes = [len(part) for part in per_process]
+    assert max(sizes) - min(sizes) <= 1  # a rerun spreads what is left evenly
+
+
+def test_compatibility_problems_name_what_changed():
+    old = {"model": "a", "model_revision": None, "shard_size": 4, "input": {"kind": "files"},
+           "options": {"top_k": 5, "tags_only": False}}
+    assert compatibility_problems(old, json.loads(json.dumps(old))) == []
+    new = {**old, "model": "b", "options": {"top_k": 3, "tags_only": False}}
+    assert compatibility_problems(old, new) == ["model: 'a' -> 'b'", "options.top_k: 5 -> 3"]
+
+
+def _args(*argv: str):
+    parser = annotate.build_parser()
+    args = parser.parse_args([*argv, "--model", "unused", "-o", "unused"])
+    annotate.check_arguments(parser, args)
+    return args
+
+
+def test_inputs_files_folders_globs_keep_missing_paths(tmp_path):
+    for name in ("b.wav", "a.flac", "sub/c.wav", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    corpus = open_input(_args(str(tmp_path), str(tmp_path / "*.wav"), str(tmp_path / "missing.wav")))
+    paths = [str(tmp_path / p) for p in ("a.flac", "b.wav", "sub/c.wav", "missing.wav")]
+    assert corpus.dataset["audio"] == paths and corpus.num_rows == 4 and not corpus.streaming
+    items = [annotate.make_item(corpus, i, row) for i, row in enumerate(corpus.dataset)]
+    assert [item.id for item in items] == paths
+    with pytest.raises(annotate.AudioDecodeError, match="no such file"):
+        annotate.decode(items[-1])
+
+
+def test_inputs_csv_list_relative_paths_and_streaming(tmp_path):
+    shutil.copy(SHARED_AUDIO / "speech_de.wav", tmp_path / "clip.wav")
+    (tmp_path / "list.csv").write_text("key,file\nfirst,clip.wav\nsecond,/absolute/missing.wav\n")
+    for streaming in (False, True):
+        args = _args(str(tmp_path / "list.csv"), "--audio-column", "file", "--id-column", "key",
+                     *(["--streaming"] if streaming else []))
+        corpus = open_input(args)
+        assert corpus.streaming is streaming
+        items = [annotate.make_item(corpus, i, row) for i, row in enumerate(corpus.dataset)]
+        assert [item.id for item in items] == ["first", "second"]
+        assert items[0].audio == str(tmp_path / "clip.wav") and items[0].path == "clip.wav"
+        assert annotate.decode(items[0]).duration == pytest.approx(sf.info(tmp_path / "clip.wav").duration)
+    with pytest.raises(ValueError, match=r"no audio column 'audio'.*\['key', 'file'\]"):
+        open_input(_args(str(tmp_path / "list.csv")))
+
+
+def test_inputs_saved_dataset_audio_is_read_undecoded(tmp_path):
+    from datasets import Audio, Dataset
+
+    files = [str(SHARED_AUDIO / name) for name in ("speech_en.wav", "speech_en_stereo_44k.flac")]
+    Dataset.from_dict({"audio": files, "id": ["en", "stereo"]}).cast_column("audio", Audio()).save_to_disk(
+        tmp_path / "saved")
+    corpus = open_input(_args(str(tmp_path / "saved")))
+    assert corpus.description["kind"] == "saved" and corpus.id_column == "id"
+    items = [annotate.make_item(corpus, i, row) for i, row in enumerate(corpus.dataset)]
+    assert isinstance(items[1].audio, dict) and items[1].audio["bytes"]  # embedded bytes, not decoded by datasets
+    audio = annotate.decode(items[1])
+    assert audio.sampling_rate == 16000 and audio.array.ndim == 1 and audio.duration == pytest.approx(7.7, abs=0.05)
+
+
+def test_tags_only_rejects_decoder_options():
+    with pytest.raises(SystemExit):
+        _args("x.wav", "--tags-only", "--num-beams", "2")
+    assert _args("x.wav", "--tags-only").label_language == "en"
+    assert _args("x.wav").label_language == "follow_asr"
+
+
+def test_output_features_follow_options():
+    full = annotate.build_features(_args("x.wav", "--segments", "--save-probs"))
+    assert {"text", "language", "segments", "tag_probs", "audio_tags", "model", "model_revision"} <= set(full)
+    assert str(full["tag_probs"].feature.feature.dtype) == "float16"
+    tags_only = annotate.build_features(_args("x.wav", "--tags-only"))
+    assert not {"text", "language", "segments", "tag_probs"} & set(tags_only)
+
+
+def test_tags_only_run_errors_resume_and_refusal_in_process(tiny_en_at_dir, tmp_path, capsys):
+    """The whole command in this process on 4 short clips (one unreadable), tags only: fast enough for every run."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav"):
+        shutil.copy(SHARED_AUDIO / name, folder / name)
+    (folder / "broken.wav").write_bytes(b"RIFF not really")
+    out = tmp_path / "out"
+    argv = [str(folder), "--model", str(tiny_en_at_dir), "-o", str(out), "--tags-only", "--shard-size", "2",
+            "--batch-size", "2", "--top-k", "3"]
+    assert annotate.main(argv) == 1  # one input failed
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [(e["index"], e["id"]) for e in errors] == [(1, str(folder / "broken.wav"))]
+    rows = read_rows(out)
+    assert sorted(rows) == [0, 2, 3]
+    seconds = {name: sf.info(SHARED_AUDIO / name).duration
+               for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav")}
+    german = rows[2]
+    assert german["duration"] == pytest.approx(seconds["speech_de.wav"], abs=1e-4)
+    assert [len(w["labels"]) for w in german["audio_tags"]] == [3]
+    assert german["audio_tags"][0]["end"] == pytest.approx(round(seconds["speech_de.wav"], 2))
+    first = json.loads((out / "manifest.json").read_text())
+    assert first["totals"] == {"shards": 2, "inputs": 4, "rows": 3, "errors": 1,
+                               "audio_seconds": pytest.approx(sum(seconds.values()), abs=0.01)}
+
+    assert annotate.main(argv) == 1  # resumed: nothing left to do, the failure is still reported
+    assert json.loads((out / "manifest.json").read_text())["runs"][-1]["shards_computed"] == 0
+    assert annotate.main([*argv, "--at-time-res", "4"]) == 2
+    assert "options.at_time_res: None -> 4.0" in capsys.readouterr().err
+    assert annotate.main([*argv, "--at-time-res", "4", "--overwrite"]) == 1
+    rows = read_rows(out)
+    assert [(w["start"], w["end"]) for w in rows[2]["audio_tags"]] == [
+        (0.0, 4.0), (4.0, pytest.approx(round(seconds["speech_de.wav"], 2)))]
+    assert len(json.loads((out / "manifest.json").read_text())["runs"]) == 1  # --overwrite starts afresh
+
+
+def test_model_goes_through_the_variant_resolver(tiny_en_at_dir, tmp_path, capsys):
+    """`--model` is resolved as everywhere else (`resolve_model`): a folder is itself, so --at-low-compute (for
+    variant names) is refused before anything is loaded or written."""
+    shutil.copy(SHARED_AUDIO / "speech_de.wav", tmp_path / "clip.wav")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "clip.wav"), "--model", str(tiny_en_at_dir), "-o", str(out), "--tags-only"]
+    assert annotate.main([*argv, "--at-low-compute"]) == 2
+    assert "low-compute applies to variant names" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# End to end (real whisper-tiny.en, subprocesses)
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """24 clips: the shared WAV/FLAC clips (long_mix is 89 s: long-form) and copies under other names."""
+    folder = tmp_path_factory.mktemp("corpus")
+    names = []
+    for index in range(24):
+        source = SHARED_AUDIO / GOOD_CLIPS[index % len(GOOD_CLIPS)]
+        target = folder / (f"copy{index // len(GOOD_CLIPS)}" if index >= len(GOOD_CLIPS) else ".") / source.name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(source, target)
+        names.append(target)
+    assert len(set(names)) == 24
+    return folder
+
+
+@pytest.fixture(scope="module")
+def single_full(corpus, tiny_en_at_dir, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("single_full")
+    out = root / "out"
+    log = run_annotate([corpus, "--model", tiny_en_at_dir, "-o", out, "--shard-size", 3, "--batch-size", 2,
+                        "--segments", "--save-probs", *FAST_DECODING], child_env(root))
+    return {"out": out, "rows": read_rows(out), "log": log}
+
+
+@pytest.mark.slow
+def test_single_process_rows(single_full, corpus):
+    rows = single_full["rows"]
+    assert sorted(rows) == list(range(24))
+    manifest = json.loads((single_full["out"] / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["totals"] == {**manifest["totals"], "inputs": 24, "rows": 24, "errors": 0}
+    assert manifest["options"]["num_beams"] == 1 and manifest["model"] == rows[0]["model"]
+    assert (single_full["out"] / "errors.jsonl").read_text() == ""
+    speech = next(row for row in rows.values() if row["id"].endswith("/speech_en.wav"))
+    assert "quick" in speech["text"] and "background noise" in speech["text"] and speech["language"] == "en"
+    assert speech["segments"] and speech["segments"][0]["start"] == 0.0
+    assert len(speech["audio_tags"]) == 1 and len(speech["audio_tags"][0]["labels"]) == 5
+    long = next(row for row in rows.values() if row["id"].endswith("long_mix.wav"))
+    assert long["duration"] == pytest.approx(89.0, abs=0.01)
+    assert [w["start"] for w in long["audio_tags"]] == [10.0 * k for k in range(9)]
+    assert long["audio_tags"][-1]["end"] == pytest.approx(89.0, abs=0.01)
+    probs = np.array(long["tag_probs"], dtype=np.float32)
+    assert probs.shape == (9, 527)
+    top = long["audio_tags"][3]
+    np.testing.assert_allclose(probs[3, top["label_ids"]], top["scores"], atol=1e-3)
+    assert json.loads(speech["options"])["segments"] is True
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_rows(single_full, corpus, tiny_en_at_dir, tmp_path):
+    out = tmp_path / "out"
+    # `accelerate launch --cpu` with several processes needs mpirun; torchrun (`--multi_gpu`) + ACCELERATE_USE_CPU
+    # gives MULTI_CPU over gloo.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m"]
+    run_annotate([corpus, "--model", tiny_en_at_dir, "-o", out, "--shard-size", 3, "--batch-size", 2,
+                  "--segments", "--save-probs", *FAST_DECODING], child_env(tmp_path, ACCELERATE_USE_CPU="true"),
+                 launcher=launcher)
+    records = [json.loads(p.read_text()) for p in sorted((out / "manifests").glob("shard-*.json"))]
+    assert {record["process"] for record in records} == {0, 1}
+    assert [record["process"] for record in records] == [0, 1] * 4  # shards dealt round-robin
+    two, one = read_rows(out), single_full["rows"]
+    assert sorted(two) == sorted(one) == list(range(24))
+    for index, row in one.items():
+        other = two[index]
+        assert (other["id"], other["text"], other["language"]) == (row["id"], row["text"], row["language"])
+        assert_same_tags(row, other)
+        np.testing.assert_allclose(np.array(other["tag_probs"], np.float32), np.array(row["tag_probs"], np.float32),
+                                   atol=1e-3)
+
+
+@pytest.mark.slow
+def test_tags_only_rows_carry_the_full_runs_tags(single_full, corpus, tiny_en_at_dir, tmp_path):
+    out = tmp_path / "out"
+    run_annotate([corpus, "--model", tiny_en_at_dir, "-o", out, "--shard-size", 5, "--batch-size", 4, "--tags-only"],
+                 child_env(tmp_path))
+    tags_only, full = read_rows(out), single_full["rows"]
+    assert sorted(tags_only) == sorted(full)
+    for index, row in full.items():
+        assert "text" not in tags_only[index] and tags_only[index]["duration"] == row["duration"]
+        assert_same_tags(row, tags_only[index])
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_recomputing_finished_shards(corpus, tiny_en_at_dir, tmp_path):
+    out = tmp_path / "out"
+    args = [corpus, "--model", tiny_en_at_dir, "-o", out, "--shard-size", 2, "--batch-size", 2, "--tags-only", "-q"]
+    env = child_env(tmp_path)
+    command = [sys.executable, "-m", "whisper_at_hf.annotate", *map(str, args)]
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not list((out / "manifests").glob("shard-*.json")):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    finished = {p.name: p.read_text() for p in (out / "manifests").glob("shard-*.json")}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "data").glob("train-*.parquet")}
+    assert 1 <= len(finished) < 12, "the run was not killed part-way"
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+
+    run_annotate(args, env)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["runs"]) == 1  # the killed run never finished
+    run = manifest["runs"][0]
+    assert run["shards_done_before"] == len(finished) and run["shards_computed"] == 12 - len(finished)
+    assert run["inputs_computed"] == 24 - 2 * len(finished)
+    for name, text in finished.items():  # untouched: same record (run id, time) and same Parquet file
+        assert (out / "manifests" / name).read_text() == text
+        parquet = out / "data" / name.replace("shard-", "train-").replace(".json", ".parquet")
+        assert parquet.stat().st_mtime_ns == mtimes[parquet.name]
+    assert sorted(read_rows(out)) == list(range(24))
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+    # A finished run: nothing to do. Other options: refused unless --overwrite.
+    run_annotate(args, env)
+    assert json.loads((out / "manifest.json").read_text())["runs"][-1]["shards_computed"] == 0
+    refused = run_annotate([*args, "--top-k", "3"], env, expect=2)
+    assert "options.top_k: 5 -> 3" in refused and "--overwrite" in refused
+    assert len(read_rows(out)) == 24
+
+
+@pytest.mark.slow
+def test_bad_files_go_to_errors_and_the_run_goes_on(tiny_en_at_dir, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    good = ["speech_en.wav", "beeps_10s.wav", "speech_en_stereo_44k.flac", "music_10s.wav", "speech_fr.wav"]
+    for name in good:
+        shutil.copy(SHARED_AUDIO / name, folder / name)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.wav").write_text("not audio at all")
+    listed = ["speech_en.wav", "empty.wav", "beeps_10s.wav", "missing.wav", "speech_en_stereo_44k.flac",
+              "notes.wav", "music_10s.wav", "speech_fr.wav"]
+    (folder / "list.jsonl").write_text("".join(json.dumps({"file": name}) + "\n" for name in listed))
+    out = tmp_path / "out"
+    log = run_annotate([folder / "list.jsonl", "--audio-column", "file", "--streaming", "--model", tiny_en_at_dir,
+                        "-o", out, "--shard-size", 3, "--tags-only"], child_env(tmp_path), expect=1)
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [(e["index"], e["id"]) for e in errors] == [(1, "empty.wav"), (3, "missing.wav"), (5, "notes.wav")]
+    assert "empty" in errors[0]["error"] and "no such file" in errors[1]["error"]
+    assert all(e["id"] in log for e in errors)
+    rows = read_rows(out)
+    assert sorted(rows) == [0, 2, 4, 6, 7] and [rows[i]["id"] for i in sorted(rows)] == good
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["totals"]["errors"] == 3 and manifest["totals"]["inputs"] == 8
+
+
+@pytest.mark.slow
+def test_push_to_hub_and_load_dataset_back(tiny_en_at_dir, tmp_path):
+    from datasets import Audio, Dataset
+    from hub_server import start_hub_server
+
+    names = ["speech_en.wav", "music_10s.wav", "beeps_10s.wav"]
+    Dataset.from_dict({"audio": [str(SHARED_AUDIO / n) for n in names], "id": names}).cast_column(
+        "audio", Audio()).save_to_disk(tmp_path / "saved")
+    server, hub, endpoint = start_hub_server()
+    try:
+        env = child_env(tmp_path, HF_HUB_OFFLINE="0", HF_ENDPOINT=endpoint, HF_TOKEN="test-token")
+        out = tmp_path / "out"
+        run_annotate([tmp_path / "saved", "--model", tiny_en_at_dir, "-o", out, "--tags-only", "--save-probs",
+                      "--push-to-hub", "tester/annotations"], env)
+        files = hub.repos["datasets/tester/annotations"]["files"]
+        assert {"README.md", "manifest.json", "errors.jsonl", "data/train-00000.parquet"} <= set(files)
+        card = files["README.md"].decode()
+        assert "tester/annotations" in card and str(tiny_en_at_dir) in card and "| rows | 3 |" in card
+        script = ("import json; from datasets import load_dataset; rows = load_dataset('tester/annotations', "
+                  "split='train'); print('ROWS=' + json.dumps([[r['id'], r['audio_tags']] for r in rows]))")
+        result = subprocess.run([sys.executable, "-c", script], env=dict(env, HF_HOME=str(tmp_path / "fresh")),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        pulled = json.loads(result.stdout.split("ROWS=")[1])
+        local = read_rows(out)
+        assert pulled == [[local[i]["id"], local[i]["audio_tags"]] for i in range(3)]
+        assert any(r.startswith("GET /datasets/tester/annotations/resolve/") for r in hub.requests)
+    finally:
+        server.shutdown()
