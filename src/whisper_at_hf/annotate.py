@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, load_audio
+from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, expand_audio_paths, load_audio
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -194,23 +194,6 @@ def _looks_like_repo_id(text: str) -> bool:
     ) and not text.lower().endswith(AUDIO_EXTENSIONS) and " " not in text
 
 
-def _audio_files(patterns: list[str]) -> list[str]:
-    """Folders -> their audio files (recursively, sorted); globs -> matches; other paths as given (a missing one
-    is then reported as an error, not dropped)."""
-    files: list[str] = []
-    for pattern in patterns:
-        if os.path.isdir(pattern):
-            found = [os.path.join(root, name) for root, _, names in os.walk(pattern) for name in names
-                     if name.lower().endswith(AUDIO_EXTENSIONS)]
-            files.extend(sorted(found))
-        elif not os.path.exists(pattern) and glob.has_magic(pattern):
-            matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
-            files.extend(matches if matches else [pattern])
-        else:
-            files.append(pattern)
-    return list(dict.fromkeys(files))
-
-
 def _is_saved_dataset(path: str) -> bool:
     return any(os.path.isfile(os.path.join(path, name)) for name in ("dataset_dict.json", "state.json"))
 
@@ -238,7 +221,7 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
             kind = "hub"
 
     if kind == "files":
-        files = _audio_files(inputs)
+        files = expand_audio_paths(inputs)
         if not files:
             raise ValueError("no audio files found in " + " ".join(inputs))
         dataset = datasets.Dataset.from_dict({"id": files, "audio": files})

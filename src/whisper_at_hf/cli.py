@@ -13,13 +13,12 @@ the exit code is 1 when any input failed.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import expand_audio_paths as expand_inputs
 from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
 from .writers import OUTPUT_FORMATS, write_result
 
@@ -63,27 +62,6 @@ def check_output_dir(path: str) -> str | None:
     except OSError as error:
         return f"output directory {path!r} is not writable: {error.strerror or error}"
     return None
-
-
-def expand_inputs(patterns: list[str]) -> list[str]:
-    """Directories -> their audio files (recursively, sorted); globs -> matches; other paths are kept as given (a
-    missing one is then reported as missing, not dropped)."""
-    files: list[str] = []
-    for pattern in patterns:
-        if os.path.isdir(pattern):
-            found = [
-                os.path.join(root, name)
-                for root, _, names in os.walk(pattern)
-                for name in names
-                if name.lower().endswith(AUDIO_EXTENSIONS)
-            ]
-            files.extend(sorted(found))
-        elif not os.path.exists(pattern) and glob.has_magic(pattern):
-            matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
-            files.extend(matches if matches else [pattern])
-        else:
-            files.append(pattern)
-    return list(dict.fromkeys(files))
 
 
 def build_parser() -> argparse.ArgumentParser:
