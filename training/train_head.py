@@ -25,7 +25,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoProcessor, HfArgumentParser, get_scheduler
+from transformers import HfArgumentParser, get_scheduler
 
 from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.metrics import load_audio_tagging_metric
@@ -33,7 +33,6 @@ from whisper_at_hf.training import (
     LABELS_KEY,
     check_push_settings,
     describe_data_source,
-    record_base_model,
     DataArguments,
     EpochSampler,
     LoopArguments,
@@ -41,17 +40,14 @@ from whisper_at_hf.training import (
     RecipeArguments,
     WeightAverager,
     balanced_sample_weights,
-    build_model,
-    load_labelled_splits,
     mixup,
-    prepare_features,
     push_trained_head,
+    setup_head_training,
     save_trained_head,
     smooth_labels,
-    start_head_label_names,
     step_rng,
 )
-from whisper_at_hf.training.build import head_logits, head_optimizer
+from whisper_at_hf.training.build import batch_pooled_states, head_logits, head_optimizer
 from whisper_at_hf.training.checkpoints import (
     atomic_write_text,
     checkpoint_problem,
@@ -129,23 +125,8 @@ def main():
     os.makedirs(args.output_dir, exist_ok=True)
 
     # ----- data and model --------------------------------------------------------------------------------------------
-    train, evaluation, label_set = load_labelled_splits(
-        data_args, start_head_label_names(model_args), token=model_args.token
-    )
-    model = build_model(model_args, label_set).to(accelerator.device)
-    record_base_model(model, model_args.model_name_or_path, model_args.base_model_id)
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, token=model_args.token)
-    logger.info("%d classes; %s", len(label_set), model.num_parameters_summary())
-    data = prepare_features(
-        model,
-        processor.feature_extractor,
-        train,
-        evaluation,
-        label_set,
-        data_args,
-        args.output_dir,
-        model_args.at_time_res,
-        state=PartialState(),
+    model, processor, data = setup_head_training(
+        model_args, data_args, args.output_dir, accelerator.device, state=PartialState()
     )
     if data.cached:
         logger.info("Feature cache %s.", "reused" if data.cache_reused else "built")
@@ -238,12 +219,7 @@ def main():
         for batch in epoch_dataloader:
             if global_step >= max_steps:
                 break
-            if "pooled_hidden_states" in batch:
-                pooled = batch["pooled_hidden_states"]
-            else:
-                with torch.no_grad():
-                    pooled = model.encode(batch["input_features"]).pooled_hidden_states
-                pooled = pooled[:, :, : model.config.at_window_frames(res)]
+            pooled = batch_pooled_states(model, batch, res)
             targets = batch[LABELS_KEY]
             rng = step_rng(args.seed, global_step, accelerator.process_index)
             pooled, targets = mixup(pooled, targets, recipe_args.mixup_alpha, rng, recipe_args.mixup_probability)

@@ -18,22 +18,18 @@ import datasets
 import torch
 import transformers
 from accelerate import PartialState
-from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from whisper_at_hf.metrics import load_audio_tagging_metric
 from whisper_at_hf.training import (
     DataArguments,
     check_push_settings,
     describe_data_source,
-    record_base_model,
     ModelArguments,
     RecipeArguments,
-    build_model,
-    load_labelled_splits,
-    prepare_features,
     push_trained_head,
+    setup_head_training,
     save_trained_head,
-    start_head_label_names,
 )
 from whisper_at_hf.training.checkpoints import latest_intact_checkpoint
 from whisper_at_hf.training.trainer import WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
@@ -71,23 +67,8 @@ def main():
     torch.set_flush_denormal(True)
 
     # ----- data and model --------------------------------------------------------------------------------------------
-    train, evaluation, label_set = load_labelled_splits(
-        data_args, start_head_label_names(model_args), token=model_args.token
-    )
-    model = build_model(model_args, label_set).to(training_args.device)
-    record_base_model(model, model_args.model_name_or_path, model_args.base_model_id)
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, token=model_args.token)
-    logger.info("%d classes; %s", len(label_set), model.num_parameters_summary())
-    data = prepare_features(
-        model,
-        processor.feature_extractor,
-        train,
-        evaluation,
-        label_set,
-        data_args,
-        training_args.output_dir,
-        model_args.at_time_res,
-        state=PartialState(),
+    model, processor, data = setup_head_training(
+        model_args, data_args, training_args.output_dir, training_args.device, state=PartialState()
     )
 
     # ----- train -----------------------------------------------------------------------------------------------------

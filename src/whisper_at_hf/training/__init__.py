@@ -2,7 +2,16 @@
 data loading and label parsing, the pooled-feature cache, collators, recipe pieces and Hub upload."""
 
 from .arguments import DataArguments, LoopArguments, ModelArguments, RecipeArguments
-from .build import PreparedData, build_model, head_logits, load_labelled_splits, prepare_features, start_head_label_names
+from .build import (
+    PreparedData,
+    batch_pooled_states,
+    build_model,
+    head_logits,
+    load_labelled_splits,
+    prepare_features,
+    setup_head_training,
+    start_head_label_names,
+)
 from .data import (
     AudioDecodeError,
     LabelSet,
@@ -71,6 +80,7 @@ __all__ = [
     "crop_or_pad",
     "decode_audio",
     "encode_pooled",
+    "batch_pooled_states",
     "head_logits",
     "load_labelled_splits",
     "load_raw_datasets",
@@ -79,6 +89,7 @@ __all__ = [
     "push_trained_head",
     "save_trained_head",
     "smooth_labels",
+    "setup_head_training",
     "start_head_label_names",
     "step_rng",
     "training_card",

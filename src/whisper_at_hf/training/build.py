@@ -202,17 +202,52 @@ def prepare_features(
     return prepared
 
 
+def setup_head_training(
+    model_args: ModelArguments, data_args: DataArguments, output_dir: str, device: Any, state: Any = None
+) -> tuple[WhisperForAudioTaggingAndASR, Any, PreparedData]:
+    """The set-up both training scripts share: labelled splits -> a frozen Whisper with a head for their classes
+    (the base's Hub id recorded for the card and later loading) on `device` -> the processor -> features prepared
+    (cached pooled states or raw audio, unreadable rows reported). Returns `(model, processor, data)`."""
+    from transformers import AutoProcessor
+
+    from .hub import record_base_model
+
+    train, evaluation, label_set = load_labelled_splits(
+        data_args, start_head_label_names(model_args), token=model_args.token
+    )
+    model = build_model(model_args, label_set).to(device)
+    record_base_model(model, model_args.model_name_or_path, model_args.base_model_id)
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, token=model_args.token)
+    logger.info("%d classes; %s", len(label_set), model.num_parameters_summary())
+    data = prepare_features(
+        model,
+        processor.feature_extractor,
+        train,
+        evaluation,
+        label_set,
+        data_args,
+        output_dir,
+        model_args.at_time_res,
+        state=state,
+    )
+    return model, processor, data
+
+
+def batch_pooled_states(model: WhisperForAudioTaggingAndASR, batch: dict, at_time_res: float) -> torch.Tensor:
+    """The first tagging window's pooled states `(B, L, window_frames, d)` of a collated batch: the cached
+    `pooled_hidden_states` as they are, or raw `input_features` `(B, n_mels, frames)` through one frozen
+    `model.encode()` pass (no gradients: Whisper stays frozen), cut to the window."""
+    if POOLED_COLUMN in batch:
+        return batch[POOLED_COLUMN]
+    with torch.no_grad():
+        pooled = model.encode(batch["input_features"]).pooled_hidden_states
+    return pooled[:, :, : model.config.at_window_frames(at_time_res)]
+
+
 def head_logits(model: WhisperForAudioTaggingAndASR, head: torch.nn.Module, batch: dict, at_time_res: float):
-    """First-window logits `(B, C)` from a collated batch: cached pooled states go straight to `head`; raw
-    features go through one frozen `model.encode()` pass first. `head` is `model.audio_tagging_head` or its
-    Accelerate/DDP wrapper."""
-    if "pooled_hidden_states" in batch:
-        pooled = batch["pooled_hidden_states"]
-    else:
-        with torch.no_grad():
-            pooled = model.encode(batch["input_features"]).pooled_hidden_states
-        pooled = pooled[:, :, : model.config.at_window_frames(at_time_res)]
-    return head(pooled, at_time_res)[:, 0]
+    """First-window logits `(B, C)` from a collated batch (see [`batch_pooled_states`]). `head` is
+    `model.audio_tagging_head` or its Accelerate/DDP wrapper."""
+    return head(batch_pooled_states(model, batch, at_time_res), at_time_res)[:, 0]
 
 
 def head_optimizer(

@@ -16,7 +16,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..modeling_whisper_at import HEAD_WEIGHTS_NAME, WhisperATEncoderOutput
 from .arguments import RecipeArguments
-from .features import POOLED_COLUMN
+from .build import batch_pooled_states
 from .hub import require_hub_base, save_trained_head, training_card
 from .recipe import (
     LABELS_KEY,
@@ -99,13 +99,8 @@ class WhisperATHeadTrainer(Trainer):
         unwrapped = self.accelerator.unwrap_model(model)
         unwrapped.model.eval()  # Whisper's encoder/decoder: no dropout, no layer drop
         at_time_res = self.at_time_res or unwrapped.config.at_time_res
-        window = unwrapped.config.at_window_frames(at_time_res)
         targets = inputs[LABELS_KEY]
-        if POOLED_COLUMN in inputs:
-            pooled = inputs[POOLED_COLUMN]
-        else:
-            with torch.no_grad():
-                pooled = unwrapped.encode(inputs["input_features"]).pooled_hidden_states[:, :, :window]
+        pooled = batch_pooled_states(unwrapped, inputs, at_time_res)
         if model.training:
             rng = step_rng(self.args.seed, self.state.global_step, self.args.process_index)
             pooled, targets = mixup(pooled, targets, self.recipe.mixup_alpha, rng, self.recipe.mixup_probability)
