@@ -324,6 +324,7 @@ def test_base_model_hub_id_is_found_or_the_push_refused(tmp_path):
     assert model.config.base_model_name_or_path == str(TINY_EN.resolve())
 
 
+@pytest.mark.slow  # two script subprocesses
 @pytest.mark.parametrize("script", [TRAIN_HEAD, TRAIN_HEAD_TRAINER])
 def test_push_settings_fail_before_any_work(script, tiny_setup, tmp_path):
     root, whisper_dir, files = tiny_setup
@@ -340,6 +341,7 @@ def test_push_settings_fail_before_any_work(script, tiny_setup, tmp_path):
         assert not (tmp_path / "out" / "feature_cache").exists()
 
 
+@pytest.mark.slow  # trains, damages, resumes
 def test_damaged_newest_checkpoint_falls_back_with_a_warning(tiny_setup, tmp_path):
     """Checkpoints are written under a temporary name and renamed; `latest` skips a damaged newer one."""
     root, whisper_dir, files = tiny_setup
