@@ -18,14 +18,15 @@ HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token")
 def is_hub_id(name_or_path: str | os.PathLike | None) -> bool:
     """Whether `name_or_path` names a Hub repo (`"name"` or `"org/name"`) rather than a local path.
 
-    An existing path is local; so is anything absolute, starting with `.` or `~`, or with more than one `/`.
+    An existing path is local; so is anything absolute, starting with `.` or `~`, with more than one `/`, or with an
+    empty part or a part starting with `.` or `-` (which the Hub does not allow).
     """
     if not name_or_path:
         return False
     name = os.fspath(name_or_path)
     if Path(name).exists() or os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name:
         return False
-    return name.count("/") <= 1
+    return name.count("/") <= 1 and all(part and not part.startswith((".", "-")) for part in name.split("/"))
 
 
 def hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ pass their measured metrics). `model_cards/generate_model_cards.py` writes the c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
@@ -46,10 +45,6 @@ ORIGINAL_RECIPE: dict[tuple[str, bool], tuple[float, int, int, str]] = {
     ("base", False): (1e-4, 50, 5, "21-50"),
     ("tiny", False): (1e-4, 50, 5, "21-50"),
 }
-
-
-def _is_hub_id(name: str | None) -> bool:
-    return is_hub_id(name)
 
 
 def format_parameter_count(count: int | str | None) -> str | None:
@@ -104,7 +99,7 @@ def card_metadata(
                 source_url=source.get("url"),
             )
         )
-    hub_base = base_model if _is_hub_id(base_model) else None
+    hub_base = base_model if is_hub_id(base_model) else None
     tag_list = ["whisper", "whisper-at", "audio-tagging", "audio-classification"]
     tag_list += ["audioset"] if audioset_labels else []
     return ModelCardData(

@@ -8,19 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..hub_utils import is_hub_id
 from ..labels import LabelNames
 
 logger = logging.getLogger(__name__)
-
-
-def is_hub_id(name: str | os.PathLike | None) -> bool:
-    """`name` reads as a Hub repo id (`org/name` or `name`), not a local path."""
-    if not name:
-        return False
-    name = str(name)
-    if os.path.exists(name) or name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1:
-        return False
-    return all(part and not part.startswith((".", "-")) for part in name.split("/"))
 
 
 def hub_id_of_cache_path(path: str | os.PathLike) -> tuple[str, str] | None:
