@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, expand_audio_paths, load_audio
+from .file_utils import atomic_write
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -527,19 +528,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Writes `path` through a hidden temporary file beside it and a rename (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def write_json(path: Path, payload: Any) -> None:
-    write_atomic(path, (json.dumps(payload, indent=1, ensure_ascii=False) + "\n").encode())
+    atomic_write(path, (json.dumps(payload, indent=1, ensure_ascii=False) + "\n").encode())
 
 
 class OutputFolder:
@@ -585,7 +575,7 @@ class OutputFolder:
         table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
-        write_atomic(self.root / shard_file(index), sink.getvalue().to_pybytes())
+        atomic_write(self.root / shard_file(index), sink.getvalue().to_pybytes())
         write_json(self.root / shard_record_file(index), record)
 
 
@@ -871,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted(set(range(expected)) - {record["shard"] for record in records})
     errors = [error for record in records for error in record["errors"]]
     if state.is_main_process:
-        write_atomic(folder.root / ERRORS, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode())
+        atomic_write(folder.root / ERRORS, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode())
         manifest = folder.read_manifest()
         this_run = [record for record in records if record["run"] == run["id"]]
         run.update(finished_at=_now(), work_seconds=round(work_seconds, 3), shards_done_before=len(done_before),

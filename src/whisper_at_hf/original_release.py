@@ -49,6 +49,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from transformers.utils import logging
 
+from .file_utils import atomic_write
+
 logger = logging.get_logger(__name__)
 
 #: Hub organisation of the converted original checkpoints (`whisper-at-convert --variant all --push-to-hub ORG`).
@@ -434,11 +436,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Atomic: a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".tmp-", suffix=".json", delete=False) as file:
-        json.dump(dict(payload), file, indent=2)
-    os.replace(file.name, path)
+    atomic_write(path, json.dumps(dict(payload), indent=2))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -9,21 +9,11 @@ import os
 import re
 from pathlib import Path
 
+from ..file_utils import atomic_write as atomic_write_text  # the scripts' name for it
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, flushes it to disk and renames it over `path`: a reader sees
-    the old file or the new one, never a partial one."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def temporary_checkpoint_dir(final: str | os.PathLike) -> Path:

@@ -1,0 +1,23 @@
+"""Writing files so that readers (a resumed run, another process, a later call) never see half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Writes `data` (text as UTF-8) to a temporary file beside `path`, flushes it to disk and renames it over
+    `path` (creating the folder): a reader sees the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
+
+
+__all__ = ["atomic_write"]
