@@ -135,6 +135,24 @@ def test_auto_class_bookkeeping_kwargs(tmp_path, monkeypatch):
 
 
 # ----- configuration_whisper_at.py ----------------------------------------------------------------------------------
+def test_one_sided_text_config_is_a_deep_copy():
+    """transformers answers `get_text_config(decoder=True)` on a flat encoder-decoder config with a deep copy of the
+    whole config (and `generate` asks for it on every call): why `WhisperATConfig.get_text_config` copies without the
+    527 tag classes. Ours must give upstream's copy in every other field."""
+    from transformers import PretrainedConfig
+
+    from whisper_at_hf import WhisperATConfig
+
+    config = WhisperATConfig.from_whisper_config(tiny_whisper_config())
+    upstream = PretrainedConfig.get_text_config(config, decoder=True)
+    assert upstream is not config and upstream.id2label == config.id2label and upstream.id2label is not config.id2label
+    ours = config.get_text_config(decoder=True)
+    theirs, mine = upstream.to_dict(), ours.to_dict()
+    assert {key for key in set(theirs) | set(mine) if theirs.get(key) != mine.get(key)} == {"id2label", "label2id"}
+    assert ours.num_labels == 2 and config.num_labels == 527  # the model's own config is untouched
+    assert config.get_text_config() is config  # both sides: no copy, upstream's answer
+
+
 def test_pipeline_factory_lets_config_custom_pipelines_shadow_registered_tasks():
     """`pipeline()` looks at `config.custom_pipelines` before the task registry and then demands
     trust_remote_code: why the installed package's config leaves its own task out of that entry."""

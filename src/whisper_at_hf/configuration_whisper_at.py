@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
 from transformers import WhisperConfig
 
-from .pipeline_code import PIPELINE_TASK
+from .remote_code import PIPELINE_TASK
 
 # AudioSet ontology size used by every released Whisper-AT head.
 AUDIOSET_NUM_LABELS = 527
 # Whisper's mel frame rate and its encoder's 2x convolutional downsampling.
 MEL_FRAMES_PER_SECOND = 100
 ENCODER_DOWNSAMPLING = 2
-# A saved config.json carries `custom_pipelines` (written by `pipeline_code.save_pipeline_code`) so the checkpoint's own
+# A saved config.json carries `custom_pipelines` (written by `remote_code.save_remote_code`) so the checkpoint's own
 # copy of the pipeline serves `trust_remote_code` users without this package. The installed package registers that
 # task itself, and transformers' `pipeline()` lets a config entry shadow a registered task (and demand
 # trust_remote_code), so the installed package's config class leaves its own task out. A copy of this file loaded as
@@ -146,6 +147,22 @@ class WhisperATConfig(WhisperConfig):
                 f"sees; the head cannot use a longer window), got {at_time_res!r}."
             )
         return int(round(frames))
+
+    # ----- upstream-coupled: pinned by tests/test_upstream_pins.py::test_one_sided_text_config_is_a_deep_copy -------
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> WhisperConfig:
+        """As [`PretrainedConfig.get_text_config`], but a one-sided copy leaves the tag classes out.
+
+        For a flat encoder-decoder config, transformers answers `decoder=True` (or `encoder=True`) with a deep copy of
+        the whole config, and `generate` asks for it three times per call. The 527-class `id2label`/`label2id` make
+        that copy ~6x Whisper's (~1 ms each, several % of a short clip's tagging cost); they belong to the tagging
+        head, not to the text side, whose copy gets Whisper's default two labels instead.
+        """
+        if decoder == encoder:  # transformers returns `self` here: no copy to save
+            return super().get_text_config(decoder=decoder, encoder=encoder)
+        unlabeled = copy.copy(self)  # shallow: `self` is never modified, so concurrent callers are safe
+        unlabeled.id2label = {0: "LABEL_0", 1: "LABEL_1"}
+        unlabeled.label2id = {"LABEL_0": 0, "LABEL_1": 1}
+        return super(WhisperATConfig, unlabeled).get_text_config(decoder=decoder, encoder=encoder)
 
     @classmethod
     def from_whisper_config(cls, whisper_config: WhisperConfig, **head_kwargs: Any) -> "WhisperATConfig":

@@ -1,0 +1,83 @@
+"""The package's code beside a saved checkpoint, so it loads where this package is not installed:
+`AutoModelForSpeechSeq2Seq.from_pretrained(DIR, trust_remote_code=True)` and `pipeline("whisper-at", model=DIR,
+trust_remote_code=True)`.
+
+`WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only) calls [`save_checkpoint_code`] once, after the
+checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
+adds `auto_map` and `custom_pipelines` to the written `config.json`. The model's in-memory config is never touched.
+
+The model class is deliberately *not* registered with `register_for_auto_class`: transformers treats a registered
+class as remote code, and `generate` then inspects `forward`'s signature on every decoding step (a per-token cost
+plain Whisper does not pay). The config class is registered (that only matters when a config is saved).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+PIPELINE_TASK = "whisper-at"
+PIPELINE_MODULE = "pipeline_whisper_at"
+PIPELINE_CLASS = "WhisperATPipeline"
+ASR_PIPELINE_MODULE = "pipeline_asr_whisper_at"
+MODEL_AUTO_CLASS = "AutoModelForSpeechSeq2Seq"
+
+
+def custom_pipelines_entry() -> dict:
+    """The `config.custom_pipelines` entry with which `pipeline(PIPELINE_TASK, trust_remote_code=True)` finds the
+    pipeline class."""
+    return {
+        PIPELINE_TASK: {
+            "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
+            "pt": (MODEL_AUTO_CLASS,),
+            "type": "multimodal",
+        }
+    }
+
+
+def _copy_with_relative_imports(module_file: Path, save_directory: str | os.PathLike) -> None:
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    for path in [str(module_file), *get_relative_import_files(str(module_file))]:
+        target = os.path.join(save_directory, os.path.basename(path))
+        if os.path.abspath(path) != os.path.abspath(target):
+            shutil.copyfile(path, target)
+
+
+def save_checkpoint_code(save_directory: str | os.PathLike, model_class: type) -> None:
+    """Copies the module of `model_class` and the pipeline modules (`whisper-at`, and the stock ASR task's subclass
+    in `pipeline_asr_whisper_at.py`) with their relative imports into `save_directory`, and adds
+    `auto_map[AutoModelForSpeechSeq2Seq]` and the `custom_pipelines` entries to the `config.json` there (which must
+    exist)."""
+    config_file = Path(save_directory, "config.json")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+
+    model_file = Path(sys.modules[model_class.__module__].__file__)
+    _copy_with_relative_imports(model_file, save_directory)
+    config["auto_map"] = {
+        **config.get("auto_map", {}),
+        MODEL_AUTO_CLASS: f"{model_file.stem}.{model_class.__name__}",
+    }
+
+    module_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
+    asr_module_file = Path(__file__).with_name(f"{ASR_PIPELINE_MODULE}.py")
+    if module_file.is_file() and asr_module_file.is_file():
+        from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
+
+        _copy_with_relative_imports(module_file, save_directory)
+        _copy_with_relative_imports(asr_module_file, save_directory)
+        entries = {**custom_pipelines_entry(), **asr_custom_pipelines_entry()}
+        config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **entries}
+    else:  # this file is remote code whose checkpoint was saved without the pipelines
+        logger.warning(f"pipeline modules not found beside {Path(__file__).name}: no pipeline code is saved.")
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+__all__ = ["MODEL_AUTO_CLASS", "PIPELINE_TASK", "custom_pipelines_entry", "save_checkpoint_code"]
