@@ -460,6 +460,44 @@ def test_no_forward_patching_and_no_state_left_on_the_model(tiny_pair):
     assert joint.model.encoder.forward == encoder_forward and "forward" not in vars(joint.model.encoder)
 
 
+def test_generate_adds_no_python_work_per_step_or_per_label(tiny_pair, monkeypatch):
+    """The tags' cost next to ASR is the head's FLOPs and nothing else (benchmarks/overhead.py measures it). Two
+    hidden costs this guards against: transformers inspects `forward`'s signature on every decoding step for classes
+    registered with `register_for_auto_class` (remote code), and deep-copies the config on every `generate` call,
+    where 527 tag classes made the copy ~6x Whisper's."""
+    import copy
+    import inspect
+
+    calls = {"signature": 0, "deepcopy": 0}
+    signature, deepcopy = inspect.signature, copy.deepcopy
+
+    def counting_signature(*args, **kwargs):
+        calls["signature"] += 1
+        return signature(*args, **kwargs)
+
+    def counting_deepcopy(*args, **kwargs):
+        calls["deepcopy"] += 1
+        return deepcopy(*args, **kwargs)
+
+    monkeypatch.setattr(inspect, "signature", counting_signature)
+    monkeypatch.setattr(copy, "deepcopy", counting_deepcopy)
+    plain, joint = tiny_pair
+    many_labels = WhisperForAudioTaggingAndASR.from_whisper(plain, num_labels=527).eval()
+    few_labels = WhisperForAudioTaggingAndASR.from_whisper(plain, num_labels=3).eval()
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(3))
+
+    def counted(model, tokens):
+        calls.update(signature=0, deepcopy=0)
+        with torch.no_grad():
+            model.generate(features, max_new_tokens=tokens, min_new_tokens=tokens)
+        return dict(calls)
+
+    assert not WhisperForAudioTaggingAndASR.is_remote_code()
+    for tokens in (2, 12):  # (transformers' own logits processors inspect signatures per step, for both models)
+        assert counted(many_labels, tokens)["signature"] == counted(plain, tokens)["signature"]
+    assert counted(many_labels, 4)["deepcopy"] == counted(few_labels, 4)["deepcopy"]  # nothing per label
+
+
 def test_threads_sharing_one_model_give_the_sequential_results(tiny_pair):
     from concurrent.futures import ThreadPoolExecutor
 

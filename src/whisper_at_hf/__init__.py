@@ -15,17 +15,17 @@ from .modeling_whisper_at import (
 )
 from .original_release import DefaultPipelineModel, released_checkpoint
 from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline
-from .pipeline_code import PIPELINE_TASK
+from .remote_code import PIPELINE_TASK
 from .pipeline_whisper_at import WhisperATPipeline
 
 __version__ = "0.1.0"
 
 AutoConfig.register(WhisperATConfig.model_type, WhisperATConfig, exist_ok=True)
 AutoModelForSpeechSeq2Seq.register(WhisperATConfig, WhisperForAudioTaggingAndASR, exist_ok=True)
-# save_pretrained then writes the code and `auto_map`, so the checkpoint loads with trust_remote_code=True
-# in an environment without this package.
+# A saved config then carries its code and `auto_map`. The model class is not registered (see remote_code.py):
+# its save_pretrained writes the model's and the pipelines' code and `auto_map` itself, so a checkpoint loads with
+# trust_remote_code=True in an environment without this package.
 WhisperATConfig.register_for_auto_class()
-WhisperForAudioTaggingAndASR.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 
 # pipeline("whisper-at", ...); save_pretrained also writes the pipeline's code and `custom_pipelines` into checkpoints.
 # Without a model, the default released variant is resolved (downloaded once) when transformers asks for it.

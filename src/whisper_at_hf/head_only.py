@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from .remote_code import save_remote_code
 from .configuration_whisper_at import WhisperATConfig
 from .hub_utils import find_file, hub_kwargs, upload_folder
 
@@ -206,16 +207,13 @@ def save_head_only(
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]
     config.dtype = str(model.audio_tagging_head.classifier.weight.dtype).removeprefix("torch.")
-    if model.is_remote_code():
-        from transformers.dynamic_module_utils import custom_object_save
-
-        custom_object_save(model, save_directory, config=config)
     config.save_pretrained(save_directory)
     state = {
         f"{HEAD_PREFIX}.{key}": tensor.detach().to("cpu").contiguous()
         for key, tensor in model.audio_tagging_head.state_dict().items()
     }
     save_file(state, os.path.join(save_directory, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
+    save_remote_code(save_directory, type(model))
     if push_to_hub:
         upload_folder(
             save_directory,

@@ -38,7 +38,7 @@ from .head_only import (
     trainable_parameters_summary,
     unreadable_weights_error,
 )
-from .pipeline_code import save_pipeline_code
+from .remote_code import save_remote_code
 from .timeline import WindowAssembler, pass_spans, windows_of
 
 
@@ -405,9 +405,10 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
     # ----- saving ---------------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
-        """[`PreTrainedModel.save_pretrained`], plus the `whisper-at` pipeline's code and its `custom_pipelines`
-        entry in `config.json` (so `pipeline("whisper-at", model=DIR, trust_remote_code=True)` works without this
-        package). With `head_only=True`, writes only the head (see `head_only.py`).
+        """[`PreTrainedModel.save_pretrained`], plus the model's and the pipelines' code with `auto_map` and
+        `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at", ...)` load
+        the folder with `trust_remote_code=True` without this package; see `remote_code.py`). With
+        `head_only=True`, writes only the head (see `head_only.py`).
 
         `push_to_hub=True` uploads the folder once everything is written (`repo_id`, `token`, `private`,
         `commit_message` as in transformers).
@@ -420,10 +421,9 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             hub_only = {key: kwargs.pop(key) for key in ("repo_id", "private", "commit_message") if key in kwargs}
             super().save_pretrained(save_directory, *args, **kwargs)
             kwargs.update(hub_only)
-        if not is_main_process:
-            return
-        save_pipeline_code(save_directory)
-        if push_to_hub:
+            if is_main_process:
+                save_remote_code(save_directory, type(self))
+        if push_to_hub and is_main_process:
             from .hub_utils import upload_folder
 
             default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
@@ -570,9 +570,8 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
         run_decoder = labels is not None or decoder_input_ids is not None or decoder_inputs_embeds is not None
         if run_decoder:
-            plain_encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
             out = super().forward(
-                encoder_outputs=plain_encoder_outputs,
+                encoder_outputs=encoder_outputs,
                 labels=labels,
                 decoder_input_ids=decoder_input_ids,
                 decoder_inputs_embeds=decoder_inputs_embeds,

@@ -23,8 +23,8 @@ from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
 from .labels import load_label_names
 from .options import check_not_a_sample_list, check_pipeline_options
-from .pipeline_code import PIPELINE_TASK as TASK
-from .pipeline_code import custom_pipelines_entry, save_pipeline_code
+from .remote_code import PIPELINE_TASK as TASK
+from .remote_code import custom_pipelines_entry
 from .timeline import PooledSpan, WindowAssembler, pass_spans, window_bounds, windows_for_duration
 
 logger = logging.get_logger(__name__)
@@ -665,4 +665,4 @@ def _pad_features_collate(tokenizer, feature_extractor):
     return collate
 
 
-__all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry", "save_pipeline_code"]
+__all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry"]

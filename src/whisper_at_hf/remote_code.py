@@ -2,7 +2,7 @@
 `AutoModelForSpeechSeq2Seq.from_pretrained(DIR, trust_remote_code=True)` and `pipeline("whisper-at", model=DIR,
 trust_remote_code=True)`.
 
-`WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only) calls [`save_checkpoint_code`] once, after the
+`WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only) calls [`save_remote_code`] once, after the
 checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
 adds `auto_map` and `custom_pipelines` to the written `config.json`. The model's in-memory config is never touched.
 
@@ -51,7 +51,7 @@ def _copy_with_relative_imports(module_file: Path, save_directory: str | os.Path
             shutil.copyfile(path, target)
 
 
-def save_checkpoint_code(save_directory: str | os.PathLike, model_class: type) -> None:
+def save_remote_code(save_directory: str | os.PathLike, model_class: type) -> None:
     """Copies the module of `model_class` and the pipeline modules (`whisper-at`, and the stock ASR task's subclass
     in `pipeline_asr_whisper_at.py`) with their relative imports into `save_directory`, and adds
     `auto_map[AutoModelForSpeechSeq2Seq]` and the `custom_pipelines` entries to the `config.json` there (which must
@@ -80,4 +80,4 @@ def save_checkpoint_code(save_directory: str | os.PathLike, model_class: type) -
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-__all__ = ["MODEL_AUTO_CLASS", "PIPELINE_TASK", "custom_pipelines_entry", "save_checkpoint_code"]
+__all__ = ["MODEL_AUTO_CLASS", "PIPELINE_TASK", "custom_pipelines_entry", "save_remote_code"]
