@@ -10,8 +10,12 @@ The measured overhead is compared with the FLOP overhead head / (encoder + decod
 (analytic count of benchmarks/flops.py, which that script checks against torch's FLOP counter). It also counts
 encoder passes per 30 s window (must be 1) and shows where the joint model's time goes.
 
+A third level, `--level python`, resolves what the real models cannot: the Python-side cost the joint model adds
+per `generate` call and per decoded token, on a Whisper so small (random, d_model 64) that compute is negligible.
+
     python benchmarks/overhead.py                                  # tiny.en and base, 6 clips, 5 repetitions
     python benchmarks/overhead.py --models ../shared/models/whisper-base --repeats 9 --level model
+    python benchmarks/overhead.py --level python --repeats 40      # per-call / per-token Python overhead
 """
 
 from __future__ import annotations
@@ -129,6 +133,54 @@ def time_breakdown(plain, joint, features, args) -> dict[str, float]:
     return {name: median(values) for name, values in times.items()}
 
 
+def python_level(args) -> dict[str, float]:
+    """Per-call and per-token milliseconds the joint model adds to plain Whisper's `generate` (same weights), on a
+    random Whisper too small for compute to matter: joint without tags, and with tags less the head's own time."""
+    from transformers import WhisperConfig
+    from transformers.modeling_outputs import BaseModelOutput
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # one "min_new_tokens and min_length" notice per call otherwise
+
+    config = WhisperConfig(
+        d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=128, decoder_ffn_dim=128, decoder_start_token_id=50257,
+    )
+    torch.manual_seed(0)
+    plain = WhisperForConditionalGeneration(config).eval()
+    joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()  # 527 tag classes, as the released heads
+    x = torch.randn(1, config.num_mel_bins, 3000)
+    encoded = plain.model.encoder(x).last_hidden_state
+    pooled = joint.encode(x).pooled_hidden_states
+    short, long = 1, 61
+
+    def decode(model, tokens: int, **kwargs):
+        def run() -> None:
+            model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoded), max_new_tokens=tokens,
+                           min_new_tokens=tokens, **kwargs)
+        return run
+
+    runs = {
+        "plain call": lambda: plain.generate(x, max_new_tokens=short, min_new_tokens=short),
+        "joint call": lambda: joint.generate(x, max_new_tokens=short, min_new_tokens=short),
+        "joint call with tags": lambda: joint.generate(x, max_new_tokens=short, min_new_tokens=short,
+                                                       return_audio_tags=True),
+        "head": lambda: joint.tag_pooled(pooled),
+        "plain short": decode(plain, short), "plain long": decode(plain, long),
+        "joint short": decode(joint, short), "joint long": decode(joint, long),
+    }
+    with torch.inference_mode():
+        t = {name: median(values) for name, values in interleaved(runs, args.repeats, args.warmup).items()}
+    per_token = lambda name: (t[f"{name} long"] - t[f"{name} short"]) / (long - short)  # noqa: E731
+    return {
+        "per call, no tags": 1000 * (t["joint call"] - t["plain call"]),
+        "per call, with tags less the head": 1000 * (t["joint call with tags"] - t["head"] - t["plain call"]),
+        "per token": 1000 * (per_token("joint") - per_token("plain")),
+        "plain per token": 1000 * per_token("plain"),
+        "plain call": 1000 * t["plain call"],
+    }
+
+
 def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict:
     from transformers import pipeline
 
@@ -187,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS, help="clips under ../shared/audio")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--level", choices=["model", "pipeline", "both"], default="both")
+    parser.add_argument("--level", choices=["model", "pipeline", "both", "python"], default="both",
+                        help="both = model and pipeline; python = the per-call/per-token Python overhead")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--at-low-dim", type=int, default=None, help="512 for a TL-TR-512 head")
     parser.add_argument("--at-time-res", type=float, default=None, help="tag window (s), default the config's")
@@ -200,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     print(machine())
+    if args.level == "python":
+        r = python_level(args)
+        print(f"\n[random Whisper d_model 64] Python overhead of the joint model vs plain generate, {args.repeats} "
+              f"repetitions (a plain 1-token call: {r['plain call']:.2f} ms, a plain token: {r['plain per token']:.3f} ms)")
+        for name in ("per call, no tags", "per call, with tags less the head", "per token"):
+            print(f"  {name:36s} {r[name]:+.3f} ms")
+        return 0
     clips = {name: load_clip(name) for name in args.clips}
     print(f"clips: {', '.join(f'{n} ({len(a) / 16000:.1f} s)' for n, a in clips.items())}; {args.repeats} repetitions")
     failed = False
