@@ -171,7 +171,9 @@ def python_level(args) -> dict[str, float]:
     }
     with torch.inference_mode():
         t = {name: median(values) for name, values in interleaved(runs, args.repeats, args.warmup).items()}
-    per_token = lambda name: (t[f"{name} long"] - t[f"{name} short"]) / (long - short)  # noqa: E731
+    def per_token(name: str) -> float:
+        return (t[f"{name} long"] - t[f"{name} short"]) / (long - short)
+
     return {
         "per call, no tags": 1000 * (t["joint call"] - t["plain call"]),
         "per call, with tags less the head": 1000 * (t["joint call with tags"] - t["head"] - t["plain call"]),

@@ -17,9 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from .remote_code import save_remote_code
 from .configuration_whisper_at import WhisperATConfig
 from .hub_utils import find_file, hub_kwargs, upload_folder
+from .remote_code import save_remote_code
 
 HEAD_PREFIX = "audio_tagging_head"
 HEAD_WEIGHTS_NAME = "audio_tagging_head.safetensors"

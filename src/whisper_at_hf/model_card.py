@@ -12,12 +12,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from .remote_code import PIPELINE_TASK
 from .configuration_whisper_at import AUDIOSET_NUM_LABELS
 from .hub_utils import is_hub_id
 
 # the release table lives with the resolver; cards only render it
 from .original_release import ORIGINAL_VARIANTS, ORIGINAL_VARIANTS_BY_NAME, OriginalVariant, find_original_variant
+from .remote_code import PIPELINE_TASK
 
 AUDIOSET_DATASET = "agkphysics/AudioSet"
 ORIGINAL_PAPER = "https://arxiv.org/abs/2307.03183"

@@ -42,12 +42,16 @@ def custom_pipelines_entry() -> dict:
     }
 
 
-def _copy_with_relative_imports(module_file: Path, save_directory: str | os.PathLike) -> None:
+def _copy_modules(module_files: list[Path], save_directory: str | os.PathLike) -> None:
+    """Copies `module_files` and everything they import relatively into `save_directory`, each file once."""
     from transformers.dynamic_module_utils import get_relative_import_files
 
-    for path in [str(module_file), *get_relative_import_files(str(module_file))]:
-        target = os.path.join(save_directory, os.path.basename(path))
-        if os.path.abspath(path) != os.path.abspath(target):
+    paths = set()
+    for module in map(str, module_files):
+        paths.update(os.path.abspath(path) for path in [module, *get_relative_import_files(module)])
+    for path in sorted(paths):
+        target = os.path.abspath(os.path.join(save_directory, os.path.basename(path)))
+        if path != target:
             shutil.copyfile(path, target)
 
 
@@ -60,23 +64,22 @@ def save_remote_code(save_directory: str | os.PathLike, model_class: type) -> No
     config = json.loads(config_file.read_text(encoding="utf-8"))
 
     model_file = Path(sys.modules[model_class.__module__].__file__)
-    _copy_with_relative_imports(model_file, save_directory)
+    modules = [model_file]
     config["auto_map"] = {
         **config.get("auto_map", {}),
         MODEL_AUTO_CLASS: f"{model_file.stem}.{model_class.__name__}",
     }
 
-    module_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
-    asr_module_file = Path(__file__).with_name(f"{ASR_PIPELINE_MODULE}.py")
-    if module_file.is_file() and asr_module_file.is_file():
+    pipeline_files = [Path(__file__).with_name(f"{name}.py") for name in (PIPELINE_MODULE, ASR_PIPELINE_MODULE)]
+    if all(path.is_file() for path in pipeline_files):
         from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
 
-        _copy_with_relative_imports(module_file, save_directory)
-        _copy_with_relative_imports(asr_module_file, save_directory)
+        modules += pipeline_files
         entries = {**custom_pipelines_entry(), **asr_custom_pipelines_entry()}
         config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **entries}
     else:  # this file is remote code whose checkpoint was saved without the pipelines
         logger.warning(f"pipeline modules not found beside {Path(__file__).name}: no pipeline code is saved.")
+    _copy_modules(modules, save_directory)
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
