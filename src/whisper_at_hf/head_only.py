@@ -128,7 +128,9 @@ def load_head_weights(head: nn.Module, path: str | os.PathLike) -> None:
     head.load_state_dict(head_state)
 
 
-def load_head_only(model_class: Any, head_name_or_path: str | os.PathLike, base_model: Any = None, **kwargs: Any) -> Any:
+def load_head_only(
+    model_class: Any, head_name_or_path: str | os.PathLike, base_model: Any = None, **kwargs: Any
+) -> tuple[Any, dict]:
     """Loads the base Whisper of a head-only checkpoint (or `base_model`) and attaches the head.
 
     `kwargs` are `from_pretrained` kwargs: `revision`/`subfolder`/`config` concern the head checkpoint, the rest

@@ -149,11 +149,10 @@ class WhisperATHead(nn.Module):
 # The encoder: Whisper's, with pooled per-layer states and answers from an explicit cache of passes
 # --------------------------------------------------------------------------------------------------------------------
 # ----- upstream-coupled: `set_attn_implementation` asks each `PreTrainedModel` class `_can_set_attn_implementation()`,
-# which guesses from the source of the class's module: one defining an `*Attention*(nn.Module)` class that never calls
-# `ALL_ATTENTION_FUNCTIONS.get_interface(` is refused (and the cached answer a subclass inherits from plain Whisper makes
-# it order-dependent). The head's `WhisperATAttention` is SDPA by design and returns no weights; every Whisper attention
-# in this model is transformers' own, which switches. Both classes of this module that are `PreTrainedModel`s answer
-# with this. Pin: tests/test_upstream_pins.py::test_attention_switch_is_guessed_from_the_module_source.
+# which guesses from the source of the class's module: one defining an `*Attention*(nn.Module)` class that never
+# calls `ALL_ATTENTION_FUNCTIONS.get_interface(` is refused (and the cached answer a subclass inherits from plain
+# Whisper makes it order-dependent). The head's `WhisperATAttention` is SDPA by design and returns no weights; every
+# Whisper attention in this model is transformers' own, which switches. This module's `PreTrainedModel`s answer this. Pin: tests/test_upstream_pins.py::test_attention_switch_is_guessed_from_the_module_source.
 def _can_set_attn_implementation() -> bool:
     return True
 
@@ -249,7 +248,8 @@ class WhisperATEncoder(WhisperEncoder):
             hidden = layer(hidden, None, **kwargs)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
             pooled.append(self._pool(hidden))
-        return WhisperATEncoderOutput(last_hidden_state=self.layer_norm(hidden), pooled_hidden_states=torch.stack(pooled, 1))
+        last = self.layer_norm(hidden)
+        return WhisperATEncoderOutput(last_hidden_state=last, pooled_hidden_states=torch.stack(pooled, dim=1))
 
     def _pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """`(batch, frames, d)` -> `(batch, frames // stride, d)`, the mean of each `stride` frames."""
@@ -406,8 +406,8 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         of another shape is an error, not a warning: a Whisper-AT model without its trained head would tag at random.
 
         Head-only checkpoints (written by `save_pretrained(dir, head_only=True)`) are recognised by
-        `"whisper_at_head_only": true` in their `config.json` (see `head_only.py`): the base Whisper named in their config
-        (`base_model_name_or_path` at `base_model_revision`) is loaded and the head attached, or `base_model`
+        `"whisper_at_head_only": true` in their `config.json` (see `head_only.py`): the base Whisper named in their
+        config (`base_model_name_or_path` at `base_model_revision`) is loaded and the head attached, or `base_model`
         (a path, Hub id or loaded [`WhisperForConditionalGeneration`], e.g. a fine-tuned Whisper of the same dims)
         instead. Loading kwargs (`dtype`, `device_map`, `cache_dir`, `token`, ...) go to the base Whisper;
         `revision`/`subfolder` refer to the head checkpoint. See `head_only.py`.
@@ -612,21 +612,10 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
                 and `lm_loss` where computed.
         """
         if encoder_outputs is None:
-            if input_features is None:
-                raise ValueError("Pass input_features or encoder_outputs.")
-            # SpecAugment as Whisper applies it (only while training with `config.apply_spec_augment`)
-            input_features = self.model._mask_input_features(input_features, attention_mask=attention_mask)
-            encoder_flags = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
-            encoder_outputs = self.encode(input_features, encoder_pass_cache=encoder_pass_cache, **encoder_flags)
+            encoder_outputs = self._encode_for_forward(input_features, attention_mask, encoder_pass_cache, kwargs)
         elif isinstance(encoder_outputs, (tuple, list)):
             encoder_outputs = BaseModelOutput(*encoder_outputs)
-        pooled = getattr(encoder_outputs, "pooled_hidden_states", None)
-        audio_tag_logits = self.tag_pooled(pooled, at_time_res) if pooled is not None else None
-        audio_tag_loss = None
-        if audio_labels is not None:
-            if audio_tag_logits is None:
-                raise ValueError("audio_labels need the encoder to run in this call (pass input_features).")
-            audio_tag_loss = self.audio_tag_loss(audio_tag_logits, audio_labels)
+        audio_tag_logits, audio_tag_loss = self._tags_and_loss(encoder_outputs, audio_labels, at_time_res)
 
         fields, lm_loss = {}, None  # tagging only: no decoder outputs, and no 1500-frame state for Trainer to gather
         if labels is not None or decoder_input_ids is not None or decoder_inputs_embeds is not None:
@@ -646,7 +635,8 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             fields = dict(out.items())
             lm_loss = fields.pop("loss", None)
         elif encoder_outputs.hidden_states is not None or encoder_outputs.attentions is not None:
-            fields = dict(encoder_hidden_states=encoder_outputs.hidden_states, encoder_attentions=encoder_outputs.attentions)
+            fields = {"encoder_hidden_states": encoder_outputs.hidden_states}
+            fields["encoder_attentions"] = encoder_outputs.attentions
         losses = [loss for loss in (lm_loss, audio_tag_loss) if loss is not None]
         return WhisperATSeq2SeqOutput(
             loss=sum(losses) if losses else None,
@@ -655,6 +645,32 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             audio_tag_logits=audio_tag_logits,
             **fields,
         )
+
+    def _encode_for_forward(
+        self,
+        input_features: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        encoder_pass_cache: EncoderPassCache | None,
+        kwargs: dict[str, Any],
+    ) -> WhisperATEncoderOutput:
+        if input_features is None:
+            raise ValueError("Pass input_features or encoder_outputs.")
+        # SpecAugment as Whisper applies it (only while training with `config.apply_spec_augment`)
+        input_features = self.model._mask_input_features(input_features, attention_mask=attention_mask)
+        flags = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
+        return self.encode(input_features, encoder_pass_cache=encoder_pass_cache, **flags)
+
+    def _tags_and_loss(
+        self, encoder_outputs: Any, audio_labels: torch.Tensor | None, at_time_res: float | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """`(audio_tag_logits, audio_tag_loss)`; logits only where `encoder_outputs` carries pooled states."""
+        pooled = getattr(encoder_outputs, "pooled_hidden_states", None)
+        logits = self.tag_pooled(pooled, at_time_res) if pooled is not None else None
+        if audio_labels is None:
+            return logits, None
+        if logits is None:
+            raise ValueError("audio_labels need the encoder to run in this call (pass input_features).")
+        return logits, self.audio_tag_loss(logits, audio_labels)
 
     @staticmethod
     def audio_tag_loss(audio_tag_logits: torch.Tensor, audio_labels: torch.Tensor) -> torch.Tensor:
