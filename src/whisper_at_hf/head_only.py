@@ -65,10 +65,27 @@ def load_checkpoint_config(
     if isinstance(config, PretrainedConfig):
         return config, kwargs
     location = {key: kwargs.pop(key) for key in CONFIG_LOCATION_KWARGS if key in kwargs}
+    location["revision"] = resolved_revision(name_or_path, location.get("revision"), location)
     config, unused = config_class.from_pretrained(
         name_or_path if config is None else config, return_unused_kwargs=True, **location, **kwargs
     )
     return config, {**location, **unused}
+
+
+# ----- upstream-coupled: transformers resolves a revision to its commit once per load (`resolve_revision`, one
+# request) and answers a `ResolvedRevision` as it is. Resolving once here and handing it on keeps a load of our
+# checkpoints at plain Whisper's requests. Pin: tests/test_hub_utils.py::test_checkpoint_kind_costs_no_requests...
+def resolved_revision(name_or_path: str | os.PathLike, revision: str | None, location: dict[str, Any]) -> str | None:
+    """`revision` (default: the main branch) of `name_or_path` resolved to its commit (unchanged for local paths)."""
+    from transformers.utils.hub import resolve_revision
+
+    return resolve_revision(
+        name_or_path,
+        revision or "main",
+        token=location.get("token"),
+        local_files_only=bool(location.get("local_files_only")),
+        cache_dir=location.get("cache_dir"),
+    )
 
 
 def is_head_only_checkpoint(
@@ -159,9 +176,10 @@ def load_head_only(
                 f"{head_name_or_path} is a head-only checkpoint whose config names no base Whisper "
                 "(base_model_name_or_path); pass base_model=PATH_OR_ID_OR_MODEL."
             )
+        resolved = resolved_revision(base_name, base_revision, location)  # once, for its config and its weights
         # check the dims on the config before loading (possibly GBs of) weights
         try:
-            base_config = WhisperConfig.from_pretrained(base_name, revision=base_revision, **location)
+            base_config = WhisperConfig.from_pretrained(base_name, revision=resolved, **location)
         except (OSError, ValueError) as error:  # a missing local path surfaces as a "Repo id must be ..." error
             where = "given as base_model=" if base_model is not None else "recorded in config.json"
             raise OSError(
@@ -171,7 +189,7 @@ def load_head_only(
             ) from error
         check_whisper_fits_head(config, base_config, base_name)
         whisper = WhisperForConditionalGeneration.from_pretrained(
-            base_name, revision=base_revision, **base_loading_kwargs(kwargs)
+            base_name, revision=resolved, **base_loading_kwargs(kwargs)
         )
     check_whisper_fits_head(config, whisper.config, base_name)
 
