@@ -221,3 +221,47 @@ def test_find_file_tells_a_missing_file_from_an_unreachable_hub(tmp_path):
         server.shutdown()
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
     assert "RAISED" in done.stdout
+
+
+PUSHES = textwrap.dedent(
+    """
+    import torch
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+    model = WhisperForAudioTaggingAndASR.from_whisper("user/base")
+    features = torch.randn(1, 80, 3000)
+    with torch.no_grad():
+        expected = model.eval().tag(features)
+    model.push_to_hub("user/pushed-head", head_only=True)
+    model.save_pretrained(__import__("sys").argv[1], head_only=True, push_to_hub=True, repo_id="user/saved-head")
+    for repo in ("user/pushed-head", "user/saved-head"):
+        with torch.no_grad():
+            torch.testing.assert_close(WhisperForAudioTaggingAndASR.from_pretrained(repo).eval().tag(features), expected)
+    print("OK")
+    """
+)
+
+
+@pytest.mark.slow
+def test_head_only_pushes_carry_a_card(tmp_path):
+    """`push_to_hub(repo, head_only=True)` and `save_pretrained(dir, head_only=True, push_to_hub=True)` push the
+    head-only checkpoint with a card, as a full push has one."""
+    from huggingface_hub import HfApi, ModelCard
+
+    server, hub, endpoint = start_hub_server()
+    try:
+        tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
+        api = HfApi(endpoint=endpoint, token="test-token")
+        api.create_repo("user/base")
+        api.upload_folder(repo_id="user/base", folder_path=str(tmp_path / "base"))
+        done = subprocess.run(
+            [sys.executable, "-c", PUSHES, str(tmp_path / "saved")], env=hub_env(endpoint, tmp_path),
+            capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-4000:]
+        for repo in ("user/pushed-head", "user/saved-head"):
+            files = hub.repos[repo]["files"]
+            assert "audio_tagging_head.safetensors" in files and "model.safetensors" not in files, sorted(files)
+            card = ModelCard(files["README.md"].decode())
+            assert card.data.library_name == "transformers"
+    finally:
+        server.shutdown()

@@ -14,6 +14,7 @@ Modules, bottom-up: `WhisperATLayerNorm` -> `WhisperATAttention` -> `WhisperATBl
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ from .head_only import (
     trainable_parameters_summary,
     unreadable_weights_error,
 )
+from .hub_utils import upload_folder
 from .remote_code import save_remote_code
 from .timeline import WindowAssembler, pass_spans, windows_of
 
@@ -474,16 +476,39 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             if is_main_process:
                 save_remote_code(save_directory, type(self))
         if push_to_hub and is_main_process:
-            from .hub_utils import upload_folder
+            self._push_folder(save_directory, head_only, **kwargs)
 
-            default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
-            upload_folder(
-                save_directory,
-                repo_id=kwargs.get("repo_id"),
-                token=kwargs.get("token"),
-                private=kwargs.get("private"),
-                commit_message=kwargs.get("commit_message") or default_message,
-            )
+    def push_to_hub(self, repo_id: str, *, head_only: bool = False, **kwargs: Any) -> str:
+        """[`PreTrainedModel.push_to_hub`]; `head_only=True` pushes a head-only checkpoint (see `save_pretrained`)
+        with the card transformers pushes for a full model (the repo's own card when it has one)."""
+        if not head_only:
+            return super().push_to_hub(repo_id, **kwargs)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, head_only=True)
+            return self._push_folder(folder, head_only, repo_id=repo_id, **kwargs)
+
+    def _push_folder(
+        self,
+        folder: str | os.PathLike,
+        head_only: bool,
+        repo_id: str | None = None,
+        token: str | bool | None = None,
+        private: bool | None = None,
+        commit_message: str | None = None,
+        **_: Any,
+    ) -> str:
+        """Uploads a saved checkpoint folder to `repo_id` (default: the folder's name), with a `README.md` card: the
+        folder's, else the repo's, else transformers' default one (as `push_to_hub` makes it)."""
+        from huggingface_hub import HfApi
+        from transformers.utils.hub import create_and_tag_model_card
+
+        repo_id = repo_id or os.path.basename(os.path.abspath(folder))
+        repo_id = HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True).repo_id
+        card = os.path.join(folder, "README.md")
+        if not os.path.isfile(card):
+            create_and_tag_model_card(repo_id, self.model_tags, token=token).save(card)
+        default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
+        return upload_folder(folder, repo_id, token, private, commit_message or default_message)
 
     def load_head(self, path: str | os.PathLike) -> None:
         """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).
