@@ -235,7 +235,8 @@ PUSHES = textwrap.dedent(
     model.save_pretrained(__import__("sys").argv[1], head_only=True, push_to_hub=True, repo_id="user/saved-head")
     for repo in ("user/pushed-head", "user/saved-head"):
         with torch.no_grad():
-            torch.testing.assert_close(WhisperForAudioTaggingAndASR.from_pretrained(repo).eval().tag(features), expected)
+            loaded = WhisperForAudioTaggingAndASR.from_pretrained(repo).eval()
+            torch.testing.assert_close(loaded.tag(features), expected)
     print("OK")
     """
 )

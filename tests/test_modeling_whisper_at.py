@@ -805,7 +805,8 @@ def test_fine_tuning_the_decoder_keeps_the_released_head_valid(tmp_path):
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=_SpeechPairs())
     losses = [trainer.train().training_loss]
     assert all(np.isfinite(losses))
-    moved = [key for key, value in model.model.decoder.state_dict().items() if not torch.equal(value, decoder_before[key])]
+    decoder_after = model.model.decoder.state_dict()
+    moved = [key for key, value in decoder_after.items() if not torch.equal(value, decoder_before[key])]
     assert moved, "the decoder did not train"
     for key, value in model.model.encoder.state_dict().items():
         assert torch.equal(value, encoder_before[key]), key

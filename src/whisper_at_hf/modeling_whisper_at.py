@@ -154,7 +154,8 @@ class WhisperATHead(nn.Module):
 # which guesses from the source of the class's module: one defining an `*Attention*(nn.Module)` class that never
 # calls `ALL_ATTENTION_FUNCTIONS.get_interface(` is refused (and the cached answer a subclass inherits from plain
 # Whisper makes it order-dependent). The head's `WhisperATAttention` is SDPA by design and returns no weights; every
-# Whisper attention in this model is transformers' own, which switches. This module's `PreTrainedModel`s answer this. Pin: tests/test_upstream_pins.py::test_attention_switch_is_guessed_from_the_module_source.
+# Whisper attention in this model is transformers' own, which switches. This module's `PreTrainedModel`s answer this.
+# Pin: tests/test_upstream_pins.py::test_attention_switch_is_guessed_from_the_module_source.
 def _can_set_attn_implementation() -> bool:
     return True
 
@@ -186,8 +187,8 @@ class WhisperATEncoder(WhisperEncoder):
         super().__init__(config)
         self.pool_stride = config.at_pool_stride
 
-    # ----- upstream-coupled (transformers' weight initialisation); pinned by
-    # tests/test_modeling_whisper_at.py::test_init_equals_whisper_with_the_same_seed. For classes defined outside
+    # ----- upstream-coupled (transformers' weight initialisation); pinned by tests/test_upstream_pins.py::
+    # test_whisper_builds_its_parts_in_this_order_and_skips_custom_code_init. For classes defined outside
     # transformers ("custom code"), `_initialize_weights` marks a module without parameters of its own as initialised
     # without calling `_init_weights`: Whisper's sinusoidal positions (set on the encoder module) would be skipped.
     # This encoder initialises through `transformers.initialization` as Whisper's does, so it takes the in-tree path.
@@ -266,7 +267,8 @@ class WhisperATModel(WhisperModel):
     def __init__(self, config: WhisperATConfig):
         # ----- upstream-coupled: `WhisperModel.__init__` with this encoder class. Building the encoder once, in
         # Whisper's order, keeps the random draws of `Model(config)` Whisper's (same seed -> same weights).
-        # Pin: tests/test_modeling_whisper_at.py::test_init_equals_whisper_with_the_same_seed.
+        # Pins: tests/test_upstream_pins.py::test_whisper_builds_its_parts_in_this_order_and_skips_custom_code_init,
+        # tests/test_modeling_whisper_at.py::test_init_equals_whisper_with_the_same_seed.
         WhisperPreTrainedModel.__init__(self, config)
         self.encoder = WhisperATEncoder(config)
         self.decoder = WhisperDecoder(config)
@@ -348,7 +350,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
     def __init__(self, config: WhisperATConfig):
         # ----- upstream-coupled: `WhisperForConditionalGeneration.__init__` with [`WhisperATModel`], then the head:
-        # Whisper's weights are drawn first and in Whisper's order (pin: test_init_equals_whisper_with_the_same_seed),
+        # Whisper's weights are drawn first and in Whisper's order (pin: as `WhisperATModel.__init__`'s),
         # and `config.gradient_checkpointing` reaches the encoder that runs.
         WhisperPreTrainedModel.__init__(self, config)
         self.model = WhisperATModel(config)
