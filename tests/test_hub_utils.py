@@ -104,3 +104,165 @@ def test_push_and_load_head_only_and_full_checkpoints_over_a_hub(tmp_path):
         server.shutdown()
     saved = json.loads((tmp_path / "head" / "config.json").read_text())
     assert saved["base_model_name_or_path"] == "user/base"
+
+
+def hub_env(endpoint: str, tmp_path) -> dict:
+    return dict(
+        os.environ,
+        PYTHONPATH=f"{REPO_ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        HF_ENDPOINT=endpoint,
+        HF_TOKEN="test-token",
+        HF_HUB_OFFLINE="0",
+        HF_HOME=str(tmp_path / "hf_home"),
+    )
+
+
+def requests_of(hub, repo: str) -> list[str]:
+    """The requests made for `repo`, with the repo name and any revision taken out (what is asked, not where)."""
+    import re
+
+    lines = [line.replace(repo, "REPO") for line in hub.requests if f"/{repo}/" in line or line.endswith(f"/{repo}")]
+    return sorted(re.sub(r"/(resolve|revision)/[^/ ]+", r"/\1/REV", line) for line in lines)
+
+
+LOADS = textwrap.dedent(
+    """
+    import sys
+    from transformers import WhisperForConditionalGeneration
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+    cache = sys.argv[1]
+    WhisperForConditionalGeneration.from_pretrained("user/base", cache_dir=cache + "/plain")
+    WhisperForAudioTaggingAndASR.from_pretrained("user/full", cache_dir=cache + "/full")
+    WhisperForAudioTaggingAndASR.from_pretrained("user/head", cache_dir=cache + "/head")
+    print("OK")
+    """
+)
+
+
+@pytest.mark.slow
+def test_checkpoint_kind_costs_no_requests_and_a_broken_connection_is_an_error(tmp_path):
+    """Loading a full checkpoint makes exactly the requests plain Whisper's loading makes; a head-only one asks its
+    repo for its config and head weights only; a download that breaks off is an error, not "a full checkpoint"."""
+    from huggingface_hub import HfApi
+
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+
+    server, hub, endpoint = start_hub_server()
+    try:
+        api = HfApi(endpoint=endpoint, token="test-token")
+        tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
+        model = WhisperForAudioTaggingAndASR.from_whisper(str(tmp_path / "base"), base_model_name_or_path="user/base2")
+        model.save_pretrained(tmp_path / "full")
+        model.save_pretrained(tmp_path / "head", head_only=True)
+        for repo, folder in (("base", "base"), ("base2", "base"), ("full", "full"), ("head", "head")):
+            api.create_repo(f"user/{repo}")
+            api.upload_folder(repo_id=f"user/{repo}", folder_path=str(tmp_path / folder))
+        hub.requests.clear()
+        env = hub_env(endpoint, tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-c", LOADS, str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-4000:]
+        plain = requests_of(hub, "user/base")
+        assert requests_of(hub, "user/full") == plain
+        assert requests_of(hub, "user/base2") == plain  # the head's base Whisper: loaded as plain Whisper is
+        head = requests_of(hub, "user/head")
+        assert not any("model.safetensors" in line for line in head), head
+        assert any("audio_tagging_head.safetensors" in line for line in head)
+
+        hub.cut["audio_tagging_head.safetensors"] = 1000  # every download of the head breaks off half-way
+        broken = subprocess.run(
+            [sys.executable, "-c",
+             "import sys; from whisper_at_hf import WhisperForAudioTaggingAndASR as M; "
+             "M.from_pretrained('user/head', cache_dir=sys.argv[1])", str(tmp_path / "cache2")],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert broken.returncode != 0
+        assert "does not hold a matching Whisper-AT head" not in broken.stderr
+        assert "model.safetensors" not in broken.stderr, broken.stderr[-3000:]
+    finally:
+        server.shutdown()
+
+
+FIND = textwrap.dedent(
+    """
+    import socket, sys
+    from whisper_at_hf.hub_utils import find_file
+    assert find_file("user/base", "missing.json") is None
+    assert find_file("user/nonexistent", "config.json") is None
+    assert find_file("user/base", "config.json").endswith("config.json")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        find_file("user/base", "generation_config.json", endpoint=dead)
+    except OSError as error:
+        print("RAISED", type(error).__name__)
+    assert find_file("user/base", "generation_config.json", endpoint=dead, local_files_only=True) is None
+    print("OK")
+    """
+)
+
+
+@pytest.mark.slow
+def test_find_file_tells_a_missing_file_from_an_unreachable_hub(tmp_path):
+    from huggingface_hub import HfApi
+
+    server, _, endpoint = start_hub_server()
+    try:
+        tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
+        api = HfApi(endpoint=endpoint, token="test-token")
+        api.create_repo("user/base")
+        api.upload_folder(repo_id="user/base", folder_path=str(tmp_path / "base"))
+        done = subprocess.run(
+            [sys.executable, "-c", FIND], env=hub_env(endpoint, tmp_path), capture_output=True, text=True, timeout=300
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "RAISED" in done.stdout
+
+
+PUSHES = textwrap.dedent(
+    """
+    import torch
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+    model = WhisperForAudioTaggingAndASR.from_whisper("user/base")
+    features = torch.randn(1, 80, 3000)
+    with torch.no_grad():
+        expected = model.eval().tag(features)
+    model.push_to_hub("user/pushed-head", head_only=True)
+    model.save_pretrained(__import__("sys").argv[1], head_only=True, push_to_hub=True, repo_id="user/saved-head")
+    for repo in ("user/pushed-head", "user/saved-head"):
+        with torch.no_grad():
+            loaded = WhisperForAudioTaggingAndASR.from_pretrained(repo).eval()
+            torch.testing.assert_close(loaded.tag(features), expected)
+    print("OK")
+    """
+)
+
+
+@pytest.mark.slow
+def test_head_only_pushes_carry_a_card(tmp_path):
+    """`push_to_hub(repo, head_only=True)` and `save_pretrained(dir, head_only=True, push_to_hub=True)` push the
+    head-only checkpoint with a card, as a full push has one."""
+    from huggingface_hub import HfApi, ModelCard
+
+    server, hub, endpoint = start_hub_server()
+    try:
+        tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
+        api = HfApi(endpoint=endpoint, token="test-token")
+        api.create_repo("user/base")
+        api.upload_folder(repo_id="user/base", folder_path=str(tmp_path / "base"))
+        done = subprocess.run(
+            [sys.executable, "-c", PUSHES, str(tmp_path / "saved")], env=hub_env(endpoint, tmp_path),
+            capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-4000:]
+        for repo in ("user/pushed-head", "user/saved-head"):
+            files = hub.repos[repo]["files"]
+            assert "audio_tagging_head.safetensors" in files and "model.safetensors" not in files, sorted(files)
+            card = ModelCard(files["README.md"].decode())
+            assert card.data.library_name == "transformers"
+    finally:
+        server.shutdown()

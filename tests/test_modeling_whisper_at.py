@@ -600,3 +600,223 @@ def test_encoder_pass_cache_answers_its_windows_only(tiny_pair):
         # generate answers Whisper's encoder calls from the cache too
         out = joint.generate(features, encoder_pass_cache=cache, max_new_tokens=4)
         assert passes[0] == 1 and out.shape[0] == 3
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A drop-in for Whisper: what transformers' own Whisper model tests check, on our class (issue 20)
+# --------------------------------------------------------------------------------------------------------------------
+def eager_pair(seed: int = 0) -> tuple[WhisperForConditionalGeneration, WhisperForAudioTaggingAndASR]:
+    """A tiny plain Whisper and the joint model on its weights, both on eager attention (which returns weights)."""
+    plain = tiny_whisper(seed=seed)
+    plain.set_attn_implementation("eager")
+    torch.manual_seed(seed + 1)
+    joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()
+    joint.set_attn_implementation("eager")
+    return plain, joint
+
+
+DECODER_IDS = torch.tensor([[100, 5, 6, 7], [100, 8, 9, 10]])
+
+
+def test_forward_takes_whispers_parameters_in_whispers_order():
+    import inspect
+
+    ours = inspect.signature(WhisperForAudioTaggingAndASR.forward).parameters
+    whisper = inspect.signature(WhisperForConditionalGeneration.forward).parameters
+    positional = [name for name, param in whisper.items() if param.kind is param.POSITIONAL_OR_KEYWORD]
+    assert [name for name, param in ours.items() if param.kind is param.POSITIONAL_OR_KEYWORD] == positional
+    assert positional[:4] == ["self", "input_features", "attention_mask", "decoder_input_ids"]
+    for extra in ("audio_labels", "at_time_res", "encoder_pass_cache"):
+        assert ours[extra].kind is inspect.Parameter.KEYWORD_ONLY
+    plain, joint = eager_pair()
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(30))
+    with torch.no_grad():
+        by_position = joint(features, None, DECODER_IDS)  # Whisper's positional call
+        torch.testing.assert_close(by_position.logits, plain(features, None, DECODER_IDS).logits)
+        torch.testing.assert_close(by_position.audio_tag_logits, joint.tag(features))
+
+
+def test_hidden_states_and_attentions_are_whispers_from_the_one_pass():
+    plain, joint = eager_pair()
+    passes = count_encoder_passes(joint)
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(31))
+    with torch.no_grad():
+        ours = joint(features, decoder_input_ids=DECODER_IDS, output_hidden_states=True, output_attentions=True)
+        theirs = plain(features, decoder_input_ids=DECODER_IDS, output_hidden_states=True, output_attentions=True)
+        assert passes[0] == 1  # states, attentions and tags from one encoder pass
+        tags = joint.tag(features)
+    layers = joint.config.encoder_layers
+    assert len(ours.encoder_hidden_states) == len(theirs.encoder_hidden_states) == layers + 1
+    assert len(ours.encoder_attentions) == len(theirs.encoder_attentions) == layers
+    assert ours.encoder_attentions[0].shape == (2, joint.config.encoder_attention_heads, 1500, 1500)
+    for field in ("encoder_hidden_states", "encoder_attentions", "decoder_hidden_states", "decoder_attentions",
+                  "cross_attentions"):
+        assert len(ours[field]) == len(theirs[field]) > 0, field
+        for mine, upstream in zip(ours[field], theirs[field]):
+            assert_close_to_scale(mine, upstream, msg=field)
+    torch.testing.assert_close(ours.logits, theirs.logits)
+    torch.testing.assert_close(ours.audio_tag_logits, tags)
+    with torch.no_grad():  # tagging-only forward: the encoder's states still come back when asked for
+        tag_only = joint(features, output_hidden_states=True)
+    assert len(tag_only.encoder_hidden_states) == layers + 1 and tag_only.logits is None
+
+
+def test_return_dict_false_is_whispers_tuple_then_the_tags():
+    plain, joint = eager_pair()
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(32))
+    labels = torch.tensor([[5, 6, 7, 101], [8, 9, 10, 101]])
+    with torch.no_grad():
+        for kwargs in ({"decoder_input_ids": DECODER_IDS}, {"labels": labels, "output_hidden_states": True}):
+            as_dict = joint(features, **kwargs)
+            as_tuple = joint(features, return_dict=False, **kwargs)
+            whisper_tuple = plain(features, return_dict=False, **kwargs)
+            assert isinstance(as_tuple, tuple) and len(as_tuple) == len(as_dict.to_tuple())
+            assert len(as_tuple) == len(whisper_tuple) + (1 if "decoder_input_ids" in kwargs else 2)
+            for index, (mine, upstream) in enumerate(zip(as_tuple, whisper_tuple)):
+                if isinstance(upstream, torch.Tensor):
+                    torch.testing.assert_close(mine, upstream, msg=f"element {index}")
+            torch.testing.assert_close(as_tuple[len(whisper_tuple)], as_dict.audio_tag_logits)
+
+
+def test_from_pretrained_with_no_checkpoint_takes_config_and_state_dict():
+    _, joint = eager_pair()
+    loaded = WhisperForAudioTaggingAndASR.from_pretrained(None, config=joint.config, state_dict=joint.state_dict())
+    for key, value in joint.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_init_equals_whisper_with_the_same_seed():
+    """`Model(config)` draws Whisper's weights as Whisper does (sinusoidal encoder positions included); the head
+    comes after, so the same seed gives the same Whisper."""
+    from transformers.models.whisper.modeling_whisper import sinusoids
+
+    config = WhisperATConfig.from_whisper_config(tiny_whisper(seed=0).config)
+    torch.manual_seed(7)
+    whisper = WhisperForConditionalGeneration(config)
+    torch.manual_seed(7)
+    joint = WhisperForAudioTaggingAndASR(config)
+    ours = joint.state_dict()
+    for key, value in whisper.state_dict().items():
+        assert torch.equal(ours[key], value), key
+    assert set(ours) - set(whisper.state_dict()) == {key for key in ours if key.startswith("audio_tagging_head.")}
+    positions = joint.model.encoder.embed_positions.weight
+    torch.testing.assert_close(positions, sinusoids(*positions.shape))
+    assert joint.proj_out.weight is joint.get_input_embeddings().weight
+
+
+def test_tied_output_embedding_after_every_construction_path(tmp_path):
+    tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
+    _, joint = eager_pair()
+    joint.config.base_model_name_or_path = str(tmp_path / "base")
+    joint.save_pretrained(tmp_path / "full")
+    joint.save_pretrained(tmp_path / "head", head_only=True)
+    built = {
+        "from_config": WhisperForAudioTaggingAndASR(joint.config),
+        "from_whisper(model)": joint,
+        "from_whisper(path)": WhisperForAudioTaggingAndASR.from_whisper(str(tmp_path / "base")),
+        "from_pretrained(full)": WhisperForAudioTaggingAndASR.from_pretrained(tmp_path / "full"),
+        "from_pretrained(head_only)": WhisperForAudioTaggingAndASR.from_pretrained(tmp_path / "head"),
+    }
+    for name, model in built.items():
+        assert model.proj_out.weight is model.get_input_embeddings().weight, name
+    summary = built["from_whisper(model)"].num_parameters_summary()
+    assert summary.split("all params: ")[1] == built["from_pretrained(full)"].num_parameters_summary().split(
+        "all params: "
+    )[1]
+
+
+def test_gradient_checkpointing_backward_compatibility():
+    """`config.gradient_checkpointing=True` (the old switch) turns checkpointing on in the encoder that runs."""
+    config = WhisperATConfig.from_whisper_config(tiny_whisper(seed=0).config, gradient_checkpointing=True)
+    model = WhisperForAudioTaggingAndASR(config)
+    assert model.model.encoder.gradient_checkpointing
+    assert all(layer.gradient_checkpointing for layer in model.model.encoder.layers)
+    assert "gradient_checkpointing" not in model.config.to_dict()  # consumed, as Whisper consumes it
+    model.train()
+    model.audio_tagging_head.zero_grad()
+    model(torch.randn(1, 80, 3000), audio_labels=torch.ones(1, 527)).loss.backward()
+    assert model.audio_tagging_head.classifier.weight.grad is not None
+
+
+def test_attention_implementation_can_be_switched():
+    _, joint = eager_pair()
+    assert joint.config._attn_implementation == "eager"
+    assert joint.model.encoder.config._attn_implementation == "eager"
+    joint.set_attn_implementation("sdpa")
+    assert joint.config._attn_implementation == joint.model.decoder.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.slow
+def test_attention_switch_does_not_depend_on_a_plain_whisper_check_first(tmp_path):
+    """In a fresh process, with no plain Whisper class asked first (its cached answer would be inherited)."""
+    child = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from conftest import tiny_whisper_config
+        from whisper_at_hf import WhisperATConfig, WhisperForAudioTaggingAndASR
+        model = WhisperForAudioTaggingAndASR(WhisperATConfig.from_whisper_config(tiny_whisper_config()))
+        model.set_attn_implementation("eager")
+        assert model.config._attn_implementation == "eager", model.config._attn_implementation
+        assert model.model.encoder.config._attn_implementation == "eager"
+        print("OK")
+        """
+    )
+    from conftest import REPO_ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(REPO_ROOT / "tests")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "does not support setting its attention implementation" not in done.stderr
+
+
+class _SpeechPairs(torch.utils.data.Dataset):
+    """A few (features, token labels) pairs: enough to move a tiny decoder."""
+
+    def __init__(self, count: int = 8):
+        generator = torch.Generator().manual_seed(40)
+        self.features = torch.randn(count, 80, 3000, generator=generator)
+        self.labels = torch.randint(1, 100, (count, 6), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_features": self.features[index], "labels": self.labels[index]}
+
+
+def test_fine_tuning_the_decoder_keeps_the_released_head_valid(tmp_path):
+    """The README recipe: `unfreeze_whisper(); freeze_encoder()`, then `Seq2SeqTrainer` trains Whisper's decoder;
+    the encoder does not move, so the tags stay bit-identical, and `save_pretrained` keeps the head."""
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    torch.manual_seed(0)
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))
+    model.unfreeze_whisper()
+    model.freeze_encoder()
+    probe = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(41))
+    with torch.no_grad():
+        tags_before = model.eval().tag(probe)
+    decoder_before = {key: value.clone() for key, value in model.model.decoder.state_dict().items()}
+    encoder_before = {key: value.clone() for key, value in model.model.encoder.state_dict().items()}
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, max_steps=3, learning_rate=1e-2,
+        report_to=[], save_strategy="no", logging_steps=1, use_cpu=True, dataloader_num_workers=0,
+    )
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=_SpeechPairs())
+    losses = [trainer.train().training_loss]
+    assert all(np.isfinite(losses))
+    decoder_after = model.model.decoder.state_dict()
+    moved = [key for key, value in decoder_after.items() if not torch.equal(value, decoder_before[key])]
+    assert moved, "the decoder did not train"
+    for key, value in model.model.encoder.state_dict().items():
+        assert torch.equal(value, encoder_before[key]), key
+    with torch.no_grad():
+        assert torch.equal(model.eval().tag(probe), tags_before)
+    trainer.save_model(str(tmp_path / "tuned"))
+    reloaded = WhisperForAudioTaggingAndASR.from_pretrained(tmp_path / "tuned").eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded.tag(probe), tags_before)
+    for key in moved:
+        assert torch.equal(reloaded.model.decoder.state_dict()[key], model.model.decoder.state_dict()[key]), key

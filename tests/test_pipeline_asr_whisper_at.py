@@ -68,6 +68,21 @@ def test_stock_asr_pipeline_with_trust_remote_code_matches_plain_whisper(tiny_en
     assert stamped["chunks"] and stamped["chunks"][0]["timestamp"][0] == 0.0
 
 
+def test_init_time_kwargs_are_checked_as_whispers(tiny_en_at_dir, speech):
+    """Kwargs given to `pipeline(...)` itself are checked while the pipeline is being built: with Whisper's
+    processing already (a CTC pipeline refuses `return_language` and `return_timestamps=True`)."""
+    init_kwargs = dict(return_timestamps=True, return_language=True, generate_kwargs=GREEDY)
+    plain = pipeline("automatic-speech-recognition", model=str(TINY_EN), dtype=torch.float32, **init_kwargs)
+    asr = pipeline(
+        "automatic-speech-recognition", model=str(tiny_en_at_dir), trust_remote_code=True, dtype=torch.float32,
+        **init_kwargs,
+    )
+    assert asr.type == WHISPER_PROCESSING
+    result = asr(dict(speech))
+    assert result == plain(dict(speech))
+    assert result["chunks"] and "language" in result["chunks"][0]
+
+
 def test_stock_asr_pipeline_without_trust_remote_code_says_what_to_do(tiny_en_at_dir):
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         pipeline("automatic-speech-recognition", model=str(tiny_en_at_dir))

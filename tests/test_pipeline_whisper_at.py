@@ -184,6 +184,17 @@ def test_timestamps_and_words_equal_asr(pipe, asr):
         assert ours["text"] == theirs["text"] and ours["chunks"] == theirs["chunks"]
 
 
+def test_init_time_kwargs_equal_call_time_kwargs(tiny_en_at_dir, pipe):
+    """Whisper options given to `pipeline(...)` are checked with Whisper's processing from the start."""
+    speech = audio("speech_en.wav")
+    options = dict(return_timestamps=True, return_language=True, top_k=2, **FAST)
+    at_init = pipeline("whisper-at", model=str(tiny_en_at_dir), dtype=torch.float32, **options)
+    assert at_init.type == "seq2seq_whisper"
+    result = at_init(speech)
+    assert result == pipe(speech, **options)
+    assert result["chunks"] and "language" in result["chunks"][0]
+
+
 @pytest.mark.slow
 def test_long_form_sequential(pipe, asr, long_mix):
     """89 s, Whisper's sequential long-form: text as the ASR pipeline, tags on the absolute grid = model.tag(), and

@@ -41,6 +41,64 @@ def test_pooled_encoder_pass_equals_whisper_encoder():
     torch.testing.assert_close(
         pooled.pooled_hidden_states[:, 0], layer_one.view(2, 75, 20, -1).mean(2), atol=1e-5, rtol=1e-5
     )
+    # attentions: transformers' `capture_outputs` hooks record them from the same pass (eager attention returns them)
+    ours.set_attn_implementation("eager")
+    theirs.set_attn_implementation("eager")
+    with torch.no_grad():
+        pooled = ours(features, output_pooled_hidden_states=True, output_attentions=True)
+        plain = theirs(features, output_attentions=True)
+    assert len(pooled.attentions) == len(plain.attentions) == config.encoder_layers
+    for mine, upstream in zip(pooled.attentions, plain.attentions):
+        torch.testing.assert_close(mine, upstream, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled.pooled_hidden_states[:, 0], layer_one.view(2, 75, 20, -1).mean(2))
+
+
+def test_whisper_builds_its_parts_in_this_order_and_skips_custom_code_init():
+    """`WhisperATModel.__init__` / `WhisperForAudioTaggingAndASR.__init__` rebuild Whisper's parts in Whisper's order
+    (encoder, decoder; model, proj_out). transformers skips `_init_weights` for a parameterless module of a class
+    defined outside it, so a custom Whisper encoder gets no sinusoids unless it takes the in-tree path (ours does)."""
+    from transformers.models.whisper.modeling_whisper import WhisperModel, sinusoids
+
+    config = tiny_whisper_config()
+    assert [name for name, _ in WhisperModel(config).named_children()] == ["encoder", "decoder"]
+    plain = WhisperForConditionalGeneration(config)
+    ours = WhisperForAudioTaggingAndASR(WhisperForAudioTaggingAndASR.config_class.from_whisper_config(config))
+    assert [name for name, _ in plain.named_children()] == ["model", "proj_out"]
+    assert [name for name, _ in ours.named_children()] == ["model", "proj_out", "audio_tagging_head"]
+    assert [name for name, _ in ours.model.named_children()] == ["encoder", "decoder"]
+
+    class CustomEncoder(WhisperEncoder):  # defined here: "custom code" to transformers
+        pass
+
+    positions = CustomEncoder(config).embed_positions.weight
+    assert not torch.allclose(positions, sinusoids(*positions.shape))
+    positions = ours.model.encoder.embed_positions.weight
+    torch.testing.assert_close(positions, sinusoids(*positions.shape))
+
+
+def test_attention_switch_is_guessed_from_the_module_source(tmp_path, monkeypatch):
+    """`set_attn_implementation` asks `_can_set_attn_implementation()`, which refuses a class whose module defines an
+    `*Attention*(nn.Module)` class without `ALL_ATTENTION_FUNCTIONS.get_interface(` (the head's attention is one):
+    the reason our classes answer it themselves."""
+    import sys
+
+    from transformers import PreTrainedModel
+
+    assert "_can_set_attn_implementation()" in inspect.getsource(PreTrainedModel.set_attn_implementation)
+    module = tmp_path / "guessed_attention_module.py"
+    module.write_text(
+        "from torch import nn\n"
+        "from transformers import PreTrainedModel\n"
+        "class HeadAttention(nn.Module):\n    pass\n"
+        "class Subclass(PreTrainedModel):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import guessed_attention_module
+
+    try:
+        assert guessed_attention_module.Subclass._can_set_attn_implementation() is False
+    finally:
+        sys.modules.pop("guessed_attention_module", None)
 
 
 def multilingual_tiny_whisper() -> WhisperForConditionalGeneration:

@@ -4,6 +4,11 @@ A head-only checkpoint is `audio_tagging_head.safetensors` (keys `audio_tagging_
 `config.json` whose `base_model_name_or_path` / `base_model_revision` name the Whisper it was trained on (and, for
 `trust_remote_code`, the code files and `auto_map`). Loading fetches the base Whisper and attaches the head.
 
+It is recognised by `"whisper_at_head_only": true` in its `config.json` (as PEFT recognises an adapter by its own
+config file), read with the config `from_pretrained` loads anyway: no probing for files, and a network error stays an
+error. Checkpoints written before the marker are recognised in a local folder by their files (the head weights and
+no full weights); on the Hub, save them again (or add the marker to their `config.json`).
+
 `WhisperForAudioTaggingAndASR.save_pretrained(dir, head_only=True)` and its `from_pretrained` call these functions;
 this module never imports the model (the model class is passed in).
 """
@@ -16,9 +21,10 @@ import warnings
 from typing import Any
 
 from torch import nn
+from transformers import PretrainedConfig
 
 from .configuration_whisper_at import WhisperATConfig
-from .hub_utils import find_file, hub_kwargs, upload_folder
+from .hub_utils import find_file, hub_kwargs
 from .remote_code import save_remote_code
 
 HEAD_PREFIX = "audio_tagging_head"
@@ -38,20 +44,63 @@ HEAD_WHISPER_DIMS = ("d_model", "encoder_layers", "num_mel_bins", "max_source_po
 
 
 # ----- finding ------------------------------------------------------------------------------------------------------
-def find_head_only_weights(name_or_path: str | os.PathLike, **kwargs: Any) -> str | None:
-    """Path of the head weights if `name_or_path` (a local folder or Hub repo) is a head-only checkpoint: it has
-    `audio_tagging_head.safetensors` and no full model weights. `None` otherwise (also when it does not exist: the
-    full-weights loader then reports that). `kwargs`: `from_pretrained` kwargs (`revision`, `subfolder`, `token`...)."""
-    location = dict(revision=kwargs.get("revision"), subfolder=kwargs.get("subfolder"), **hub_kwargs(kwargs))
-    head_file = find_file(name_or_path, HEAD_WEIGHTS_NAME, **location)
-    if head_file is None:
-        return None
-    if any(find_file(name_or_path, name, **location) for name in FULL_WEIGHTS_NAMES[:2]):
-        return None
-    local = os.path.join(os.fspath(name_or_path), kwargs.get("subfolder") or "")
-    if os.path.isdir(local) and any(os.path.isfile(os.path.join(local, name)) for name in FULL_WEIGHTS_NAMES[2:]):
-        return None
-    return head_file
+HEAD_ONLY_MARKER = "whisper_at_head_only"  # config.json key: true in head-only checkpoints
+# from_pretrained kwargs the config loader reads (where the checkpoint is), which the weights' loader needs too
+CONFIG_LOCATION_KWARGS = (
+    "cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder", "_from_auto",
+    "_from_pipeline", "_commit_hash",
+)
+
+
+def load_checkpoint_config(
+    config_class: type[PretrainedConfig], name_or_path: str | os.PathLike, kwargs: dict[str, Any]
+) -> tuple[PretrainedConfig, dict[str, Any]]:
+    """A checkpoint's config, loaded once as `PreTrainedModel.from_pretrained` loads it (kwargs that name config
+    attributes, e.g. `output_attentions=True`, are applied to it), and the kwargs left for loading the weights.
+
+    A `config=` object in `kwargs` is used as it is; a `config=` path is loaded instead of `name_or_path`'s.
+    """
+    kwargs = dict(kwargs)
+    config = kwargs.pop("config", None)
+    if isinstance(config, PretrainedConfig):
+        return config, kwargs
+    location = {key: kwargs.pop(key) for key in CONFIG_LOCATION_KWARGS if key in kwargs}
+    location["revision"] = resolved_revision(name_or_path, location.get("revision"), location)
+    config, unused = config_class.from_pretrained(
+        name_or_path if config is None else config, return_unused_kwargs=True, **location, **kwargs
+    )
+    return config, {**location, **unused}
+
+
+# ----- upstream-coupled: transformers resolves a revision to its commit once per load (`resolve_revision`, one
+# request) and answers a `ResolvedRevision` as it is. Resolving once here and handing it on keeps a load of our
+# checkpoints at plain Whisper's requests. Pin: tests/test_hub_utils.py::test_checkpoint_kind_costs_no_requests...
+def resolved_revision(name_or_path: str | os.PathLike, revision: str | None, location: dict[str, Any]) -> str | None:
+    """`revision` (default: the main branch) of `name_or_path` resolved to its commit (unchanged for local paths)."""
+    from transformers.utils.hub import resolve_revision
+
+    return resolve_revision(
+        name_or_path,
+        revision or "main",
+        token=location.get("token"),
+        local_files_only=bool(location.get("local_files_only")),
+        cache_dir=location.get("cache_dir"),
+    )
+
+
+def is_head_only_checkpoint(
+    config: PretrainedConfig, name_or_path: str | os.PathLike, subfolder: str | None = None
+) -> bool:
+    """Whether the checkpoint whose config this is holds only the head: its config carries the marker, or (written
+    before the marker) it is a local folder with the head weights and no full weights. Reads no file but the config."""
+    if getattr(config, HEAD_ONLY_MARKER, False):
+        return True
+    local = os.path.join(os.fspath(name_or_path), subfolder or "")
+    return (
+        os.path.isdir(local)
+        and os.path.isfile(os.path.join(local, HEAD_WEIGHTS_NAME))
+        and not any(os.path.isfile(os.path.join(local, name)) for name in FULL_WEIGHTS_NAMES)
+    )
 
 
 # ----- loading ------------------------------------------------------------------------------------------------------
@@ -97,12 +146,8 @@ def load_head_weights(head: nn.Module, path: str | os.PathLike) -> None:
 
 
 def load_head_only(
-    model_class: Any,
-    head_name_or_path: str | os.PathLike,
-    head_file: str,
-    base_model: Any = None,
-    **kwargs: Any,
-) -> Any:
+    model_class: Any, head_name_or_path: str | os.PathLike, base_model: Any = None, **kwargs: Any
+) -> tuple[Any, dict]:
     """Loads the base Whisper of a head-only checkpoint (or `base_model`) and attaches the head.
 
     `kwargs` are `from_pretrained` kwargs: `revision`/`subfolder`/`config` concern the head checkpoint, the rest
@@ -117,6 +162,9 @@ def load_head_only(
         config = WhisperATConfig.from_pretrained(head_name_or_path, revision=revision, subfolder=subfolder, **location)
     if getattr(config, "model_type", None) != WhisperATConfig.model_type:
         raise ValueError(f"{head_name_or_path} has model_type {config.model_type!r}, not a Whisper-AT head.")
+    head_file = find_file(head_name_or_path, HEAD_WEIGHTS_NAME, revision=revision, subfolder=subfolder, **location)
+    if head_file is None:
+        raise OSError(f"{head_name_or_path} is a head-only checkpoint (config.json) without {HEAD_WEIGHTS_NAME}.")
 
     if isinstance(base_model, WhisperForConditionalGeneration):
         whisper, base_name, base_revision = base_model, base_model.name_or_path or None, None
@@ -128,9 +176,10 @@ def load_head_only(
                 f"{head_name_or_path} is a head-only checkpoint whose config names no base Whisper "
                 "(base_model_name_or_path); pass base_model=PATH_OR_ID_OR_MODEL."
             )
+        resolved = resolved_revision(base_name, base_revision, location)  # once, for its config and its weights
         # check the dims on the config before loading (possibly GBs of) weights
         try:
-            base_config = WhisperConfig.from_pretrained(base_name, revision=base_revision, **location)
+            base_config = WhisperConfig.from_pretrained(base_name, revision=resolved, **location)
         except (OSError, ValueError) as error:  # a missing local path surfaces as a "Repo id must be ..." error
             where = "given as base_model=" if base_model is not None else "recorded in config.json"
             raise OSError(
@@ -140,7 +189,7 @@ def load_head_only(
             ) from error
         check_whisper_fits_head(config, base_config, base_name)
         whisper = WhisperForConditionalGeneration.from_pretrained(
-            base_name, revision=base_revision, **base_loading_kwargs(kwargs)
+            base_name, revision=resolved, **base_loading_kwargs(kwargs)
         )
     check_whisper_fits_head(config, whisper.config, base_name)
 
@@ -177,18 +226,8 @@ def base_loading_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----- saving -------------------------------------------------------------------------------------------------------
-def save_head_only(
-    model: Any,
-    save_directory: str | os.PathLike,
-    is_main_process: bool = True,
-    push_to_hub: bool = False,
-    **kwargs: Any,
-) -> None:
-    """Writes a head-only checkpoint of `model` to `save_directory` (see the module docstring).
-
-    With `push_to_hub=True` the folder is uploaded to `repo_id` (default: the folder name); `token`, `private`,
-    `commit_message` are passed on. Other `save_pretrained` kwargs do not apply and are ignored.
-    """
+def save_head_only(model: Any, save_directory: str | os.PathLike, is_main_process: bool = True) -> None:
+    """Writes a head-only checkpoint of `model` to `save_directory` (see the module docstring)."""
     if not model.config.base_model_name_or_path:
         raise ValueError(
             "a head-only checkpoint must name its base Whisper: set model.config.base_model_name_or_path "
@@ -207,6 +246,7 @@ def save_head_only(
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]
     config.dtype = str(model.audio_tagging_head.classifier.weight.dtype).removeprefix("torch.")
+    setattr(config, HEAD_ONLY_MARKER, True)
     config.save_pretrained(save_directory)
     state = {
         f"{HEAD_PREFIX}.{key}": tensor.detach().to("cpu").contiguous()
@@ -214,14 +254,6 @@ def save_head_only(
     }
     save_file(state, os.path.join(save_directory, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
     save_remote_code(save_directory, type(model))
-    if push_to_hub:
-        upload_folder(
-            save_directory,
-            repo_id=kwargs.get("repo_id"),
-            token=kwargs.get("token"),
-            private=kwargs.get("private"),
-            commit_message=kwargs.get("commit_message") or "Upload Whisper-AT head",
-        )
 
 
 def unreadable_weights_error(name_or_path: Any, subfolder: str | None, error: Exception) -> OSError:
@@ -253,10 +285,12 @@ def trainable_parameters_summary(model: nn.Module) -> str:
 
 
 __all__ = [
+    "HEAD_ONLY_MARKER",
     "HEAD_PREFIX",
     "HEAD_WEIGHTS_NAME",
     "check_whisper_fits_head",
-    "find_head_only_weights",
+    "is_head_only_checkpoint",
+    "load_checkpoint_config",
     "load_head_only",
     "load_head_weights",
     "save_head_only",

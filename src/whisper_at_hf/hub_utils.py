@@ -42,22 +42,35 @@ def find_file(
     **location: Any,
 ) -> str | None:
     """Path of `filename` in a local checkpoint folder, or in a Hub repo (downloaded or from the cache); `None` when
-    the folder or repo does not have it, or the Hub cannot be reached and the cache lacks it."""
+    the folder or repo does not have it (or, offline, the cache lacks it).
+
+    Anything else is raised, not taken for "not there": an unreachable Hub (while online), a gated repo without
+    access, an unknown revision.
+    """
     local = Path(os.fspath(name_or_path), subfolder or "")
     if local.is_dir():
         return str(local / filename) if (local / filename).is_file() else None
     if not is_hub_id(name_or_path):
         return None
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     try:
         return hf_hub_download(
             os.fspath(name_or_path), filename, subfolder=subfolder or None, revision=revision, **location
         )
-    except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
-        return None
-    except (OSError, ValueError):  # connection errors, invalid ids, revisions not found
+    except LocalEntryNotFoundError:  # not in the cache, and the Hub was not asked (offline) or could not be reached
+        if location.get("local_files_only") or constants.HF_HUB_OFFLINE:
+            return None
+        raise
+    except GatedRepoError:
+        raise
+    except (EntryNotFoundError, RepositoryNotFoundError):
         return None
 
 

@@ -14,6 +14,7 @@ Modules, bottom-up: `WhisperATLayerNorm` -> `WhisperATAttention` -> `WhisperATBl
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,22 +23,29 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
-from transformers.utils import ModelOutput
+from transformers.models.whisper.modeling_whisper import (
+    WhisperDecoder,
+    WhisperEncoder,
+    WhisperModel,
+    WhisperPreTrainedModel,
+)
+from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_whisper_at import WhisperATConfig
 from .encoder_pass_cache import EncoderPassCache
 from .head_only import (
     HEAD_PREFIX,
     HEAD_WEIGHTS_NAME,
-    check_whisper_fits_head,
-    find_head_only_weights,
+    is_head_only_checkpoint,
+    load_checkpoint_config,
     load_head_only,
     load_head_weights,
     save_head_only,
     trainable_parameters_summary,
     unreadable_weights_error,
 )
+from .hub_utils import upload_folder
 from .remote_code import save_remote_code
 from .timeline import WindowAssembler, pass_spans, windows_of
 
@@ -142,6 +150,16 @@ class WhisperATHead(nn.Module):
 # --------------------------------------------------------------------------------------------------------------------
 # The encoder: Whisper's, with pooled per-layer states and answers from an explicit cache of passes
 # --------------------------------------------------------------------------------------------------------------------
+# ----- upstream-coupled: `set_attn_implementation` asks each `PreTrainedModel` class `_can_set_attn_implementation()`,
+# which guesses from the source of the class's module: one defining an `*Attention*(nn.Module)` class that never
+# calls `ALL_ATTENTION_FUNCTIONS.get_interface(` is refused (and the cached answer a subclass inherits from plain
+# Whisper makes it order-dependent). The head's `WhisperATAttention` is SDPA by design and returns no weights; every
+# Whisper attention in this model is transformers' own, which switches. This module's `PreTrainedModel`s answer this.
+# Pin: tests/test_upstream_pins.py::test_attention_switch_is_guessed_from_the_module_source.
+def _can_set_attn_implementation() -> bool:
+    return True
+
+
 @dataclass
 class WhisperATEncoderOutput(BaseModelOutput):
     """
@@ -169,6 +187,18 @@ class WhisperATEncoder(WhisperEncoder):
         super().__init__(config)
         self.pool_stride = config.at_pool_stride
 
+    # ----- upstream-coupled (transformers' weight initialisation); pinned by tests/test_upstream_pins.py::
+    # test_whisper_builds_its_parts_in_this_order_and_skips_custom_code_init. For classes defined outside
+    # transformers ("custom code"), `_initialize_weights` marks a module without parameters of its own as initialised
+    # without calling `_init_weights`: Whisper's sinusoidal positions (set on the encoder module) would be skipped.
+    # This encoder initialises through `transformers.initialization` as Whisper's does, so it takes the in-tree path.
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
+        super()._initialize_weights(module, is_custom_code=False)
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        return _can_set_attn_implementation()
+
     def forward(
         self,
         input_features: torch.Tensor,
@@ -195,13 +225,15 @@ class WhisperATEncoder(WhisperEncoder):
                 return WhisperATEncoderOutput(last_hidden_state=last_hidden_state, pooled_hidden_states=pooled)
         if not output_pooled_hidden_states:
             return super().forward(input_features, attention_mask, **kwargs)
-        if kwargs.get("output_attentions"):
-            raise ValueError("output_attentions cannot be combined with pooled states; call the encoder without them.")
-        return self._forward_pooled(input_features, bool(kwargs.get("output_hidden_states")))
+        return self._forward_pooled(input_features, **kwargs)
 
-    def _forward_pooled(self, input_features: torch.Tensor, output_hidden_states: bool) -> WhisperATEncoderOutput:
-        # ----- upstream-coupled: the same computation as `WhisperEncoder.forward`, layer by layer. Pinned by
-        # tests/test_upstream_pins.py::test_pooled_encoder_pass_equals_whisper_encoder.
+    # ----- upstream-coupled: the same computation as `WhisperEncoder.forward`, layer by layer; `hidden_states` and
+    # `attentions` are recorded by transformers' `capture_outputs` hooks as for Whisper's own encoder (same pass).
+    # Pinned by tests/test_upstream_pins.py::test_pooled_encoder_pass_equals_whisper_encoder.
+    @capture_outputs
+    def _forward_pooled(self, input_features: torch.Tensor, **kwargs: Any) -> WhisperATEncoderOutput:
+        """`(batch, num_mel_bins, 3000)` -> [`WhisperATEncoderOutput`] with `pooled_hidden_states`
+        `(batch, num_layers, 1500 // at_pool_stride, d_model)` (and `hidden_states` / `attentions` on request)."""
         expected_frames = self.config.max_source_positions * self.conv1.stride[0] * self.conv2.stride[0]
         if input_features.shape[-1] != expected_frames:
             raise ValueError(
@@ -214,28 +246,37 @@ class WhisperATEncoder(WhisperEncoder):
         positions = torch.arange(self.embed_positions.num_embeddings, device=hidden.device)
         hidden = hidden + self.embed_positions(positions)
         hidden = F.dropout(hidden, p=self.dropout, training=self.training)
-        all_hidden = [hidden] if output_hidden_states else None
         pooled = []
         for layer in self.layers:
-            hidden = layer(hidden, None)
+            hidden = layer(hidden, None, **kwargs)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
             pooled.append(self._pool(hidden))
-            if all_hidden is not None:
-                all_hidden.append(hidden)
         last = self.layer_norm(hidden)
-        if all_hidden is not None:
-            all_hidden[-1] = last  # as Whisper's: the last entry is after the final LayerNorm
-        return WhisperATEncoderOutput(
-            last_hidden_state=last,
-            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-            pooled_hidden_states=torch.stack(pooled, dim=1),
-        )
+        return WhisperATEncoderOutput(last_hidden_state=last, pooled_hidden_states=torch.stack(pooled, dim=1))
 
     def _pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """`(batch, frames, d)` -> `(batch, frames // stride, d)`, the mean of each `stride` frames."""
         batch, frames, dim = hidden.shape
         usable = frames // self.pool_stride * self.pool_stride
         return hidden[:, :usable].view(batch, usable // self.pool_stride, self.pool_stride, dim).mean(dim=2)
+
+
+class WhisperATModel(WhisperModel):
+    """[`WhisperModel`] built with [`WhisperATEncoder`] as its encoder (same weights, same keys)."""
+
+    def __init__(self, config: WhisperATConfig):
+        # ----- upstream-coupled: `WhisperModel.__init__` with this encoder class. Building the encoder once, in
+        # Whisper's order, keeps the random draws of `Model(config)` Whisper's (same seed -> same weights).
+        # Pins: tests/test_upstream_pins.py::test_whisper_builds_its_parts_in_this_order_and_skips_custom_code_init,
+        # tests/test_modeling_whisper_at.py::test_init_equals_whisper_with_the_same_seed.
+        WhisperPreTrainedModel.__init__(self, config)
+        self.encoder = WhisperATEncoder(config)
+        self.decoder = WhisperDecoder(config)
+        self.post_init()
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        return _can_set_attn_implementation()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -308,11 +349,20 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
     config: WhisperATConfig
 
     def __init__(self, config: WhisperATConfig):
-        super().__init__(config)
-        self.model.encoder = WhisperATEncoder(config)
+        # ----- upstream-coupled: `WhisperForConditionalGeneration.__init__` with [`WhisperATModel`], then the head:
+        # Whisper's weights are drawn first and in Whisper's order (pin: as `WhisperATModel.__init__`'s),
+        # and `config.gradient_checkpointing` reaches the encoder that runs.
+        WhisperPreTrainedModel.__init__(self, config)
+        self.model = WhisperATModel(config)
+        self.proj_out = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.max_target_positions = config.max_target_positions
         self.audio_tagging_head = WhisperATHead(config)
         self.post_init()
         self.freeze_whisper()
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        return _can_set_attn_implementation()
 
     # ----- construction ---------------------------------------------------------------------------------------------
     @classmethod
@@ -340,6 +390,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         missing = [key for key in missing if not key.startswith(f"{HEAD_PREFIX}.")]
         if missing or unexpected:
             raise ValueError(f"Whisper weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+        model.tie_weights()  # `assign=True` adopted proj_out's and embed_tokens' tensors as two Parameters: one again
         reference = next(whisper_model.parameters())
         model.audio_tagging_head = WhisperATHead(config).to(device=reference.device, dtype=reference.dtype)
         model.audio_tagging_head.apply(model._init_weights)
@@ -358,18 +409,21 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         """Like [`PreTrainedModel.from_pretrained`], but a checkpoint whose head weights are missing, unexpected or
         of another shape is an error, not a warning: a Whisper-AT model without its trained head would tag at random.
 
-        Head-only checkpoints (written by `save_pretrained(dir, head_only=True)`) are recognised by their
-        `audio_tagging_head.safetensors` and no full weights: the base Whisper named in their config
-        (`base_model_name_or_path` at `base_model_revision`) is loaded and the head attached, or `base_model`
+        Head-only checkpoints (written by `save_pretrained(dir, head_only=True)`) are recognised by
+        `"whisper_at_head_only": true` in their `config.json` (see `head_only.py`): the base Whisper named in their
+        config (`base_model_name_or_path` at `base_model_revision`) is loaded and the head attached, or `base_model`
         (a path, Hub id or loaded [`WhisperForConditionalGeneration`], e.g. a fine-tuned Whisper of the same dims)
         instead. Loading kwargs (`dtype`, `device_map`, `cache_dir`, `token`, ...) go to the base Whisper;
         `revision`/`subfolder` refer to the head checkpoint. See `head_only.py`.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
-        head_file = find_head_only_weights(pretrained_model_name_or_path, **kwargs)
-        if head_file is not None:
-            model, info = load_head_only(cls, pretrained_model_name_or_path, head_file, base_model, **kwargs)
-            return (model, info) if output_loading_info else model
+        if pretrained_model_name_or_path is not None:  # (None: `config=` and `state_dict=` give everything)
+            # the config is read once here and handed on, so finding out what kind of checkpoint this is costs nothing
+            config, kwargs = load_checkpoint_config(cls.config_class, pretrained_model_name_or_path, kwargs)
+            if is_head_only_checkpoint(config, pretrained_model_name_or_path, kwargs.get("subfolder")):
+                model, info = load_head_only(cls, pretrained_model_name_or_path, base_model, config=config, **kwargs)
+                return (model, info) if output_loading_info else model
+            kwargs["config"] = config
         if base_model is not None:
             raise ValueError(
                 f"base_model= applies to head-only checkpoints, but {pretrained_model_name_or_path} holds full "
@@ -424,20 +478,39 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             if is_main_process:
                 save_remote_code(save_directory, type(self))
         if push_to_hub and is_main_process:
-            from .hub_utils import upload_folder
+            self._push_folder(save_directory, head_only, **kwargs)
 
-            default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
-            upload_folder(
-                save_directory,
-                repo_id=kwargs.get("repo_id"),
-                token=kwargs.get("token"),
-                private=kwargs.get("private"),
-                commit_message=kwargs.get("commit_message") or default_message,
-            )
+    def push_to_hub(self, repo_id: str, *, head_only: bool = False, **kwargs: Any) -> str:
+        """[`PreTrainedModel.push_to_hub`]; `head_only=True` pushes a head-only checkpoint (see `save_pretrained`)
+        with the card transformers pushes for a full model (the repo's own card when it has one)."""
+        if not head_only:
+            return super().push_to_hub(repo_id, **kwargs)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, head_only=True)
+            return self._push_folder(folder, head_only, repo_id=repo_id, **kwargs)
 
-    def save_head(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        """Writes a head-only checkpoint (same as `save_pretrained(save_directory, head_only=True, **kwargs)`)."""
-        self.save_pretrained(save_directory, head_only=True, **kwargs)
+    def _push_folder(
+        self,
+        folder: str | os.PathLike,
+        head_only: bool,
+        repo_id: str | None = None,
+        token: str | bool | None = None,
+        private: bool | None = None,
+        commit_message: str | None = None,
+        **_: Any,
+    ) -> str:
+        """Uploads a saved checkpoint folder to `repo_id` (default: the folder's name), with a `README.md` card: the
+        folder's, else the repo's, else transformers' default one (as `push_to_hub` makes it)."""
+        from huggingface_hub import HfApi
+        from transformers.utils.hub import create_and_tag_model_card
+
+        repo_id = repo_id or os.path.basename(os.path.abspath(folder))
+        repo_id = HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True).repo_id
+        card = os.path.join(folder, "README.md")
+        if not os.path.isfile(card):
+            create_and_tag_model_card(repo_id, self.model_tags, token=token).save(card)
+        default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
+        return upload_folder(folder, repo_id, token, private, commit_message or default_message)
 
     def load_head(self, path: str | os.PathLike) -> None:
         """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).
@@ -445,8 +518,6 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         Raises `ValueError` when weights are missing, unexpected or of the wrong shape.
         """
         load_head_weights(self.audio_tagging_head, path)
-
-    check_whisper_fits_head = staticmethod(check_whisper_fits_head)
 
     # ----- freezing -------------------------------------------------------------------------------------------------
     def freeze_whisper(self) -> None:
@@ -527,60 +598,72 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         return self.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
 
     # ----- forward --------------------------------------------------------------------------------------------------
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: Any = None,
+        cache: Any = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        decoder_position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        *,
         audio_labels: torch.Tensor | None = None,
         at_time_res: float | None = None,
-        encoder_outputs: Any = None,
-        labels: torch.LongTensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
         encoder_pass_cache: EncoderPassCache | None = None,
         **kwargs: Any,
     ) -> WhisperATSeq2SeqOutput:
         r"""
-        Whisper's seq2seq forward plus audio tags from the same encoder pass.
+        Whisper's seq2seq forward (its parameters, in its order) plus audio tags from the same encoder pass.
 
         Args:
             input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, 3000)`): log-mel features.
-            audio_labels (`torch.FloatTensor` of shape `(batch_size, num_labels)` or
-                `(batch_size, n_label_windows, num_labels)`, *optional*): multi-hot (or soft) targets for the first
-                `n_label_windows` tag windows; gives `audio_tag_loss` (BCE with logits). Named apart from the
-                decoder's `labels` so `Trainer(label_names=["audio_labels"])` works.
-            at_time_res (`float`, *optional*): tag window in seconds.
+            attention_mask ... use_cache: as in [`WhisperForConditionalGeneration.forward`]. When none of `labels`,
+                `decoder_input_ids`, `decoder_inputs_embeds` is given, the decoder is skipped (tagging-only forward,
+                e.g. head training).
             encoder_outputs: a precomputed encoder output; tags are only computed if it carries
                 `pooled_hidden_states` (see [`encode`]).
-            labels / decoder_input_ids / decoder_inputs_embeds: as in Whisper. When none is given, the decoder is
-                skipped (tagging-only forward, e.g. head training).
-            encoder_pass_cache ([`EncoderPassCache`], *optional*): answers `input_features` it holds without a pass.
+            audio_labels (`torch.FloatTensor` of shape `(batch_size, num_labels)` or
+                `(batch_size, n_label_windows, num_labels)`, *optional*, keyword-only): multi-hot (or soft) targets
+                for the first `n_label_windows` tag windows; gives `audio_tag_loss` (BCE with logits). Named apart
+                from the decoder's `labels` so `Trainer(label_names=["audio_labels"])` works.
+            at_time_res (`float`, *optional*, keyword-only): tag window in seconds.
+            encoder_pass_cache ([`EncoderPassCache`], *optional*, keyword-only): answers `input_features` it holds.
+            output_hidden_states / output_attentions / return_dict: as in Whisper. Encoder states and attentions
+                come from the one pass that feeds the head. `return_dict=False` gives a tuple: Whisper's tuple (its
+                non-`None` fields in its order; `loss` is the total), then `audio_tag_logits`, then `audio_tag_loss`
+                and `lm_loss` where computed.
         """
         if encoder_outputs is None:
-            if input_features is None:
-                raise ValueError("Pass input_features or encoder_outputs.")
-            encoder_outputs = self.encode(input_features, encoder_pass_cache=encoder_pass_cache)
-        pooled = getattr(encoder_outputs, "pooled_hidden_states", None)
-        audio_tag_logits = self.tag_pooled(pooled, at_time_res) if pooled is not None else None
+            encoder_outputs = self._encode_for_forward(input_features, attention_mask, encoder_pass_cache, kwargs)
+        elif isinstance(encoder_outputs, (tuple, list)):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        audio_tag_logits, audio_tag_loss = self._tags_and_loss(encoder_outputs, audio_labels, at_time_res)
 
-        audio_tag_loss = None
-        if audio_labels is not None:
-            if audio_tag_logits is None:
-                raise ValueError("audio_labels need the encoder to run in this call (pass input_features).")
-            audio_tag_loss = self.audio_tag_loss(audio_tag_logits, audio_labels)
-
-        run_decoder = labels is not None or decoder_input_ids is not None or decoder_inputs_embeds is not None
-        if run_decoder:
+        fields, lm_loss = {}, None  # tagging only: no decoder outputs, and no 1500-frame state for Trainer to gather
+        if labels is not None or decoder_input_ids is not None or decoder_inputs_embeds is not None:
             out = super().forward(
-                encoder_outputs=encoder_outputs,
-                labels=labels,
+                attention_mask=attention_mask,
                 decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                encoder_outputs=encoder_outputs,
+                cache=cache,
                 decoder_inputs_embeds=decoder_inputs_embeds,
+                decoder_position_ids=decoder_position_ids,
+                labels=labels,
+                use_cache=use_cache,
+                return_dict=True,
                 **kwargs,
             )
             fields = dict(out.items())
             lm_loss = fields.pop("loss", None)
-        else:  # tagging only: no decoder outputs, and no 1500-frame state for Trainer to gather
-            fields, lm_loss = {}, None
+        elif encoder_outputs.hidden_states is not None or encoder_outputs.attentions is not None:
+            fields = {"encoder_hidden_states": encoder_outputs.hidden_states}
+            fields["encoder_attentions"] = encoder_outputs.attentions
         losses = [loss for loss in (lm_loss, audio_tag_loss) if loss is not None]
         return WhisperATSeq2SeqOutput(
             loss=sum(losses) if losses else None,
@@ -589,6 +672,32 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             audio_tag_logits=audio_tag_logits,
             **fields,
         )
+
+    def _encode_for_forward(
+        self,
+        input_features: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        encoder_pass_cache: EncoderPassCache | None,
+        kwargs: dict[str, Any],
+    ) -> WhisperATEncoderOutput:
+        if input_features is None:
+            raise ValueError("Pass input_features or encoder_outputs.")
+        # SpecAugment as Whisper applies it (only while training with `config.apply_spec_augment`)
+        input_features = self.model._mask_input_features(input_features, attention_mask=attention_mask)
+        flags = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
+        return self.encode(input_features, encoder_pass_cache=encoder_pass_cache, **flags)
+
+    def _tags_and_loss(
+        self, encoder_outputs: Any, audio_labels: torch.Tensor | None, at_time_res: float | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """`(audio_tag_logits, audio_tag_loss)`; logits only where `encoder_outputs` carries pooled states."""
+        pooled = getattr(encoder_outputs, "pooled_hidden_states", None)
+        logits = self.tag_pooled(pooled, at_time_res) if pooled is not None else None
+        if audio_labels is None:
+            return logits, None
+        if logits is None:
+            raise ValueError("audio_labels need the encoder to run in this call (pass input_features).")
+        return logits, self.audio_tag_loss(logits, audio_labels)
 
     @staticmethod
     def audio_tag_loss(audio_tag_logits: torch.Tensor, audio_labels: torch.Tensor) -> torch.Tensor:

@@ -21,15 +21,25 @@ TASK = "automatic-speech-recognition"
 # `model.config.model_type == "whisper"`). tests/test_pipeline_asr_whisper_at.py pins it on plain Whisper.
 WHISPER_PROCESSING = "seq2seq_whisper"
 
+# ----- upstream-coupled: the one transformers internal relied on here, the processing branch chosen from `self.type`.
+# `AutomaticSpeechRecognitionPipeline.__init__` assigns `self.type` from `model_type == "whisper"` (ours is
+# "whisper_at") *before* `Pipeline.__init__` checks the init-time kwargs (`return_language=True`, ...), so a value set
+# after `super().__init__` comes too late, and one set before is overwritten. A class-level property that ignores the
+# assignment is right from the start. Both pipelines of this package use this one. Pins:
+# tests/test_upstream_pins.py::test_asr_pipeline_takes_the_whisper_path_only_for_model_type_whisper and the init-time
+# kwargs tests in tests/test_pipeline_asr_whisper_at.py and tests/test_pipeline_whisper_at.py.
+whisper_processing_type = property(
+    lambda self: WHISPER_PROCESSING,
+    lambda self, value: None,
+    doc="Always Whisper's processing: a Whisper-AT model is Whisper (the ASR pipeline's own assignment is ignored).",
+)
+
 
 class WhisperATSpeechRecognitionPipeline(AutomaticSpeechRecognitionPipeline):
     """transformers' ASR pipeline, with Whisper's processing for a Whisper-AT model (text only, no tags: use
     `pipeline("whisper-at")` for tags). Takes every argument of [`AutomaticSpeechRecognitionPipeline`]."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        # The one transformers internal relied on here: the processing branch chosen from `self.type`.
-        self.type = WHISPER_PROCESSING
+    type = whisper_processing_type
 
 
 def custom_pipelines_entry() -> dict:
@@ -43,4 +53,4 @@ def custom_pipelines_entry() -> dict:
     }
 
 
-__all__ = ["WhisperATSpeechRecognitionPipeline", "custom_pipelines_entry"]
+__all__ = ["WhisperATSpeechRecognitionPipeline", "custom_pipelines_entry", "whisper_processing_type"]

@@ -23,6 +23,7 @@ from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
 from .labels import load_label_names
 from .options import check_not_a_sample_list, check_pipeline_options
+from .pipeline_asr_whisper_at import whisper_processing_type
 from .remote_code import PIPELINE_TASK as TASK
 from .remote_code import custom_pipelines_entry
 from .timeline import PooledSpan, WindowAssembler, pass_spans, window_bounds, windows_for_duration
@@ -562,17 +563,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return windows
 
     # ----- upstream-coupled (transformers' ASR pipeline); each piece is pinned by tests/test_upstream_pins.py -------
-    # Pin: test_asr_pipeline_takes_the_whisper_path_only_for_model_type_whisper.
-    # Whisper-AT is Whisper: always take the ASR pipeline's Whisper path. Its `__init__` picks the path from
-    # `model_type == "whisper"` (ours is "whisper_at") and uses it while parsing init kwargs, so a fixed property
-    # (ignoring that assignment) is the one place that gets it right from the start.
-    @property
-    def type(self) -> str:
-        return "seq2seq_whisper"
-
-    @type.setter
-    def type(self, value: str) -> None:
-        pass
+    # Whisper-AT is Whisper: always take the ASR pipeline's Whisper path, from the start (init-time kwargs included).
+    # The one way both pipelines do it, with its pins: `pipeline_asr_whisper_at.whisper_processing_type`.
+    type = whisper_processing_type
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         # Pin: test_chunk_pipeline_iterator_building_blocks.
