@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_at_hf.model_card import ORIGINAL_VARIANTS, original_variant_card
+from whisper_at_hf.model_card import original_variant_card
+from whisper_at_hf.original_variants import ORIGINAL_VARIANTS
 
 
 def render_all() -> dict[str, str]:

@@ -47,8 +47,19 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, expand_audio_paths, load_audio
-from .file_utils import atomic_write
+from . import WhisperATPipeline  # noqa: F401  (importing the package registers the "whisper-at" task)
+from .audio import (
+    AUDIO_EXTENSIONS,
+    Audio,
+    AudioDecodeError,
+    expand_audio_paths,
+    load_audio,
+)
+from .file_utils import DATA_FILE_BUILDERS, atomic_write, is_saved_dataset
+from .labels import load_label_names
+from .options import check_at_time_res, check_tag_threshold
+from .original_variants import default_variant
+from .release_resolver import resolve_model
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -56,7 +67,6 @@ DATA_DIR = "data"
 SHARD_RECORDS_DIR = "manifests"
 MANIFEST = "manifest.json"
 ERRORS = "errors.jsonl"
-LIST_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 # Settings that change the rows: a rerun into the same folder must use the same ones (or pass --overwrite).
 _RESULT_OPTIONS = (
     "tags_only", "top_k", "tag_threshold", "at_time_res", "label_language", "save_probs", "segments", "language",
@@ -141,8 +151,6 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--decode-workers must be >= 0")
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
-    from .options import check_at_time_res, check_tag_threshold
-
     try:
         if args.tag_threshold is not None:
             check_tag_threshold(args.tag_threshold)
@@ -195,10 +203,6 @@ def _looks_like_repo_id(text: str) -> bool:
     ) and not text.lower().endswith(AUDIO_EXTENSIONS) and " " not in text
 
 
-def _is_saved_dataset(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, name)) for name in ("dataset_dict.json", "state.json"))
-
-
 def _has_audio_files(path: str) -> bool:
     return any(name.lower().endswith(AUDIO_EXTENSIONS) for _, _, names in os.walk(path) for name in names)
 
@@ -212,9 +216,9 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
     kind, base_dir = "files", None
     if single is not None:
         extension = os.path.splitext(single)[1].lower()
-        if os.path.isfile(single) and extension in LIST_EXTENSIONS:
+        if os.path.isfile(single) and extension in DATA_FILE_BUILDERS:
             kind, base_dir = "list", os.path.dirname(os.path.abspath(single))
-        elif os.path.isdir(single) and _is_saved_dataset(single):
+        elif os.path.isdir(single) and is_saved_dataset(single):
             kind = "saved"
         elif os.path.isdir(single) and not _has_audio_files(single):
             kind = "data_folder"
@@ -230,7 +234,7 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
         return _finish_input(args, dataset, "audio", "id", {"kind": "files", "files": len(files), "first": files[0],
                                                               "last": files[-1], "sha1": listing}, None)
     if kind == "list":
-        builder = LIST_EXTENSIONS[os.path.splitext(single)[1].lower()]
+        builder = DATA_FILE_BUILDERS[os.path.splitext(single)[1].lower()]
         kwargs = {"delimiter": "\t"} if single.lower().endswith(".tsv") else {}
         dataset = datasets.load_dataset(builder, data_files=os.path.abspath(single), split="train",
                                         streaming=args.streaming, **kwargs)
@@ -391,9 +395,6 @@ class Annotator:
     def __init__(self, args: argparse.Namespace, device: Any, revision: str | None):
         import torch
         from transformers import pipeline
-
-        from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-        from .labels import load_label_names
 
         dtype = args.dtype
         if dtype == "auto":
@@ -777,8 +778,6 @@ def main(argv: list[str] | None = None) -> int:
 
     with state.main_process_first():  # datasets prepares / caches the input once
         corpus = open_input(args)
-    from .original_release import default_variant, resolve_model
-
     with state.main_process_first():  # a released variant is downloaded (and converted) once
         try:
             model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)

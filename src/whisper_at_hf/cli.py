@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
     from .labels import load_label_names
-    from .original_release import resolve_model
+    from .release_resolver import resolve_model
 
     if args.quiet:
         hf_logging.set_verbosity_error()

@@ -45,8 +45,17 @@ from transformers.utils import logging
 from .audio import load_audio
 from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names, read_original_label_names
+from .modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .options import check_at_time_res, check_class_indices, check_int, check_number
-from .original_release import HUB_NAMESPACE, ORIGINAL_VARIANTS, released_checkpoint
+from .original_variants import (
+    ALIASES,
+    HUB_NAMESPACE,
+    ORIGINAL_VARIANTS,
+    get_variant,
+    is_variant_name,
+)
+from .release_resolver import released_checkpoint
+from .remote_code import PIPELINE_TASK as TASK
 
 logger = logging.get_logger(__name__)
 
@@ -55,9 +64,6 @@ logger = logging.get_logger(__name__)
 # ----------------------------------------------------------------------------------------------------------------------
 #: Environment variable holding a JSON object of overrides, `{"variant": "dir or Hub id"}`; wins over the table.
 CHECKPOINTS_ENV = "WHISPER_AT_HF_CHECKPOINTS"
-#: The original's aliases.
-ALIASES: dict[str, str] = {"large": "large-v2"}
-
 #: Original variant (`"large-v2"`, `"large-v2_low"` for the TL-TR-512 head, ...) -> transformers checkpoint
 #: (dir or Hub id). Generated from the release table so names, cards and this table cannot drift apart. A name still
 #: mapped to its published Hub id is resolved by `released_checkpoint` (Hub, else the original release, converted).
@@ -65,7 +71,6 @@ CHECKPOINTS: dict[str, str] = {variant.name: f"{HUB_NAMESPACE}/{variant.repo_nam
 _PUBLISHED = dict(CHECKPOINTS)
 
 _WHISPER_NAMES = tuple(dict.fromkeys(variant.whisper for variant in ORIGINAL_VARIANTS))
-_LOW_NAMES = tuple(variant.whisper for variant in ORIGINAL_VARIANTS if variant.low_dim)
 
 
 class CheckpointNotAvailableError(OSError):
@@ -74,7 +79,7 @@ class CheckpointNotAvailableError(OSError):
 
 def available_models() -> list[str]:
     """The original variant names `load_model` accepts (each also with `at_low_compute=True` where that head exists)."""
-    return [*_WHISPER_NAMES, *ALIASES]
+    return [*_WHISPER_NAMES, *(alias for alias, name in ALIASES.items() if name in _WHISPER_NAMES)]
 
 
 def register_checkpoint(name: str, name_or_path: str | os.PathLike, at_low_compute: bool = False) -> None:
@@ -94,7 +99,7 @@ def checkpoint_for(name: str, at_low_compute: bool = False) -> str | None:
         ValueError: `at_low_compute=True` for a variant without a TL-TR-512 head (tiny, tiny.en, base, base.en), or a
             malformed `WHISPER_AT_HF_CHECKPOINTS`.
     """
-    if ALIASES.get(name, name) not in _WHISPER_NAMES:
+    if not is_variant_name(name):
         return None
     key = _variant_key(name, at_low_compute)
     overrides = _env_overrides()
@@ -104,17 +109,8 @@ def checkpoint_for(name: str, at_low_compute: bool = False) -> str | None:
 
 
 def _variant_key(name: str, at_low_compute: bool) -> str:
-    whisper = ALIASES.get(name, name)
-    if whisper not in _WHISPER_NAMES:
-        raise ValueError(f"unknown whisper-at variant {name!r}; variants: {', '.join(available_models())}.")
-    if not at_low_compute:
-        return whisper
-    if whisper not in _LOW_NAMES:
-        raise ValueError(
-            f"at_low_compute=True: there is no low-dim (TL-TR-512) head for {name!r}; it exists only for "
-            f"{', '.join(_LOW_NAMES)}. Use at_low_compute=False for {name!r}."
-        )
-    return f"{whisper}_low"
+    # the release table resolves names and aliases, and names the variants with a TL-TR-512 head
+    return get_variant(name, at_low_compute).name
 
 
 def _env_overrides() -> dict[str, str]:
@@ -132,8 +128,7 @@ def _env_overrides() -> dict[str, str]:
 
 
 def _canonical_key(key: str) -> str:
-    low = key.endswith("_low")
-    return _variant_key(key.removesuffix("_low"), low)
+    return get_variant(key).name
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -167,9 +162,6 @@ def load_model(
         ValueError: `at_low_compute=True` for a variant without a low-dim head.
     """
     from transformers import WhisperProcessor, pipeline
-
-    from .modeling_whisper_at import WhisperForAudioTaggingAndASR
-    from .pipeline_whisper_at import TASK
 
     del in_memory
     name = os.fspath(name_or_path)

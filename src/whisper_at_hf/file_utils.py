@@ -1,4 +1,5 @@
-"""Writing files so that readers (a resumed run, another process, a later call) never see half of one."""
+"""Files on disk: writing them so that readers (a resumed run, another process, a later call) never see half of one,
+and recognising the data files and saved datasets that annotate and training read."""
 
 from __future__ import annotations
 
@@ -20,4 +21,18 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
     os.replace(f.name, path)
 
 
-__all__ = ["atomic_write"]
+#: Extension of a data/list file -> the `datasets` builder that reads it.
+DATA_FILE_BUILDERS: dict[str, str] = {
+    ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
+}  # fmt: skip
+
+
+def is_saved_dataset(folder: str | os.PathLike) -> bool:
+    """`folder` was written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+    folder = Path(folder)
+    return (folder / "dataset_dict.json").is_file() or (
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file()
+    )
+
+
+__all__ = ["DATA_FILE_BUILDERS", "atomic_write", "is_saved_dataset"]

@@ -15,8 +15,12 @@ from huggingface_hub import EvalResult, ModelCardData
 from .configuration_whisper_at import AUDIOSET_NUM_LABELS
 from .hub_utils import is_hub_id
 
-# the release table lives with the resolver; cards only render it
-from .original_release import ORIGINAL_VARIANTS, ORIGINAL_VARIANTS_BY_NAME, OriginalVariant, find_original_variant
+from .original_variants import (
+    ORIGINAL_VARIANTS,
+    WHISPER_SIZES,
+    OriginalVariant,
+    find_original_variant,
+)
 from .remote_code import PIPELINE_TASK
 
 AUDIOSET_DATASET = "agkphysics/AudioSet"
@@ -25,14 +29,6 @@ ORIGINAL_REPO = "https://github.com/YuanGongND/whisper-at"
 ORIGINAL_LICENSE = "bsd-2-clause"  # the original Whisper-AT code and head weights
 AUDIOSET_LABEL_SET = "the 527 classes of the AudioSet ontology"
 
-# Whisper size -> (encoder layers, d_model, Whisper parameters)
-WHISPER_SIZES: dict[str, tuple[int, int, str]] = {
-    "tiny": (4, 384, "39M"),
-    "base": (6, 512, "74M"),
-    "small": (12, 768, "244M"),
-    "medium": (24, 1024, "769M"),
-    "large": (32, 1280, "1550M"),
-}
 # (Whisper size, low-dim head) -> (initial learning rate, epochs, equivalent full epochs, averaged epochs) of the
 # original recipe (each epoch stopped after 10% of its iterations).
 ORIGINAL_RECIPE: dict[tuple[str, bool], tuple[float, int, int, str]] = {
@@ -406,10 +402,6 @@ def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str
 
 __all__ = [
     "card_metadata",
-    "ORIGINAL_VARIANTS",
-    "ORIGINAL_VARIANTS_BY_NAME",
-    "OriginalVariant",
-    "find_original_variant",
     "model_card_for_model",
     "original_variant_card",
     "render_model_card",
