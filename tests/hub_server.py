@@ -108,11 +108,13 @@ class HubHandler(BaseHTTPRequestHandler):
             payload = json.loads(body)
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
             key = self._key(repo_id, payload.get("type") or "model")
-            with self.state.lock:
-                if key in self.state.repos:
-                    return self._error(409, "RepoExists", "You already created this model repo")
-                self.state.repos[key] = {"sha": _sha(key.encode()), "files": {}}
             host = f"http://{self.headers['Host']}"
+            with self.state.lock:
+                if key in self.state.repos:  # as the Hub: 409, with the repo's url (create_repo(exist_ok=True) reads it)
+                    message = "You already created this model repo"
+                    return self._json(409, {"error": message, "url": f"{host}/{repo_id}"},
+                                      {"X-Error-Code": "RepoExists", "X-Error-Message": message})  # fmt: skip
+                self.state.repos[key] = {"sha": _sha(key.encode()), "files": {}}
             return self._json(200, {"url": f"{host}/{repo_id}", "name": repo_id, "id": repo_id})
         if path == "/api/validate-yaml":  # README.md metadata: must be valid YAML
             import yaml

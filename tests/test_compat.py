@@ -314,3 +314,36 @@ def test_transcribe_equals_the_original_package(base_model, clip):
     ]
     torch.testing.assert_close(ours["audio_tag"], theirs["audio_tag"], rtol=0, atol=1e-4)
     assert_same_tags(whisper.parse_at_label(ours), original_parse(theirs))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# One model, many threads: each call's precision is its own
+# ----------------------------------------------------------------------------------------------------------------------
+def test_threads_with_different_fp16_get_their_own_results(tmp_path, speech):
+    """`fp16` is per call (autocast, thread-local): the shared model's weights are never cast. On CUDA the two
+    precisions give measurably different tags, so a call running in the other thread's precision is caught."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    WhisperForAudioTaggingAndASR.from_whisper(str(TINY_EN), num_labels=527).save_pretrained(tmp_path / "ckpt")
+    from transformers import WhisperProcessor
+
+    WhisperProcessor.from_pretrained(TINY_EN).save_pretrained(tmp_path / "ckpt")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = whisper.load_model(str(tmp_path / "ckpt"), device=device)
+    weights = {name: (p.dtype, p.data_ptr()) for name, p in model.model.named_parameters()}
+    clip = speech[: 16000 * 8]
+
+    def tags(fp16: bool) -> torch.Tensor:
+        return model.transcribe(clip, fp16=fp16, **FAST)["audio_tag"].float()
+
+    expected = {fp16: tags(fp16) for fp16 in (True, False)}
+    if device == "cuda":
+        assert (expected[True] - expected[False]).abs().max() > 1e-4  # the test can tell the two apart
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [(fp16, pool.submit(tags, fp16)) for _ in range(6) for fp16 in (True, False)]
+        for fp16, future in runs:
+            got = future.result()
+            scale = expected[fp16].abs().max().item()
+            assert (got - expected[fp16]).abs().max().item() <= 1e-5 * max(scale, 1.0), f"fp16={fp16}"
+    assert {name: (p.dtype, p.data_ptr()) for name, p in model.model.named_parameters()} == weights

@@ -29,8 +29,8 @@ Intended differences from the original:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import warnings
 import zlib
@@ -155,7 +155,8 @@ def load_model(
         download_root: cache folder for the downloads and converted checkpoints (`cache_dir`); default the Hugging
             Face cache.
         in_memory: accepted for compatibility; transformers loads safetensors memory-mapped either way.
-        dtype: weights' dtype; default float16 on CUDA (the original's `fp16=True`) and float32 elsewhere.
+        dtype: weights' dtype; default float32, as the original (whose `transcribe(fp16=True)`, the default, computes
+            in float16 on CUDA: here by autocast, per call, so threads sharing the model each get their precision).
 
     Raises:
         CheckpointNotAvailableError: the checkpoint is neither a local dir nor on the Hub or in its cache.
@@ -169,7 +170,7 @@ def load_model(
     checkpoint = variant_checkpoint or name
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        dtype = torch.float32  # as the original: float32 weights; `transcribe(fp16=True)` computes in float16 on CUDA
     cache_dir = os.fspath(download_root) if download_root is not None else None
 
     if variant_checkpoint is not None and variant_checkpoint == _PUBLISHED[_variant_key(name, at_low_compute)]:
@@ -349,67 +350,75 @@ class WhisperATModel:
         )
         # checked before any audio is decoded
         at_time_res = check_at_time_res(at_time_res, self.model.config)
-        self._set_precision(fp16)
-
         rate = self.pipeline.feature_extractor.sampling_rate
         # decoded here (not in the pipeline) to know the duration up front; a bare waveform is 16 kHz as in the original
         loaded = load_audio(audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else audio, rate, rate)
-        duration = loaded.duration
-        single_window = duration <= self.pipeline.feature_extractor.chunk_length
         if word_timestamps:  # words come nested in Whisper's segments, decoded from the same tokens
             timestamps = {"return_timestamps": "word", "return_word_segments": True}
         else:
             timestamps = {"return_timestamps": not without_timestamps}
-        output = self.pipeline(
-            {"raw": loaded.array, "sampling_rate": loaded.sampling_rate},
-            at_time_res=at_time_res,
-            return_language=True,
-            return_tag_logits=True,
-            generate_kwargs=generate_kwargs,
-            **timestamps,
-        )
-        text = output["text"]
-        if word_timestamps:
-            chunks = output.get("segments")
-        else:
-            chunks = None if without_timestamps else output.get("chunks")
-        chunks = chunks or [{"timestamp": (0.0, duration), "text": text, "words": output.get("chunks") or []}]
-        if not text.strip():
-            chunks = []  # nothing said (e.g. the no-speech check skipped the window): no segments, as the original
-        single_temperature = float(temperature) if isinstance(temperature, (int, float)) else None
-        if single_temperature is None and len(temperature) == 1:
-            single_temperature = float(temperature[0])
-        tokenizer = self.pipeline.tokenizer
-        segments = []
-        for index, chunk in enumerate(chunks):
-            start, end = chunk["timestamp"]
-            segments.append(
-                {
-                    "id": index,
-                    "seek": 0 if single_window else None,
-                    "start": float(start or 0.0),
-                    "end": float(end if end is not None else duration),
-                    "text": chunk["text"],
-                    "tokens": tokenizer.encode(chunk["text"], add_special_tokens=False),
-                    "temperature": single_temperature,
-                    "avg_logprob": None,
-                    "compression_ratio": _compression_ratio(text) if single_window else None,
-                    "no_speech_prob": None,
-                }
+        with self._precision(fp16):
+            output = self.pipeline(
+                {"raw": loaded.array, "sampling_rate": loaded.sampling_rate},
+                at_time_res=at_time_res,
+                return_language=True,
+                return_tag_logits=True,
+                generate_kwargs=generate_kwargs,
+                **timestamps,
             )
-            if word_timestamps:
-                segments[-1]["words"] = [_word(word, duration) for word in chunk["words"]]
+        segments = self._segments(output, loaded.duration, temperature, word_timestamps, without_timestamps)
         if verbose:
             for segment in segments:
                 print(f"[{_timestamp(segment['start'])} --> {_timestamp(segment['end'])}] {segment['text']}")
         return {
-            "text": text,
+            "text": output["text"],
             "segments": segments,
             "language": output.get("language"),
             "at_time_res": at_time_res,
             "audio_tag": torch.from_numpy(np.ascontiguousarray(output["audio_tag_logits"])),
             "label_names": self.label_names.names_by_language,
         }
+
+    def _segments(
+        self,
+        output: Mapping[str, Any],
+        duration: float,
+        temperature: float | Sequence[float],
+        word_timestamps: bool,
+        without_timestamps: bool,
+    ) -> list[dict[str, Any]]:
+        """The original's segments from the pipeline's output (see [`transcribe`] for what each field holds)."""
+        text = output["text"]
+        if not text.strip():
+            return []  # nothing said (e.g. the no-speech check skipped the window): no segments, as the original
+        if word_timestamps:
+            chunks = output.get("segments")
+        else:
+            chunks = None if without_timestamps else output.get("chunks")
+        chunks = chunks or [{"timestamp": (0.0, duration), "text": text, "words": output.get("chunks") or []}]
+        single_window = duration <= self.pipeline.feature_extractor.chunk_length
+        single_temperature = float(temperature) if isinstance(temperature, (int, float)) else None
+        if single_temperature is None and len(temperature) == 1:
+            single_temperature = float(temperature[0])
+        segments = []
+        for index, chunk in enumerate(chunks):
+            start, end = chunk["timestamp"]
+            segment = {
+                "id": index,
+                "seek": 0 if single_window else None,
+                "start": float(start or 0.0),
+                "end": float(end if end is not None else duration),
+                "text": chunk["text"],
+                "tokens": self.pipeline.tokenizer.encode(chunk["text"], add_special_tokens=False),
+                "temperature": single_temperature,
+                "avg_logprob": None,
+                "compression_ratio": _compression_ratio(text) if single_window else None,
+                "no_speech_prob": None,
+            }
+            if word_timestamps:
+                segment["words"] = [_word(word, duration) for word in chunk["words"]]
+            segments.append(segment)
+        return segments
 
     def _generate_kwargs(
         self,
@@ -465,11 +474,20 @@ class WhisperATModel:
             raise TypeError(f"unknown decode options: {', '.join(sorted(decode_options))}.")
         return kwargs
 
-    def _set_precision(self, fp16: bool) -> None:
-        # As the original: float16 only on CUDA; on CPU always float32.
-        wanted = torch.float16 if fp16 and self.device.type == "cuda" else torch.float32
-        if self.device.type != "cpu" and self.model.dtype != wanted:
-            self.model.to(wanted)
+    def _precision(self, fp16: bool) -> contextlib.AbstractContextManager:
+        """As the original: float16 compute only on CUDA (`fp16=True`), float32 elsewhere; for this call only. The
+        shared model's weights are never cast: float16 on float32 weights is autocast, which is per thread."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        if fp16 and self.model.dtype == torch.float32:
+            return torch.autocast("cuda", dtype=torch.float16)
+        if not fp16 and self.model.dtype != torch.float32:
+            warnings.warn(
+                f"fp16=False, but the model was loaded in {self.model.dtype}; it runs in that dtype. For float32, "
+                "load it with load_model(..., dtype=torch.float32) (the default).",
+                stacklevel=3,
+            )
+        return contextlib.nullcontext()
 
 
 def transcribe(model: WhisperATModel, audio: Any, **kwargs: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ their processor, labels and model card, and runs the recipe's sampling, mixup an
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -74,8 +75,14 @@ class WhisperATHeadTrainer(Trainer):
     ):
         training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
         if training_args is not None:
+            # the caller's arguments stay as they were: this trainer's settings go on a copy
+            training_args = copy.copy(training_args)
             training_args.label_names = [LABELS_KEY]
             training_args.remove_unused_columns = False  # rows carry audio / pooled states, not forward() args
+            if len(args) > 1:
+                args = (args[0], training_args, *args[2:])
+            else:
+                kwargs["args"] = training_args
         model = kwargs.get("model", args[0] if args else None)
         self.at_time_res = at_time_res
         if kwargs.get("data_collator") is None and len(args) < 3 and kwargs.get("processing_class") is not None:
