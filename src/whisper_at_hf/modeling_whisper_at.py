@@ -38,6 +38,7 @@ from .head_only import (
     trainable_parameters_summary,
     unreadable_weights_error,
 )
+from .hub_utils import upload_folder
 from .remote_code import save_remote_code
 from .timeline import WindowAssembler, pass_spans, windows_of
 
@@ -424,8 +425,6 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             if is_main_process:
                 save_remote_code(save_directory, type(self))
         if push_to_hub and is_main_process:
-            from .hub_utils import upload_folder
-
             default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
             upload_folder(
                 save_directory,
