@@ -103,10 +103,18 @@ def main():
         trainer.save_metrics("eval", metrics)
 
     # ----- save the head, push: the trainer's own save_model / push_to_hub (head-only, with processor and card) ------
+    trainer.card_kwargs = card_settings(trainer, model_args, data_args, recipe_args, training_args, data)
+    trainer.save_model()
+    if training_args.push_to_hub:
+        logger.info("Pushed to %s", trainer.push_to_hub(commit_message="Upload Whisper-AT head trained with whisper-at-hf"))
+
+
+def card_settings(trainer, model_args, data_args, recipe_args, training_args, data) -> dict:
+    """What the model card says about this run (`WhisperATHeadTrainer(card_kwargs=...)`)."""
     data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
-    trainer.card_kwargs = {
+    return {
         "training_summary": {
-            "base Whisper": model.config.base_model_name_or_path,
+            "base Whisper": trainer.model.config.base_model_name_or_path,
             "training clips": len(data.train),
             "epochs": training_args.num_train_epochs,
             "optimizer steps": trainer.state.global_step,
@@ -123,9 +131,6 @@ def main():
         "license_name": model_args.license_name,
         "license_link": model_args.license_link,
     }
-    trainer.save_model()
-    if training_args.push_to_hub:
-        logger.info("Pushed to %s", trainer.push_to_hub(commit_message="Upload Whisper-AT head trained with whisper-at-hf"))
 
 
 if __name__ == "__main__":

@@ -326,28 +326,15 @@ class WhisperATModel:
         Returns:
             `{"text", "segments", "language", "at_time_res", "audio_tag", "label_names"}`: `audio_tag` is a
             `(ceil(duration / at_time_res), num_labels)` float32 tensor of logits; window `k` covers
-            `[k r, (k + 1) r)` on absolute time from 0. Each segment has `id`, `seek`, `start`, `end`, `text`,
-            `tokens`, `temperature`, `avg_logprob`, `compression_ratio`, `no_speech_prob`, where:
-            `tokens` are the segment text's tokens (re-encoded; no timestamp tokens); `seek` is 0 for audio up to
-            30 s, else `None` (transformers does not report the window); `compression_ratio` is the gzip ratio of
-            the whole text for audio up to 30 s (the original's per-window value; one window), else `None`;
-            `temperature` is the one given when a single one was, else `None` (the fallback step used is not
-            reported); `avg_logprob` and `no_speech_prob` are `None` (not reported by the pipeline).
+            `[k r, (k + 1) r)` on absolute time from 0. `segments` as the original's (see [`_segments`]).
             `label_names` is `{language: [names]}` from the checkpoint (used by [`parse_at_label`]).
         """
         fp16 = decode_options.pop("fp16", True)
         without_timestamps = decode_options.pop("without_timestamps", False)
         generate_kwargs = self._generate_kwargs(
-            language,
-            task,
-            temperature,
-            compression_ratio_threshold,
-            logprob_threshold,
-            no_speech_threshold,
-            condition_on_previous_text,
-            initial_prompt,
-            decode_options,
-        )
+            language, task, temperature, compression_ratio_threshold, logprob_threshold, no_speech_threshold,
+            condition_on_previous_text, initial_prompt, decode_options,
+        )  # fmt: skip
         # checked before any audio is decoded
         at_time_res = check_at_time_res(at_time_res, self.model.config)
         rate = self.pipeline.feature_extractor.sampling_rate
@@ -358,14 +345,9 @@ class WhisperATModel:
         else:
             timestamps = {"return_timestamps": not without_timestamps}
         with self._precision(fp16):
-            output = self.pipeline(
-                {"raw": loaded.array, "sampling_rate": loaded.sampling_rate},
-                at_time_res=at_time_res,
-                return_language=True,
-                return_tag_logits=True,
-                generate_kwargs=generate_kwargs,
-                **timestamps,
-            )
+            output = self.pipeline({"raw": loaded.array, "sampling_rate": loaded.sampling_rate}, at_time_res=at_time_res,
+                                   return_language=True, return_tag_logits=True, generate_kwargs=generate_kwargs,
+                                   **timestamps)  # fmt: skip
         segments = self._segments(output, loaded.duration, temperature, word_timestamps, without_timestamps)
         if verbose:
             for segment in segments:
@@ -387,7 +369,13 @@ class WhisperATModel:
         word_timestamps: bool,
         without_timestamps: bool,
     ) -> list[dict[str, Any]]:
-        """The original's segments from the pipeline's output (see [`transcribe`] for what each field holds)."""
+        """The original's segments from the pipeline's output: `id`, `seek`, `start`, `end`, `text`, `tokens`,
+        `temperature`, `avg_logprob`, `compression_ratio`, `no_speech_prob`, where `tokens` are the segment text's
+        tokens (re-encoded; no timestamp tokens); `seek` is 0 for audio up to 30 s, else `None` (transformers does not
+        report the window); `compression_ratio` is the gzip ratio of the whole text for audio up to 30 s (the
+        original's per-window value; one window), else `None`; `temperature` is the one given when a single one was,
+        else `None` (the fallback step used is not reported); `avg_logprob` and `no_speech_prob` are `None` (not
+        reported by the pipeline); with `word_timestamps`, `words`."""
         text = output["text"]
         if not text.strip():
             return []  # nothing said (e.g. the no-speech check skipped the window): no segments, as the original
