@@ -22,7 +22,7 @@ from test_convert_original_whisper_at import save_original_files
 import whisper_at_hf.compat as whisper
 from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.convert_original_whisper_at import convert_whisper_at_checkpoint, export_original_checkpoint
-from whisper_at_hf.labels import read_original_label_names
+from whisper_at_hf.original_format import read_original_label_names
 
 pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
 

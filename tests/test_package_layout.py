@@ -155,3 +155,40 @@ def test_documented_names_stay_importable(module):
         assert "whisper-at-convert = whisper_at_hf.convert_original_whisper_at:main" in (
             REPO_ROOT / "setup.cfg"
         ).read_text()
+
+
+# The code a checkpoint carries for `trust_remote_code`: the config, the model and the pipelines with what they use at
+# load and inference time, each once; nothing of the release resolver, conversion, CLI or annotate.
+REMOTE_CODE_FILES = {
+    "audio.py",
+    "configuration_whisper_at.py",
+    "encoder_pass_cache.py",
+    "head_only.py",
+    "hub_utils.py",
+    "labels.py",
+    "modeling_whisper_at.py",
+    "options.py",
+    "pipeline_asr_whisper_at.py",
+    "pipeline_whisper_at.py",
+    "remote_code.py",
+    "timeline.py",
+}
+NEVER_REMOTE = {"annotate", "cli", "compat", "conversion", "convert_original_whisper_at", "model_card", "original_format",
+                "original_release", "original_variants", "release_downloads", "release_resolver", "checkpoint_folder",
+                "writers", "plotting", "file_utils"}  # fmt: skip
+
+
+@pytest.mark.parametrize("head_only", [False, True])
+def test_saved_checkpoint_carries_the_pinned_remote_code(tmp_path, head_only):
+    from conftest import tiny_whisper
+
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(), num_labels=3)
+    model.config.base_model_name_or_path = "openai/whisper-tiny"  # a head-only checkpoint names its base
+    model.save_pretrained(tmp_path, head_only=head_only)
+    saved = {path.name for path in tmp_path.glob("*.py")}
+    assert saved == REMOTE_CODE_FILES
+    assert not {name.removesuffix(".py") for name in saved} & NEVER_REMOTE
+    lines = sum(len((tmp_path / name).read_text(encoding="utf-8").splitlines()) for name in saved)
+    print(f"remote code: {len(saved)} files, {lines} lines")

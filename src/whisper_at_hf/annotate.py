@@ -48,14 +48,8 @@ from typing import Any
 import numpy as np
 
 from . import WhisperATPipeline  # noqa: F401  (importing the package registers the "whisper-at" task)
-from .audio import (
-    AUDIO_EXTENSIONS,
-    Audio,
-    AudioDecodeError,
-    expand_audio_paths,
-    load_audio,
-)
-from .file_utils import DATA_FILE_BUILDERS, atomic_write, is_saved_dataset
+from .audio import Audio, AudioDecodeError, load_audio
+from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
 from .labels import load_label_names
 from .options import check_at_time_res, check_tag_threshold
 from .original_variants import default_variant

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .audio import expand_audio_paths as expand_inputs
+from .file_utils import expand_audio_paths as expand_inputs
 from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
 from .writers import OUTPUT_FORMATS, write_result
 

@@ -44,9 +44,10 @@ from transformers.utils import logging
 
 from .audio import load_audio
 from .hub_utils import is_hub_id
-from .labels import LabelNames, load_label_names, read_original_label_names
+from .labels import LabelNames, load_label_names
 from .modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .options import check_at_time_res, check_class_indices, check_int, check_number
+from .original_format import read_original_label_names
 from .original_variants import (
     ALIASES,
     HUB_NAMESPACE,

@@ -13,10 +13,10 @@ import torch
 from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from .checkpoint_folder import write_checkpoint_folder
-from .labels import LabelNames, read_original_label_names
+from .labels import LabelNames
 from .model_card import model_card_for_model, original_variant_card
 from .modeling_whisper_at import WhisperForAudioTaggingAndASR
-from .original_format import load_openai_whisper, load_original_head
+from .original_format import load_openai_whisper, load_original_head, read_original_label_names
 from .original_variants import ORIGINAL_VARIANTS_BY_NAME, WHISPER_SIZES, find_original_variant
 
 

@@ -8,6 +8,8 @@ The names of both formats and ours are ONE two-way table per part ([`HEAD_TOP`],
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import pickle
 import re
@@ -18,8 +20,12 @@ from typing import Any
 import torch
 
 from .head_only import HEAD_PREFIX
+from .labels import LabelNames
 
 ORIGINAL_PREFIX = "at_model."
+# the original release's AudioSet label files (English by index; all languages)
+ORIGINAL_LABELS_CSV = "class_labels_indices.csv"
+ORIGINAL_LABEL_NAME_DICT = "label_name_dict.json"
 _PARAMS = ("weight", "bias")
 
 
@@ -375,6 +381,40 @@ def export_original_checkpoint(model: Any) -> tuple[dict[str, Any], dict[str, to
 
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# The AudioSet label names of the original release
+# --------------------------------------------------------------------------------------------------------------------
+def original_assets_dir() -> Path:
+    """The data folder of an installed original `whisper-at` package (holds the AudioSet label files)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("whisper_at")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "the original AudioSet label files were not found: pass a folder holding "
+            f"{ORIGINAL_LABELS_CSV} and {ORIGINAL_LABEL_NAME_DICT}, or `pip install --no-deps whisper-at`."
+        )
+    return Path(spec.origin).parent / "assets"
+
+
+def read_original_label_names(folder: str | os.PathLike | None = None) -> LabelNames:
+    """Reads the original release's AudioSet names: `class_labels_indices.csv` (English, by index) and
+    `label_name_dict.json` (per language), from `folder` or the installed `whisper-at` package."""
+    folder = Path(folder) if folder is not None else original_assets_dir()
+    csv_path, dict_path = folder / ORIGINAL_LABELS_CSV, folder / ORIGINAL_LABEL_NAME_DICT
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path} not found (need {ORIGINAL_LABELS_CSV} with index,mid,display_name).")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: int(row["index"]))
+    names: dict[str, list[str]] = {"en": [row["display_name"] for row in rows]}
+    if dict_path.is_file():
+        with open(dict_path, encoding="utf-8") as handle:
+            for language, language_names in json.load(handle).items():
+                if language != "en":
+                    names[language] = list(language_names)
+    return LabelNames(names)
+
+
 __all__ = [
     "BLOCK",
     "HEAD_TOP",
@@ -391,5 +431,7 @@ __all__ = [
     "load_torch_checkpoint",
     "openai_dims_to_whisper_config",
     "openai_whisper_key_to_hf",
+    "original_assets_dir",
     "original_head_key_to_hf",
+    "read_original_label_names",
 ]

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio
-from ..file_utils import DATA_FILE_BUILDERS, is_saved_dataset
+from ..audio import AudioDecodeError, load_audio
+from ..file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, is_saved_dataset
 
 logger = logging.getLogger(__name__)
 
