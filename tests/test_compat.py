@@ -347,3 +347,33 @@ def test_threads_with_different_fp16_get_their_own_results(tmp_path, speech):
             scale = expected[fp16].abs().max().item()
             assert (got - expected[fp16]).abs().max().item() <= 1e-5 * max(scale, 1.0), f"fp16={fp16}"
     assert {name: (p.dtype, p.data_ptr()) for name, p in model.model.named_parameters()} == weights
+
+
+def test_precision_is_chosen_per_call_without_casting_the_model():
+    """The decision `transcribe` makes for each call (CUDA is not needed to check it): float16 on CUDA is autocast
+    around that call on float32 weights; CPU and fp16=False run as loaded; nothing casts the shared model."""
+    import contextlib
+    import types
+    import warnings
+
+    class Weights:  # what `_precision` may look at, and a trap for any cast
+        def __init__(self, device: str, dtype: torch.dtype):
+            self.device, self.dtype = torch.device(device), dtype
+
+        def to(self, *args, **kwargs):
+            raise AssertionError("the shared model must not be cast")
+
+        half = float = to
+
+    def precision(device, dtype, fp16):
+        pipe = types.SimpleNamespace(model=Weights(device, dtype))
+        return whisper.WhisperATModel(pipe, None, "x")._precision(fp16)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that CUDA autocast is off on a machine without CUDA
+        on_cuda = precision("cuda", torch.float32, True)
+    assert isinstance(on_cuda, torch.autocast) and on_cuda.fast_dtype == torch.float16
+    assert isinstance(precision("cuda", torch.float32, False), contextlib.nullcontext)
+    assert isinstance(precision("cpu", torch.float32, True), contextlib.nullcontext)
+    with pytest.warns(UserWarning, match="loaded in torch.float16"):
+        assert isinstance(precision("cuda", torch.float16, False), contextlib.nullcontext)
