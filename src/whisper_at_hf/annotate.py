@@ -50,6 +50,7 @@ import numpy as np
 from . import WhisperATPipeline  # noqa: F401  (importing the package registers the "whisper-at" task)
 from .audio import Audio, AudioDecodeError, load_audio
 from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
+from .hub_utils import upload_folder
 from .labels import load_label_names
 from .options import check_at_time_res, check_tag_threshold
 from .original_variants import default_variant
@@ -722,20 +723,12 @@ else ""}, `audio_tags` (per window: `start`, `end`, `labels`, `label_ids`, `scor
 
 
 def push_to_hub(folder: OutputFolder, manifest: dict, repo_id: str, private: bool, token: str | None) -> str:
-    """Uploads the shards, manifest, errors and a dataset card in one commit; returns the commit URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    operations = [CommitOperationAdd(path_in_repo=path.relative_to(folder.root).as_posix(), path_or_fileobj=str(path))
-                  for path in sorted((folder.root / DATA_DIR).glob("train-*.parquet"))]
-    for name in (MANIFEST, ERRORS):
-        if (folder.root / name).is_file():
-            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder.root / name)))
-    operations.append(CommitOperationAdd(path_in_repo="README.md",
-                                         path_or_fileobj=dataset_card(manifest, repo_id).encode()))
-    info = api.create_commit(repo_id, operations, repo_type="dataset",
-                             commit_message=f"{TOOL}: {manifest.get('totals', {}).get('rows', 0)} rows")
+    """Writes the dataset card (`README.md`) into the folder and uploads the shards, manifest, errors and card in one
+    commit; returns the commit URL."""
+    atomic_write(folder.root / "README.md", dataset_card(manifest, repo_id))
+    info = upload_folder(folder.root, repo_id, token=token, private=private, repo_type="dataset",
+                         allow_patterns=[f"{DATA_DIR}/train-*.parquet", MANIFEST, ERRORS, "README.md"],
+                         commit_message=f"{TOOL}: {manifest.get('totals', {}).get('rows', 0)} rows")  # fmt: skip
     return info.commit_url
 
 
