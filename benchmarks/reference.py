@@ -35,7 +35,7 @@ from _common import SHARED_MODELS, interleaved, load_clip, machine, median, rati
 
 from transformers import WhisperProcessor, pipeline  # noqa: E402
 from whisper_at_hf import WhisperForAudioTaggingAndASR  # noqa: E402
-from whisper_at_hf.convert_original_whisper_at import export_original_checkpoint  # noqa: E402
+from whisper_at_hf.original_format import export_original_checkpoint  # noqa: E402
 
 
 class CallTimer:

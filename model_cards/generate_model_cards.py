@@ -1,4 +1,4 @@
-"""Writes the model cards of the 16 original Whisper-AT variants from the one table in `whisper_at_hf.model_card`.
+"""Writes the model cards of the 16 original Whisper-AT variants from the one table in `whisper_at_hf.original_variants`.
 
 python model_cards/generate_model_cards.py            # (re)write model_cards/<repo name>/README.md
 python model_cards/generate_model_cards.py --check    # exit 1 if a committed card is out of date
@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_at_hf.model_card import ORIGINAL_VARIANTS, original_variant_card
+from whisper_at_hf.model_card import original_variant_card
+from whisper_at_hf.original_variants import ORIGINAL_VARIANTS
 
 
 def render_all() -> dict[str, str]:

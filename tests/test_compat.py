@@ -22,7 +22,7 @@ from test_convert_original_whisper_at import save_original_files
 import whisper_at_hf.compat as whisper
 from whisper_at_hf import WhisperForAudioTaggingAndASR
 from whisper_at_hf.convert_original_whisper_at import convert_whisper_at_checkpoint, export_original_checkpoint
-from whisper_at_hf.labels import read_original_label_names
+from whisper_at_hf.original_format import read_original_label_names
 
 pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared
 
@@ -314,3 +314,66 @@ def test_transcribe_equals_the_original_package(base_model, clip):
     ]
     torch.testing.assert_close(ours["audio_tag"], theirs["audio_tag"], rtol=0, atol=1e-4)
     assert_same_tags(whisper.parse_at_label(ours), original_parse(theirs))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# One model, many threads: each call's precision is its own
+# ----------------------------------------------------------------------------------------------------------------------
+def test_threads_with_different_fp16_get_their_own_results(tmp_path, speech):
+    """`fp16` is per call (autocast, thread-local): the shared model's weights are never cast. On CUDA the two
+    precisions give measurably different tags, so a call running in the other thread's precision is caught."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    WhisperForAudioTaggingAndASR.from_whisper(str(TINY_EN), num_labels=527).save_pretrained(tmp_path / "ckpt")
+    from transformers import WhisperProcessor
+
+    WhisperProcessor.from_pretrained(TINY_EN).save_pretrained(tmp_path / "ckpt")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = whisper.load_model(str(tmp_path / "ckpt"), device=device)
+    weights = {name: (p.dtype, p.data_ptr()) for name, p in model.model.named_parameters()}
+    clip = speech[: 16000 * 8]
+
+    def tags(fp16: bool) -> torch.Tensor:
+        return model.transcribe(clip, fp16=fp16, **FAST)["audio_tag"].float()
+
+    expected = {fp16: tags(fp16) for fp16 in (True, False)}
+    if device == "cuda":
+        assert (expected[True] - expected[False]).abs().max() > 1e-4  # the test can tell the two apart
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [(fp16, pool.submit(tags, fp16)) for _ in range(6) for fp16 in (True, False)]
+        for fp16, future in runs:
+            got = future.result()
+            scale = expected[fp16].abs().max().item()
+            assert (got - expected[fp16]).abs().max().item() <= 1e-5 * max(scale, 1.0), f"fp16={fp16}"
+    assert {name: (p.dtype, p.data_ptr()) for name, p in model.model.named_parameters()} == weights
+
+
+def test_precision_is_chosen_per_call_without_casting_the_model():
+    """The decision `transcribe` makes for each call (CUDA is not needed to check it): float16 on CUDA is autocast
+    around that call on float32 weights; CPU and fp16=False run as loaded; nothing casts the shared model."""
+    import contextlib
+    import types
+    import warnings
+
+    class Weights:  # what `_precision` may look at, and a trap for any cast
+        def __init__(self, device: str, dtype: torch.dtype):
+            self.device, self.dtype = torch.device(device), dtype
+
+        def to(self, *args, **kwargs):
+            raise AssertionError("the shared model must not be cast")
+
+        half = float = to
+
+    def precision(device, dtype, fp16):
+        pipe = types.SimpleNamespace(model=Weights(device, dtype))
+        return whisper.WhisperATModel(pipe, None, "x")._precision(fp16)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that CUDA autocast is off on a machine without CUDA
+        on_cuda = precision("cuda", torch.float32, True)
+    assert isinstance(on_cuda, torch.autocast) and on_cuda.fast_dtype == torch.float16
+    assert isinstance(precision("cuda", torch.float32, False), contextlib.nullcontext)
+    assert isinstance(precision("cpu", torch.float32, True), contextlib.nullcontext)
+    with pytest.warns(UserWarning, match="loaded in torch.float16"):
+        assert isinstance(precision("cuda", torch.float16, False), contextlib.nullcontext)

@@ -36,7 +36,8 @@ from whisper_at_hf.convert_original_whisper_at import (
     main,
     openai_whisper_key_to_hf,
 )
-from whisper_at_hf.labels import LABEL_NAMES_FILE, LabelNames, read_original_label_names
+from whisper_at_hf.labels import LABEL_NAMES_FILE, LabelNames
+from whisper_at_hf.original_format import read_original_label_names
 from whisper_at_hf.modeling_whisper_at import HEAD_WEIGHTS_NAME
 
 pytestmark = pytest.mark.needs_shared  # real weights / clips from ../shared

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("matplotlib")
 import matplotlib.image  # noqa: E402
 
-from whisper_at_hf.labels import read_original_label_names  # noqa: E402
+from whisper_at_hf.original_format import read_original_label_names  # noqa: E402
 from whisper_at_hf.plotting import DPI, display_label_names, format_time, row_seconds_for, tag_figure  # noqa: E402
 
 

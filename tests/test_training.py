@@ -149,14 +149,14 @@ def test_recipe_pieces():
 def test_optimizer_sees_head_params_only_and_whisper_stays_eval():
     from transformers import TrainingArguments
 
-    from whisper_at_hf.training.trainer import HeadOnlyTrainer
+    from whisper_at_hf.training.trainer import WhisperATHeadTrainer
 
     model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(), num_labels=5)
     head_ids = {id(p) for p in model.audio_tagging_head.parameters()}
     optimizer = head_optimizer(model, 1e-3)
     assert {id(p) for group in optimizer.param_groups for p in group["params"]} == head_ids
 
-    trainer = HeadOnlyTrainer(
+    trainer = WhisperATHeadTrainer(
         model=model, args=TrainingArguments(output_dir="/tmp/unused-whisper-at", report_to=[], use_cpu=True)
     )
     trainer.create_optimizer()

@@ -97,9 +97,13 @@ def test_head_trainer_checkpoints_resume_and_push_are_head_only(tmp_path, monkey
         model=model, args=args, train_dataset=_rows(4), eval_dataset=_rows(4, seed=1), data_collator=_collate,
         processing_class=extractor, compute_metrics=make_compute_metrics(),
     )  # fmt: skip
-    assert args.label_names == [LABELS_KEY] and args.remove_unused_columns is False
+    assert trainer.args.label_names == [LABELS_KEY] and trainer.args.remove_unused_columns is False
+    # the caller's TrainingArguments are left as given (the trainer's settings go on its own copy)
+    given = args.to_dict()
+    assert args.label_names is None and args.remove_unused_columns is True
     whisper_before = {k: v.clone() for k, v in model.model.state_dict().items()}
     trainer.train()
+    assert args.to_dict() == given
     for key, value in model.model.state_dict().items():
         assert torch.equal(value, whisper_before[key]), key  # Whisper is untouched
 

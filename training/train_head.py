@@ -16,7 +16,9 @@ import math
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import torch
@@ -104,12 +106,90 @@ def evaluate_head(model, head, dataloader, accelerator, metric, at_time_res):
     return metric.compute()
 
 
-def main():
-    model_args, data_args, recipe_args, args = parse_args()
-    # a push that would fail (no repo id) or publish an unloadable head (local base) is refused before any work
-    check_push_settings(args.push_to_hub, args.hub_model_id, model_args.model_name_or_path, model_args.base_model_id)
+@dataclass
+class Loop:
+    """Everything one training run steps through, prepared by Accelerate; `global_step` counts optimizer steps."""
 
-    # ----- set-up ----------------------------------------------------------------------------------------------------
+    accelerator: Any
+    args: Any
+    recipe_args: Any
+    model: Any
+    head: Any
+    optimizer: Any
+    scheduler: Any
+    train_dataloader: Any
+    eval_dataloader: Any
+    averager: WeightAverager | None
+    metric: Any
+    steps_per_epoch: int
+    max_steps: int
+    num_epochs: int
+    at_time_res: float
+    global_step: int = 0
+
+    def save_checkpoint(self, epoch: int, step_in_epoch: int) -> None:
+        # written under a temporary name and renamed when complete: a crash mid-save leaves no half checkpoint
+        accelerator, args = self.accelerator, self.args
+        final = Path(args.output_dir) / f"checkpoint-{self.global_step}"
+        temporary = temporary_checkpoint_dir(final)
+        accelerator.save_state(str(temporary))
+        accelerator.wait_for_everyone()  # every process has written its RNG state
+        if accelerator.is_main_process:
+            state = {"global_step": self.global_step, "epoch": epoch, "step_in_epoch": step_in_epoch}
+            atomic_write_text(temporary / STATE_FILE, json.dumps(state))
+            publish_checkpoint(temporary, final)
+            if args.save_total_limit:
+                for stale in checkpoints_newest_first(args.output_dir)[args.save_total_limit :]:
+                    shutil.rmtree(stale, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def evaluate(self) -> dict:
+        if self.eval_dataloader is None:
+            return {}
+        return evaluate_head(self.model, self.head, self.eval_dataloader, self.accelerator, self.metric, self.at_time_res)
+
+    def train_epoch(self, epoch: int, skip_batches: int, progress: Any) -> dict:
+        """One epoch (from batch `skip_batches` on, when resuming); returns its log line."""
+        accelerator, args, recipe_args = self.accelerator, self.args, self.recipe_args
+        self.head.train()  # Whisper (model.model) stays in eval mode
+        epoch_dataloader = self.train_dataloader
+        if skip_batches:
+            epoch_dataloader = accelerator.skip_first_batches(self.train_dataloader, skip_batches)
+        # the sample order depends only on (seed, epoch); Accelerate passes this on to the sampler
+        epoch_dataloader.set_epoch(epoch)
+        step_in_epoch = skip_batches
+        loss_sum, loss_count = torch.zeros((), device=accelerator.device), 0
+        for batch in epoch_dataloader:
+            if self.global_step >= self.max_steps:
+                break
+            pooled = batch_pooled_states(self.model, batch, self.at_time_res)
+            targets = batch[LABELS_KEY]
+            rng = step_rng(args.seed, self.global_step, accelerator.process_index)
+            pooled, targets = mixup(pooled, targets, recipe_args.mixup_alpha, rng, recipe_args.mixup_probability)
+            targets = smooth_labels(targets, recipe_args.label_smoothing)
+            loss = WhisperForAudioTaggingAndASR.audio_tag_loss(self.head(pooled, self.at_time_res), targets)
+            accelerator.backward(loss)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+            self.global_step += 1
+            step_in_epoch += 1
+            loss_sum += loss.detach()
+            loss_count += 1
+            progress.update(1)
+            if args.logging_steps and self.global_step % args.logging_steps == 0:
+                lr = self.scheduler.get_last_lr()[0]
+                progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+                accelerator.log({"train/loss": loss.item(), "train/lr": lr}, step=self.global_step)
+            if args.save_steps and self.global_step % args.save_steps == 0:
+                self.save_checkpoint(epoch, step_in_epoch)
+        if self.averager is not None:
+            self.averager.update(accelerator.unwrap_model(self.head), epoch + 1)
+        epoch_loss = accelerator.gather(loss_sum).sum().item() / max(1, loss_count * accelerator.num_processes)
+        return {"epoch": epoch + 1, "train_loss": epoch_loss, "lr": self.scheduler.get_last_lr()[0]}
+
+
+def set_up_accelerator(args) -> Accelerator:
     accelerator = Accelerator(log_with=args.report_to or None, project_dir=args.output_dir)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     if not accelerator.is_local_main_process:
@@ -123,43 +203,28 @@ def main():
     # to zero changes nothing measurable (no effect on GPUs, which flush anyway)
     torch.set_flush_denormal(True)
     os.makedirs(args.output_dir, exist_ok=True)
+    return accelerator
 
-    # ----- data and model --------------------------------------------------------------------------------------------
-    model, processor, data = setup_head_training(
-        model_args, data_args, args.output_dir, accelerator.device, state=PartialState()
-    )
-    if data.cached:
-        logger.info("Feature cache %s.", "reused" if data.cache_reused else "built")
 
+def build_loop(accelerator, model, data, args, recipe_args, at_time_res: float) -> Loop:
+    """Optimizer (head only), sampler, data loaders, scheduler and weight averager, prepared by Accelerate."""
     head = model.audio_tagging_head
     optimizer = head_optimizer(
         model, args.learning_rate, weight_decay=args.weight_decay, betas=(args.adam_beta1, args.adam_beta2)
     )
     weights = balanced_sample_weights(data.train_targets) if recipe_args.balanced_sampling else None
     sampler = EpochSampler(len(data.train), seed=args.seed, weights=weights)
-    train_dataloader = DataLoader(
-        data.train,
-        batch_size=args.per_device_train_batch_size,
-        sampler=sampler,
-        collate_fn=data.collator,
-        num_workers=args.dataloader_num_workers,
-    )
-    eval_dataloader = (
-        DataLoader(data.eval, batch_size=args.per_device_eval_batch_size, collate_fn=data.collator)
-        if data.eval is not None
-        else None
-    )
+    train_dataloader = DataLoader(data.train, batch_size=args.per_device_train_batch_size, sampler=sampler,
+                                  collate_fn=data.collator, num_workers=args.dataloader_num_workers)  # fmt: skip
+    eval_dataloader = None
+    if data.eval is not None:
+        eval_dataloader = DataLoader(data.eval, batch_size=args.per_device_eval_batch_size, collate_fn=data.collator)
     steps_per_epoch = math.ceil(len(train_dataloader) / accelerator.num_processes)
     max_steps = args.max_steps if args.max_steps > 0 else steps_per_epoch * args.num_train_epochs
-    num_epochs = math.ceil(max_steps / steps_per_epoch)
     warmup = args.warmup_steps or math.ceil(args.warmup_ratio * max_steps)
     # Accelerate steps a prepared scheduler once per process per optimizer step
-    scheduler = get_scheduler(
-        args.lr_scheduler_type,
-        optimizer,
-        num_warmup_steps=warmup * accelerator.num_processes,
-        num_training_steps=max_steps * accelerator.num_processes,
-    )
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=warmup * accelerator.num_processes,
+                              num_training_steps=max_steps * accelerator.num_processes)  # fmt: skip
     head, optimizer, train_dataloader, scheduler = accelerator.prepare(head, optimizer, train_dataloader, scheduler)
     if eval_dataloader is not None:
         eval_dataloader = accelerator.prepare(eval_dataloader)
@@ -167,120 +232,90 @@ def main():
     if recipe_args.weight_averaging_start_epoch is not None:
         averager = WeightAverager(recipe_args.weight_averaging_start_epoch)
         accelerator.register_for_checkpointing(averager)
-    metric = load_audio_tagging_metric(keep_in_memory=True)  # fed with gathered predictions, computed identically on every process
+    # fed with gathered predictions, computed identically on every process
+    metric = load_audio_tagging_metric(keep_in_memory=True)
+    return Loop(accelerator, args, recipe_args, model, head, optimizer, scheduler, train_dataloader, eval_dataloader,
+                averager, metric, steps_per_epoch, max_steps, math.ceil(max_steps / steps_per_epoch), at_time_res)  # fmt: skip
+
+
+def train(loop: Loop) -> dict:
+    """Resumes (if asked), runs the epochs, applies the weight average; returns the final eval metrics."""
+    accelerator, args = loop.accelerator, loop.args
+    start_epoch, skip_batches = 0, 0
+    checkpoint, state = resume(accelerator, args.output_dir, args.resume_from_checkpoint)
+    if checkpoint:
+        loop.global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["step_in_epoch"]
+        logger.info("Resumed from %s (step %d, epoch %d).", checkpoint, loop.global_step, start_epoch + 1)
+    logger.info(
+        "Training: %d clips, %d epochs, %d steps (%d per epoch), batch %d x %d processes.",
+        len(loop.train_dataloader.dataset), loop.num_epochs, loop.max_steps, loop.steps_per_epoch,
+        args.per_device_train_batch_size, accelerator.num_processes,
+    )  # fmt: skip
+    progress = tqdm(total=loop.max_steps, initial=loop.global_step, desc="Training head",
+                    disable=args.disable_tqdm or not accelerator.is_local_main_process)  # fmt: skip
+    metrics: dict = {}
+    for epoch in range(start_epoch, loop.num_epochs):
+        log = loop.train_epoch(epoch, skip_batches, progress)
+        skip_batches = 0
+        if loop.eval_dataloader is not None:
+            metrics = loop.evaluate()
+            log.update({f"eval_{key}": value for key, value in metrics.items()})
+        logger.info("epoch %d: %s", epoch + 1, json.dumps(log))
+        accelerator.log({k.replace("eval_", "eval/"): v for k, v in log.items() if k != "epoch"}, step=loop.global_step)
+        if loop.global_step >= loop.max_steps:
+            break
+    progress.close()
+    if loop.averager is not None and loop.averager.apply(accelerator.unwrap_model(loop.head)):
+        logger.info("Averaged head weights of %d epochs from epoch %d.", loop.averager.count, loop.averager.start_epoch)
+        if loop.eval_dataloader is not None:
+            metrics = loop.evaluate()
+    return {f"eval_{key}": value for key, value in metrics.items()}
+
+
+def save_and_push(loop: Loop, processor, data, model_args, data_args, final: dict) -> None:
+    """The head-only checkpoint with processor, labels, metrics and card; pushed when asked (main process)."""
+    args, model = loop.args, loop.model
+    summary = {
+        "base Whisper": model.config.base_model_name_or_path,
+        "training clips": len(data.train),
+        "epochs": loop.num_epochs,
+        "optimizer steps": loop.max_steps,
+        "learning_rate": args.learning_rate,
+        "lr_scheduler_type": args.lr_scheduler_type,
+        "at_time_res": loop.at_time_res,
+        **{key: value for key, value in vars(loop.recipe_args).items()},
+        "script": "training/train_head.py (Accelerate)",
+    }
+    data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
+    save_trained_head(
+        model, processor, args.output_dir, final, summary, args.hub_model_id, dataset_name=data_name,
+        dataset_type=data_type, eval_split=data_args.eval_split_name if data.eval is not None else None,
+        license=model_args.license, license_name=model_args.license_name, license_link=model_args.license_link,
+    )  # fmt: skip
+    if args.push_to_hub:
+        url = push_trained_head(args.output_dir, args.hub_model_id, args.hub_token, args.hub_private_repo)
+        logger.info("Pushed to %s", url)
+
+
+def main():
+    model_args, data_args, recipe_args, args = parse_args()
+    # a push that would fail (no repo id) or publish an unloadable head (local base) is refused before any work
+    check_push_settings(args.push_to_hub, args.hub_model_id, model_args.model_name_or_path, model_args.base_model_id)
+    accelerator = set_up_accelerator(args)
+    model, processor, data = setup_head_training(
+        model_args, data_args, args.output_dir, accelerator.device, state=PartialState()
+    )
+    if data.cached:
+        logger.info("Feature cache %s.", "reused" if data.cache_reused else "built")
+    loop = build_loop(accelerator, model, data, args, recipe_args, model_args.at_time_res)
     if args.report_to:
         hparams = {k: v for k, v in {**vars(args), **vars(recipe_args)}.items() if isinstance(v, (int, float, str, bool))}
         accelerator.init_trackers("train_head", config=hparams)
-
-    # ----- resume ----------------------------------------------------------------------------------------------------
-    global_step, start_epoch, skip_batches = 0, 0, 0
-    checkpoint, state = resume(accelerator, args.output_dir, args.resume_from_checkpoint)
-    if checkpoint:
-        global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["step_in_epoch"]
-        logger.info("Resumed from %s (step %d, epoch %d).", checkpoint, global_step, start_epoch + 1)
-
-    def save_checkpoint(epoch: int, step_in_epoch: int) -> None:
-        # written under a temporary name and renamed when complete: a crash mid-save leaves no half checkpoint
-        final = Path(args.output_dir) / f"checkpoint-{global_step}"
-        temporary = temporary_checkpoint_dir(final)
-        accelerator.save_state(str(temporary))
-        accelerator.wait_for_everyone()  # every process has written its RNG state
-        if accelerator.is_main_process:
-            state = {"global_step": global_step, "epoch": epoch, "step_in_epoch": step_in_epoch}
-            atomic_write_text(temporary / STATE_FILE, json.dumps(state))
-            publish_checkpoint(temporary, final)
-            if args.save_total_limit:
-                for stale in checkpoints_newest_first(args.output_dir)[args.save_total_limit :]:
-                    shutil.rmtree(stale, ignore_errors=True)
-        accelerator.wait_for_everyone()
-
-    # ----- train -----------------------------------------------------------------------------------------------------
-    logger.info(
-        "Training: %d clips, %d epochs, %d steps (%d per epoch), batch %d x %d processes.",
-        len(data.train), num_epochs, max_steps, steps_per_epoch, args.per_device_train_batch_size,
-        accelerator.num_processes,
-    )
-    progress = tqdm(
-        total=max_steps, initial=global_step, desc="Training head",
-        disable=args.disable_tqdm or not accelerator.is_local_main_process,
-    )
-    res = model_args.at_time_res
-    metrics: dict = {}
-    for epoch in range(start_epoch, num_epochs):
-        head.train()  # Whisper (model.model) stays in eval mode
-        epoch_dataloader = train_dataloader
-        step_in_epoch = skip_batches
-        if skip_batches:
-            epoch_dataloader = accelerator.skip_first_batches(train_dataloader, skip_batches)
-            skip_batches = 0
-        # the sample order depends only on (seed, epoch); Accelerate passes this on to the sampler
-        epoch_dataloader.set_epoch(epoch)
-        loss_sum, loss_count = torch.zeros((), device=accelerator.device), 0
-        for batch in epoch_dataloader:
-            if global_step >= max_steps:
-                break
-            pooled = batch_pooled_states(model, batch, res)
-            targets = batch[LABELS_KEY]
-            rng = step_rng(args.seed, global_step, accelerator.process_index)
-            pooled, targets = mixup(pooled, targets, recipe_args.mixup_alpha, rng, recipe_args.mixup_probability)
-            targets = smooth_labels(targets, recipe_args.label_smoothing)
-            loss = WhisperForAudioTaggingAndASR.audio_tag_loss(head(pooled, res), targets)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            global_step += 1
-            step_in_epoch += 1
-            loss_sum += loss.detach()
-            loss_count += 1
-            progress.update(1)
-            if args.logging_steps and global_step % args.logging_steps == 0:
-                progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-                accelerator.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=global_step)
-            if args.save_steps and global_step % args.save_steps == 0:
-                save_checkpoint(epoch, step_in_epoch)
-        if averager is not None:
-            averager.update(accelerator.unwrap_model(head), epoch + 1)
-        epoch_loss = accelerator.gather(loss_sum).sum().item() / max(1, loss_count * accelerator.num_processes)
-        log = {"epoch": epoch + 1, "train_loss": epoch_loss, "lr": scheduler.get_last_lr()[0]}
-        if eval_dataloader is not None:
-            metrics = evaluate_head(model, head, eval_dataloader, accelerator, metric, res)
-            log.update({f"eval_{key}": value for key, value in metrics.items()})
-        logger.info("epoch %d: %s", epoch + 1, json.dumps(log))
-        accelerator.log({k.replace("eval_", "eval/"): v for k, v in log.items() if k != "epoch"}, step=global_step)
-        if global_step >= max_steps:
-            break
-    progress.close()
-
-    # ----- finish: weight averaging, final metrics, save, push ------------------------------------------------------
-    if averager is not None and averager.apply(accelerator.unwrap_model(head)):
-        logger.info("Averaged head weights of %d epochs from epoch %d.", averager.count, averager.start_epoch)
-        if eval_dataloader is not None:
-            metrics = evaluate_head(model, head, eval_dataloader, accelerator, metric, res)
-    final = {f"eval_{key}": value for key, value in metrics.items()}
+    final = train(loop)
     logger.info("final: %s", json.dumps(final))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        summary = {
-            "base Whisper": model.config.base_model_name_or_path,
-            "training clips": len(data.train),
-            "epochs": num_epochs,
-            "optimizer steps": max_steps,
-            "learning_rate": args.learning_rate,
-            "lr_scheduler_type": args.lr_scheduler_type,
-            "at_time_res": res,
-            **{key: value for key, value in vars(recipe_args).items()},
-            "script": "training/train_head.py (Accelerate)",
-        }
-        data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
-        save_trained_head(
-            model, processor, args.output_dir, final, summary, args.hub_model_id, dataset_name=data_name,
-            dataset_type=data_type, eval_split=data_args.eval_split_name if data.eval is not None else None,
-            license=model_args.license, license_name=model_args.license_name, license_link=model_args.license_link,
-        )  # fmt: skip
-        if args.push_to_hub:
-            url = push_trained_head(args.output_dir, args.hub_model_id, args.hub_token, args.hub_private_repo)
-            logger.info("Pushed to %s", url)
+        save_and_push(loop, processor, data, model_args, data_args, final)
     accelerator.end_training()
 
 

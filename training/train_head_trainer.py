@@ -6,8 +6,8 @@
     python training/train_head_trainer.py config.json      # or config.yaml
 
 The same job as `train_head.py` (shared data, collator, metric and recipe code in `whisper_at_hf.training`), with
-`label_names=["audio_labels"]`. Trainer's own `--push_to_hub` is taken over: the final head-only checkpoint is pushed
-once, with its model card, instead of full-model checkpoints.
+`label_names=["audio_labels"]`. Trainer's own `--push_to_hub` pushes head-only checkpoints with their model card
+(`WhisperATHeadTrainer.push_to_hub`), never full-model ones; the final head is pushed at the end.
 """
 
 import logging
@@ -27,9 +27,7 @@ from whisper_at_hf.training import (
     describe_data_source,
     ModelArguments,
     RecipeArguments,
-    push_trained_head,
     setup_head_training,
-    save_trained_head,
 )
 from whisper_at_hf.training.checkpoints import latest_intact_checkpoint
 from whisper_at_hf.training.trainer import WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
@@ -58,7 +56,6 @@ def main():
     check_push_settings(
         training_args.push_to_hub, training_args.hub_model_id, model_args.model_name_or_path, model_args.base_model_id
     )
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     resume = training_args.resume_from_checkpoint
     resume = True if resume == "latest" else resume
     set_seed(training_args.seed)
@@ -92,6 +89,7 @@ def main():
         data_collator=data.collator,
         compute_metrics=make_compute_metrics(load_audio_tagging_metric(keep_in_memory=True)),
         callbacks=callbacks,
+        processing_class=processor,
         recipe=recipe_args,
         at_time_res=model_args.at_time_res,
     )
@@ -104,10 +102,19 @@ def main():
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
 
-    # ----- save the head, push -------------------------------------------------------------------------------------
-    if trainer.is_world_process_zero():
-        summary = {
-            "base Whisper": model.config.base_model_name_or_path,
+    # ----- save the head, push: the trainer's own save_model / push_to_hub (head-only, with processor and card) ------
+    trainer.card_kwargs = card_settings(trainer, model_args, data_args, recipe_args, training_args, data)
+    trainer.save_model()
+    if training_args.push_to_hub:
+        logger.info("Pushed to %s", trainer.push_to_hub(commit_message="Upload Whisper-AT head trained with whisper-at-hf"))
+
+
+def card_settings(trainer, model_args, data_args, recipe_args, training_args, data) -> dict:
+    """What the model card says about this run (`WhisperATHeadTrainer(card_kwargs=...)`)."""
+    data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
+    return {
+        "training_summary": {
+            "base Whisper": trainer.model.config.base_model_name_or_path,
             "training clips": len(data.train),
             "epochs": training_args.num_train_epochs,
             "optimizer steps": trainer.state.global_step,
@@ -116,18 +123,14 @@ def main():
             "at_time_res": model_args.at_time_res,
             **vars(recipe_args),
             "script": "training/train_head_trainer.py (Trainer)",
-        }
-        final = {key: value for key, value in metrics.items() if key in ("eval_mAP", "eval_accuracy")}
-        data_name, data_type = describe_data_source(data_args.dataset_name, data_args.train_file, data_args.data_dir)
-        save_trained_head(
-            model, processor, training_args.output_dir, final, summary, training_args.hub_model_id,
-            dataset_name=data_name, dataset_type=data_type,
-            eval_split=data_args.eval_split_name if data.eval is not None else None,
-            license=model_args.license, license_name=model_args.license_name, license_link=model_args.license_link,
-        )
-        if push_to_hub:
-            url = push_trained_head(training_args.output_dir, training_args.hub_model_id, training_args.hub_token)
-            logger.info("Pushed to %s", url)
+        },
+        "dataset_name": data_name,
+        "dataset_type": data_type,
+        "eval_split": data_args.eval_split_name if data.eval is not None else None,
+        "license": model_args.license,
+        "license_name": model_args.license_name,
+        "license_link": model_args.license_link,
+    }
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .modeling_whisper_at import (
     WhisperATSeq2SeqOutput,
     WhisperForAudioTaggingAndASR,
 )
-from .original_release import DefaultPipelineModel, released_checkpoint
+from .release_resolver import DefaultPipelineModel, released_checkpoint
 from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline
 from .remote_code import PIPELINE_TASK
 from .pipeline_whisper_at import WhisperATPipeline

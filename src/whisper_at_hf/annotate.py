@@ -47,8 +47,14 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, expand_audio_paths, load_audio
-from .file_utils import atomic_write
+from . import WhisperATPipeline  # noqa: F401  (importing the package registers the "whisper-at" task)
+from .audio import Audio, AudioDecodeError, load_audio
+from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
+from .hub_utils import upload_folder
+from .labels import load_label_names
+from .options import check_at_time_res, check_tag_threshold
+from .original_variants import default_variant
+from .release_resolver import resolve_model
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -56,7 +62,6 @@ DATA_DIR = "data"
 SHARD_RECORDS_DIR = "manifests"
 MANIFEST = "manifest.json"
 ERRORS = "errors.jsonl"
-LIST_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 # Settings that change the rows: a rerun into the same folder must use the same ones (or pass --overwrite).
 _RESULT_OPTIONS = (
     "tags_only", "top_k", "tag_threshold", "at_time_res", "label_language", "save_probs", "segments", "language",
@@ -141,8 +146,6 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--decode-workers must be >= 0")
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
-    from .options import check_at_time_res, check_tag_threshold
-
     try:
         if args.tag_threshold is not None:
             check_tag_threshold(args.tag_threshold)
@@ -195,10 +198,6 @@ def _looks_like_repo_id(text: str) -> bool:
     ) and not text.lower().endswith(AUDIO_EXTENSIONS) and " " not in text
 
 
-def _is_saved_dataset(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, name)) for name in ("dataset_dict.json", "state.json"))
-
-
 def _has_audio_files(path: str) -> bool:
     return any(name.lower().endswith(AUDIO_EXTENSIONS) for _, _, names in os.walk(path) for name in names)
 
@@ -212,9 +211,9 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
     kind, base_dir = "files", None
     if single is not None:
         extension = os.path.splitext(single)[1].lower()
-        if os.path.isfile(single) and extension in LIST_EXTENSIONS:
+        if os.path.isfile(single) and extension in DATA_FILE_BUILDERS:
             kind, base_dir = "list", os.path.dirname(os.path.abspath(single))
-        elif os.path.isdir(single) and _is_saved_dataset(single):
+        elif os.path.isdir(single) and is_saved_dataset(single):
             kind = "saved"
         elif os.path.isdir(single) and not _has_audio_files(single):
             kind = "data_folder"
@@ -230,7 +229,7 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
         return _finish_input(args, dataset, "audio", "id", {"kind": "files", "files": len(files), "first": files[0],
                                                               "last": files[-1], "sha1": listing}, None)
     if kind == "list":
-        builder = LIST_EXTENSIONS[os.path.splitext(single)[1].lower()]
+        builder = DATA_FILE_BUILDERS[os.path.splitext(single)[1].lower()]
         kwargs = {"delimiter": "\t"} if single.lower().endswith(".tsv") else {}
         dataset = datasets.load_dataset(builder, data_files=os.path.abspath(single), split="train",
                                         streaming=args.streaming, **kwargs)
@@ -388,18 +387,15 @@ class Annotator:
     Both paths format tags from the same per-window logits, so `--tags-only` rows carry the full run's tags.
     """
 
-    def __init__(self, args: argparse.Namespace, device: Any, revision: str | None):
+    def __init__(self, args: argparse.Namespace, model_path: str, model_name: str, device: Any, revision: str | None):
         import torch
         from transformers import pipeline
-
-        from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-        from .labels import load_label_names
 
         dtype = args.dtype
         if dtype == "auto":
             dtype = "float16" if getattr(device, "type", str(device)).startswith("cuda") else "float32"
         self.args = args
-        self.pipe = pipeline("whisper-at", model=args.model_path, revision=args.revision, device=device,
+        self.pipe = pipeline("whisper-at", model=model_path, revision=args.revision, device=device,
                              dtype=getattr(torch, dtype))
         self.model = self.pipe.model
         config = self.model.config
@@ -407,7 +403,7 @@ class Annotator:
         config.at_window_frames(self.resolution)  # validates: a positive multiple of 0.4 s
         self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
         self.revision = revision
-        self.model_name = args.model_name
+        self.model_name = model_name
         self.call_kwargs = None if args.tags_only else self._call_kwargs()
 
     def _call_kwargs(self) -> dict[str, Any]:
@@ -430,7 +426,7 @@ class Annotator:
             if args.task:
                 kwargs["task"] = args.task
         elif args.language not in (None, "en", "english", "English") or args.task == "translate":
-            raise ValueError(f"{args.model_name} is English-only: --language/--task translate do not apply.")
+            raise ValueError(f"{self.model_name} is English-only: --language/--task translate do not apply.")
         return kwargs
 
     # ----- one batch ------------------------------------------------------------------------------------------------
@@ -727,31 +723,62 @@ else ""}, `audio_tags` (per window: `start`, `end`, `labels`, `label_ids`, `scor
 
 
 def push_to_hub(folder: OutputFolder, manifest: dict, repo_id: str, private: bool, token: str | None) -> str:
-    """Uploads the shards, manifest, errors and a dataset card in one commit; returns the commit URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    operations = [CommitOperationAdd(path_in_repo=path.relative_to(folder.root).as_posix(), path_or_fileobj=str(path))
-                  for path in sorted((folder.root / DATA_DIR).glob("train-*.parquet"))]
-    for name in (MANIFEST, ERRORS):
-        if (folder.root / name).is_file():
-            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder.root / name)))
-    operations.append(CommitOperationAdd(path_in_repo="README.md",
-                                         path_or_fileobj=dataset_card(manifest, repo_id).encode()))
-    info = api.create_commit(repo_id, operations, repo_type="dataset",
-                             commit_message=f"{TOOL}: {manifest.get('totals', {}).get('rows', 0)} rows")
+    """Writes the dataset card (`README.md`) into the folder and uploads the shards, manifest, errors and card in one
+    commit; returns the commit URL."""
+    atomic_write(folder.root / "README.md", dataset_card(manifest, repo_id))
+    info = upload_folder(folder.root, repo_id, token=token, private=private, repo_type="dataset",
+                         allow_patterns=[f"{DATA_DIR}/train-*.parquet", MANIFEST, ERRORS, "README.md"],
+                         commit_message=f"{TOOL}: {manifest.get('totals', {}).get('rows', 0)} rows")  # fmt: skip
     return info.commit_url
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One invocation's shared state: the processes, the output folder, the model and the settings it records."""
+
+    args: argparse.Namespace
+    state: Any  # accelerate's PartialState
+    folder: OutputFolder
+    corpus: CorpusInput
+    model_path: str
+    model_name: str
+    revision: str | None
+    options: dict[str, Any]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
+    state = start_processes(args)
+    if state is None:
+        return 2
+    folder = OutputFolder(args.output_dir)
+    with state.main_process_first():  # datasets prepares / caches the input once
+        corpus = open_input(args)
+    with state.main_process_first():  # a released variant is downloaded (and converted) once
+        try:
+            model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)
+        except (OSError, ValueError) as error:
+            print(f"{TOOL}: error: {error}", file=sys.stderr)
+            return 2
+    run = Run(args, state, folder, corpus, model, args.model or default_variant(), model_revision(model, args.revision),
+              result_options(args))  # fmt: skip
+    started = begin_run(run)
+    if started is None:
+        return 2
+    record, done_before = started
+    seen, work_started = annotate_my_shards(run, record, done_before)
+    state.wait_for_everyone()
+    return finish_run(run, record, done_before, seen, time.perf_counter() - work_started)
 
+
+def start_processes(args: argparse.Namespace) -> Any:
+    """Accelerate's `PartialState` for this process (logging quiet off the main one), or `None` (reported) when the
+    launcher's process count is not what Accelerate set up."""
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
     from transformers.utils import logging as hf_logging
@@ -761,38 +788,27 @@ def main(argv: list[str] | None = None) -> int:
     # end, and their shares of the work may take hours to differ.
     cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU")
     state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
-    rank, world = state.process_index, state.num_processes
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != world:
-        print(f"{TOOL}: launched as {launched} processes, but Accelerate set up {world} (no GPU for each?). On CPUs "
-              "pass --cpu (or ACCELERATE_USE_CPU=true, as `accelerate launch --cpu` does).", file=sys.stderr)
-        return 2
+    if launched != state.num_processes:
+        print(f"{TOOL}: launched as {launched} processes, but Accelerate set up {state.num_processes} (no GPU for "
+              "each?). On CPUs pass --cpu (or ACCELERATE_USE_CPU=true, as `accelerate launch --cpu` does).",
+              file=sys.stderr)  # fmt: skip
+        return None
     if args.quiet or not state.is_main_process:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         import datasets
 
         datasets.disable_progress_bars()
-    folder = OutputFolder(args.output_dir)
+    return state
 
-    with state.main_process_first():  # datasets prepares / caches the input once
-        corpus = open_input(args)
-    from .original_release import default_variant, resolve_model
 
-    with state.main_process_first():  # a released variant is downloaded (and converted) once
-        try:
-            model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)
-        except (OSError, ValueError) as error:
-            print(f"{TOOL}: error: {error}", file=sys.stderr)
-            return 2
-    args.model_name = args.model or default_variant()
-    args.model_path = model
-    revision = model_revision(model, args.revision)
-    annotator = None  # the model loads once this process has a shard to do (a finished run resumes in seconds)
-    options = result_options(args)
-    settings = {"model": args.model_name, "model_revision": revision, "shard_size": args.shard_size,
-                "input": corpus.description, "options": options}
-
+def begin_run(run: Run) -> tuple[dict[str, Any], list[int]] | None:
+    """Checks an existing output folder fits these settings, records this run in the manifest (main process);
+    returns `(run record, shards done before, sorted)`, or `None` (reported) for a folder made with other settings."""
+    args, folder, state = run.args, run.folder, run.state
+    settings = {"model": run.model_name, "model_revision": run.revision, "shard_size": args.shard_size,
+                "input": run.corpus.description, "options": run.options}  # fmt: skip
     existing = folder.read_manifest()
     if existing is not None and not args.overwrite:
         problems = compatibility_problems(existing, settings)
@@ -800,30 +816,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{TOOL}: {args.output_dir} holds annotations made with other settings ("
                   + "; ".join(problems) + "). Rerun with --overwrite to replace them, or use another --output-dir.",
                   file=sys.stderr)
-            return 2
-    run = {"id": uuid.uuid4().hex[:12], "started_at": _now(), "processes": world}
+            return None
+    record = {"id": uuid.uuid4().hex[:12], "started_at": _now(), "processes": state.num_processes}
     if state.is_main_process:
         if args.overwrite:
             folder.clear()
             existing = None
         folder.remove_temporary_files()
         manifest = {"tool": TOOL, **settings, "created_at": (existing or {}).get("created_at", _now()),
-                    "complete": False, "runs": (existing or {}).get("runs", []), "current_run": run}
+                    "complete": False, "runs": (existing or {}).get("runs", []), "current_run": record}
         write_json(folder.manifest_path, manifest)
     state.wait_for_everyone()
-    run = folder.read_manifest()["current_run"]  # every process tags its shards with the main process's run id
-    done = folder.done_shards()
-    done_before = set(done)
+    record = folder.read_manifest()["current_run"]  # every process tags its shards with the main process's run id
+    return record, folder.done_shards()
 
+
+def annotate_my_shards(run: Run, record: dict[str, Any], done_before: list[int]) -> tuple[list[int], float]:
+    """Annotates this process's share of the shards not done yet; returns `([inputs seen], start time)`."""
+    args, state, folder = run.args, run.state, run.folder
+    annotator = None  # the model loads once this process has a shard to do (a finished run resumes in seconds)
     features = build_features(args)
-    options_json = json.dumps(options, sort_keys=True)
-    total = corpus.num_rows
-    progress = Progress(folder, total, done_before, enabled=state.is_main_process and not args.quiet)
+    options_json = json.dumps(run.options, sort_keys=True)
+    progress = Progress(folder, run.corpus.num_rows, set(done_before), enabled=state.is_main_process and not args.quiet)
     seen, work_started = [0], time.perf_counter()
     pool = ThreadPoolExecutor(args.decode_workers, thread_name_prefix="decode") if args.decode_workers else None
-    for shard, items in my_shards(corpus, args.shard_size, done, rank, world, seen):
+    shards = my_shards(run.corpus, args.shard_size, done_before, state.process_index, state.num_processes, seen)
+    for shard, items in shards:
         if annotator is None:
-            annotator = Annotator(args, state.device, revision)
+            annotator = Annotator(args, run.model_path, run.model_name, state.device, run.revision)
         started, rows, errors, seconds = time.perf_counter(), [], [], 0.0
         for batch, audios in decoded_batches(items, args.batch_size, pool):
             decoded: list[tuple[Item, Audio]] = []
@@ -842,32 +862,36 @@ def main(argv: list[str] | None = None) -> int:
                 seconds += audio.duration
             progress.update(len(batch), sum(audio.duration for _, audio in decoded))
         compute_seconds = round(time.perf_counter() - started, 3)
-        record = {"shard": shard, "first_index": items[0].index, "inputs": len(items), "rows": len(rows),
-                  "errors": errors, "audio_seconds": seconds, "compute_seconds": compute_seconds,
-                  "process": rank, "run": run["id"], "finished_at": _now(), "peak_rss_mib": peak_rss_mib()}
-        folder.write_shard(shard, rows, features, record)
+        shard_record = {"shard": shard, "first_index": items[0].index, "inputs": len(items), "rows": len(rows),
+                        "errors": errors, "audio_seconds": seconds, "compute_seconds": compute_seconds,
+                        "process": state.process_index, "run": record["id"], "finished_at": _now(),
+                        "peak_rss_mib": peak_rss_mib()}  # fmt: skip
+        folder.write_shard(shard, rows, features, shard_record)
         progress.shard_done(shard)
         for error in errors:
             progress.bar.write(f"{TOOL}: skipped {error['error']}", file=sys.stderr)
     progress.close()
     if pool is not None:
         pool.shutdown()
-    state.wait_for_everyone()
-    work_seconds = time.perf_counter() - work_started
+    return seen, work_started
 
-    # Everyone reads the same records; the main process completes the manifest and errors.jsonl.
+
+def finish_run(run: Run, record: dict[str, Any], done_before: list[int], seen: list[int], work_seconds: float) -> int:
+    """Everyone reads the same shard records; the main process completes the manifest and errors.jsonl, reports and
+    pushes. Returns the exit code (1 when an input failed or a shard is missing)."""
+    args, state, folder = run.args, run.state, run.folder
     records = folder.shard_records()
     expected = math.ceil(seen[0] / args.shard_size)
-    missing = sorted(set(range(expected)) - {record["shard"] for record in records})
-    errors = [error for record in records for error in record["errors"]]
+    missing = sorted(set(range(expected)) - {shard["shard"] for shard in records})
+    errors = [error for shard in records for error in shard["errors"]]
     if state.is_main_process:
         atomic_write(folder.root / ERRORS, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode())
         manifest = folder.read_manifest()
-        this_run = [record for record in records if record["run"] == run["id"]]
-        run.update(finished_at=_now(), work_seconds=round(work_seconds, 3), shards_done_before=len(done_before),
-                   shards_computed=len(this_run), inputs_computed=sum(record["inputs"] for record in this_run))
+        this_run = [shard for shard in records if shard["run"] == record["id"]]
+        record.update(finished_at=_now(), work_seconds=round(work_seconds, 3), shards_done_before=len(done_before),
+                      shards_computed=len(this_run), inputs_computed=sum(shard["inputs"] for shard in this_run))
         manifest.pop("current_run", None)
-        manifest["runs"] = [*manifest.get("runs", []), run]
+        manifest["runs"] = [*manifest.get("runs", []), record]
         manifest["complete"] = not missing
         manifest["totals"] = {"shards": len(records), "inputs": sum(r["inputs"] for r in records),
                               "rows": sum(r["rows"] for r in records), "errors": len(errors),

@@ -13,7 +13,6 @@ This module is copied beside checkpoints for `trust_remote_code` pipelines, so i
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 import shutil
@@ -25,30 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm")
-
-
-def expand_audio_paths(patterns: list[str]) -> list[str]:
-    """Directories -> their audio files (recursively, sorted); globs -> matches; other paths are kept as given (a
-    missing one is then reported as missing, not dropped)."""
-    files: list[str] = []
-    for pattern in patterns:
-        if os.path.isdir(pattern):
-            found = [
-                os.path.join(root, name)
-                for root, _, names in os.walk(pattern)
-                for name in names
-                if name.lower().endswith(AUDIO_EXTENSIONS)
-            ]
-            files.extend(sorted(found))
-        elif not os.path.exists(pattern) and glob.has_magic(pattern):
-            matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
-            files.extend(matches if matches else [pattern])
-        else:
-            files.append(pattern)
-    return list(dict.fromkeys(files))
-
 
 class AudioDecodeError(ValueError):
     """An input could not be turned into audio. `source` names the input (a path, or a short description)."""
@@ -351,7 +326,6 @@ def _as_numpy(data: Any, source: str) -> np.ndarray:
 
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "Audio",
     "AudioDecodeError",
     "AudioTruncatedWarning",

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .audio import expand_audio_paths as expand_inputs
+from .file_utils import expand_audio_paths as expand_inputs
 from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
 from .writers import OUTPUT_FORMATS, write_result
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
     from .labels import load_label_names
-    from .original_release import resolve_model
+    from .release_resolver import resolve_model
 
     if args.quiet:
         hf_logging.set_verbosity_error()

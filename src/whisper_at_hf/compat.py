@@ -29,8 +29,8 @@ Intended differences from the original:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import warnings
 import zlib
@@ -44,9 +44,19 @@ from transformers.utils import logging
 
 from .audio import load_audio
 from .hub_utils import is_hub_id
-from .labels import LabelNames, load_label_names, read_original_label_names
+from .labels import LabelNames, load_label_names
+from .modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .options import check_at_time_res, check_class_indices, check_int, check_number
-from .original_release import HUB_NAMESPACE, ORIGINAL_VARIANTS, released_checkpoint
+from .original_format import read_original_label_names
+from .original_variants import (
+    ALIASES,
+    HUB_NAMESPACE,
+    ORIGINAL_VARIANTS,
+    get_variant,
+    is_variant_name,
+)
+from .release_resolver import released_checkpoint
+from .remote_code import PIPELINE_TASK as TASK
 
 logger = logging.get_logger(__name__)
 
@@ -55,9 +65,6 @@ logger = logging.get_logger(__name__)
 # ----------------------------------------------------------------------------------------------------------------------
 #: Environment variable holding a JSON object of overrides, `{"variant": "dir or Hub id"}`; wins over the table.
 CHECKPOINTS_ENV = "WHISPER_AT_HF_CHECKPOINTS"
-#: The original's aliases.
-ALIASES: dict[str, str] = {"large": "large-v2"}
-
 #: Original variant (`"large-v2"`, `"large-v2_low"` for the TL-TR-512 head, ...) -> transformers checkpoint
 #: (dir or Hub id). Generated from the release table so names, cards and this table cannot drift apart. A name still
 #: mapped to its published Hub id is resolved by `released_checkpoint` (Hub, else the original release, converted).
@@ -65,7 +72,6 @@ CHECKPOINTS: dict[str, str] = {variant.name: f"{HUB_NAMESPACE}/{variant.repo_nam
 _PUBLISHED = dict(CHECKPOINTS)
 
 _WHISPER_NAMES = tuple(dict.fromkeys(variant.whisper for variant in ORIGINAL_VARIANTS))
-_LOW_NAMES = tuple(variant.whisper for variant in ORIGINAL_VARIANTS if variant.low_dim)
 
 
 class CheckpointNotAvailableError(OSError):
@@ -74,7 +80,7 @@ class CheckpointNotAvailableError(OSError):
 
 def available_models() -> list[str]:
     """The original variant names `load_model` accepts (each also with `at_low_compute=True` where that head exists)."""
-    return [*_WHISPER_NAMES, *ALIASES]
+    return [*_WHISPER_NAMES, *(alias for alias, name in ALIASES.items() if name in _WHISPER_NAMES)]
 
 
 def register_checkpoint(name: str, name_or_path: str | os.PathLike, at_low_compute: bool = False) -> None:
@@ -94,7 +100,7 @@ def checkpoint_for(name: str, at_low_compute: bool = False) -> str | None:
         ValueError: `at_low_compute=True` for a variant without a TL-TR-512 head (tiny, tiny.en, base, base.en), or a
             malformed `WHISPER_AT_HF_CHECKPOINTS`.
     """
-    if ALIASES.get(name, name) not in _WHISPER_NAMES:
+    if not is_variant_name(name):
         return None
     key = _variant_key(name, at_low_compute)
     overrides = _env_overrides()
@@ -104,17 +110,8 @@ def checkpoint_for(name: str, at_low_compute: bool = False) -> str | None:
 
 
 def _variant_key(name: str, at_low_compute: bool) -> str:
-    whisper = ALIASES.get(name, name)
-    if whisper not in _WHISPER_NAMES:
-        raise ValueError(f"unknown whisper-at variant {name!r}; variants: {', '.join(available_models())}.")
-    if not at_low_compute:
-        return whisper
-    if whisper not in _LOW_NAMES:
-        raise ValueError(
-            f"at_low_compute=True: there is no low-dim (TL-TR-512) head for {name!r}; it exists only for "
-            f"{', '.join(_LOW_NAMES)}. Use at_low_compute=False for {name!r}."
-        )
-    return f"{whisper}_low"
+    # the release table resolves names and aliases, and names the variants with a TL-TR-512 head
+    return get_variant(name, at_low_compute).name
 
 
 def _env_overrides() -> dict[str, str]:
@@ -132,8 +129,7 @@ def _env_overrides() -> dict[str, str]:
 
 
 def _canonical_key(key: str) -> str:
-    low = key.endswith("_low")
-    return _variant_key(key.removesuffix("_low"), low)
+    return get_variant(key).name
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -160,7 +156,8 @@ def load_model(
         download_root: cache folder for the downloads and converted checkpoints (`cache_dir`); default the Hugging
             Face cache.
         in_memory: accepted for compatibility; transformers loads safetensors memory-mapped either way.
-        dtype: weights' dtype; default float16 on CUDA (the original's `fp16=True`) and float32 elsewhere.
+        dtype: weights' dtype; default float32, as the original (whose `transcribe(fp16=True)`, the default, computes
+            in float16 on CUDA: here by autocast, per call, so threads sharing the model each get their precision).
 
     Raises:
         CheckpointNotAvailableError: the checkpoint is neither a local dir nor on the Hub or in its cache.
@@ -168,16 +165,13 @@ def load_model(
     """
     from transformers import WhisperProcessor, pipeline
 
-    from .modeling_whisper_at import WhisperForAudioTaggingAndASR
-    from .pipeline_whisper_at import TASK
-
     del in_memory
     name = os.fspath(name_or_path)
     variant_checkpoint = checkpoint_for(name, at_low_compute)
     checkpoint = variant_checkpoint or name
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        dtype = torch.float32  # as the original: float32 weights; `transcribe(fp16=True)` computes in float16 on CUDA
     cache_dir = os.fspath(download_root) if download_root is not None else None
 
     if variant_checkpoint is not None and variant_checkpoint == _PUBLISHED[_variant_key(name, at_low_compute)]:
@@ -333,91 +327,87 @@ class WhisperATModel:
         Returns:
             `{"text", "segments", "language", "at_time_res", "audio_tag", "label_names"}`: `audio_tag` is a
             `(ceil(duration / at_time_res), num_labels)` float32 tensor of logits; window `k` covers
-            `[k r, (k + 1) r)` on absolute time from 0. Each segment has `id`, `seek`, `start`, `end`, `text`,
-            `tokens`, `temperature`, `avg_logprob`, `compression_ratio`, `no_speech_prob`, where:
-            `tokens` are the segment text's tokens (re-encoded; no timestamp tokens); `seek` is 0 for audio up to
-            30 s, else `None` (transformers does not report the window); `compression_ratio` is the gzip ratio of
-            the whole text for audio up to 30 s (the original's per-window value; one window), else `None`;
-            `temperature` is the one given when a single one was, else `None` (the fallback step used is not
-            reported); `avg_logprob` and `no_speech_prob` are `None` (not reported by the pipeline).
+            `[k r, (k + 1) r)` on absolute time from 0. `segments` as the original's (see [`_segments`]).
             `label_names` is `{language: [names]}` from the checkpoint (used by [`parse_at_label`]).
         """
         fp16 = decode_options.pop("fp16", True)
         without_timestamps = decode_options.pop("without_timestamps", False)
         generate_kwargs = self._generate_kwargs(
-            language,
-            task,
-            temperature,
-            compression_ratio_threshold,
-            logprob_threshold,
-            no_speech_threshold,
-            condition_on_previous_text,
-            initial_prompt,
-            decode_options,
-        )
+            language, task, temperature, compression_ratio_threshold, logprob_threshold, no_speech_threshold,
+            condition_on_previous_text, initial_prompt, decode_options,
+        )  # fmt: skip
         # checked before any audio is decoded
         at_time_res = check_at_time_res(at_time_res, self.model.config)
-        self._set_precision(fp16)
-
         rate = self.pipeline.feature_extractor.sampling_rate
         # decoded here (not in the pipeline) to know the duration up front; a bare waveform is 16 kHz as in the original
         loaded = load_audio(audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else audio, rate, rate)
-        duration = loaded.duration
-        single_window = duration <= self.pipeline.feature_extractor.chunk_length
         if word_timestamps:  # words come nested in Whisper's segments, decoded from the same tokens
             timestamps = {"return_timestamps": "word", "return_word_segments": True}
         else:
             timestamps = {"return_timestamps": not without_timestamps}
-        output = self.pipeline(
-            {"raw": loaded.array, "sampling_rate": loaded.sampling_rate},
-            at_time_res=at_time_res,
-            return_language=True,
-            return_tag_logits=True,
-            generate_kwargs=generate_kwargs,
-            **timestamps,
-        )
-        text = output["text"]
-        if word_timestamps:
-            chunks = output.get("segments")
-        else:
-            chunks = None if without_timestamps else output.get("chunks")
-        chunks = chunks or [{"timestamp": (0.0, duration), "text": text, "words": output.get("chunks") or []}]
-        if not text.strip():
-            chunks = []  # nothing said (e.g. the no-speech check skipped the window): no segments, as the original
-        single_temperature = float(temperature) if isinstance(temperature, (int, float)) else None
-        if single_temperature is None and len(temperature) == 1:
-            single_temperature = float(temperature[0])
-        tokenizer = self.pipeline.tokenizer
-        segments = []
-        for index, chunk in enumerate(chunks):
-            start, end = chunk["timestamp"]
-            segments.append(
-                {
-                    "id": index,
-                    "seek": 0 if single_window else None,
-                    "start": float(start or 0.0),
-                    "end": float(end if end is not None else duration),
-                    "text": chunk["text"],
-                    "tokens": tokenizer.encode(chunk["text"], add_special_tokens=False),
-                    "temperature": single_temperature,
-                    "avg_logprob": None,
-                    "compression_ratio": _compression_ratio(text) if single_window else None,
-                    "no_speech_prob": None,
-                }
-            )
-            if word_timestamps:
-                segments[-1]["words"] = [_word(word, duration) for word in chunk["words"]]
+        with self._precision(fp16):
+            output = self.pipeline({"raw": loaded.array, "sampling_rate": loaded.sampling_rate}, at_time_res=at_time_res,
+                                   return_language=True, return_tag_logits=True, generate_kwargs=generate_kwargs,
+                                   **timestamps)  # fmt: skip
+        segments = self._segments(output, loaded.duration, temperature, word_timestamps, without_timestamps)
         if verbose:
             for segment in segments:
                 print(f"[{_timestamp(segment['start'])} --> {_timestamp(segment['end'])}] {segment['text']}")
         return {
-            "text": text,
+            "text": output["text"],
             "segments": segments,
             "language": output.get("language"),
             "at_time_res": at_time_res,
             "audio_tag": torch.from_numpy(np.ascontiguousarray(output["audio_tag_logits"])),
             "label_names": self.label_names.names_by_language,
         }
+
+    def _segments(
+        self,
+        output: Mapping[str, Any],
+        duration: float,
+        temperature: float | Sequence[float],
+        word_timestamps: bool,
+        without_timestamps: bool,
+    ) -> list[dict[str, Any]]:
+        """The original's segments from the pipeline's output: `id`, `seek`, `start`, `end`, `text`, `tokens`,
+        `temperature`, `avg_logprob`, `compression_ratio`, `no_speech_prob`, where `tokens` are the segment text's
+        tokens (re-encoded; no timestamp tokens); `seek` is 0 for audio up to 30 s, else `None` (transformers does not
+        report the window); `compression_ratio` is the gzip ratio of the whole text for audio up to 30 s (the
+        original's per-window value; one window), else `None`; `temperature` is the one given when a single one was,
+        else `None` (the fallback step used is not reported); `avg_logprob` and `no_speech_prob` are `None` (not
+        reported by the pipeline); with `word_timestamps`, `words`."""
+        text = output["text"]
+        if not text.strip():
+            return []  # nothing said (e.g. the no-speech check skipped the window): no segments, as the original
+        if word_timestamps:
+            chunks = output.get("segments")
+        else:
+            chunks = None if without_timestamps else output.get("chunks")
+        chunks = chunks or [{"timestamp": (0.0, duration), "text": text, "words": output.get("chunks") or []}]
+        single_window = duration <= self.pipeline.feature_extractor.chunk_length
+        single_temperature = float(temperature) if isinstance(temperature, (int, float)) else None
+        if single_temperature is None and len(temperature) == 1:
+            single_temperature = float(temperature[0])
+        segments = []
+        for index, chunk in enumerate(chunks):
+            start, end = chunk["timestamp"]
+            segment = {
+                "id": index,
+                "seek": 0 if single_window else None,
+                "start": float(start or 0.0),
+                "end": float(end if end is not None else duration),
+                "text": chunk["text"],
+                "tokens": self.pipeline.tokenizer.encode(chunk["text"], add_special_tokens=False),
+                "temperature": single_temperature,
+                "avg_logprob": None,
+                "compression_ratio": _compression_ratio(text) if single_window else None,
+                "no_speech_prob": None,
+            }
+            if word_timestamps:
+                segment["words"] = [_word(word, duration) for word in chunk["words"]]
+            segments.append(segment)
+        return segments
 
     def _generate_kwargs(
         self,
@@ -473,11 +463,20 @@ class WhisperATModel:
             raise TypeError(f"unknown decode options: {', '.join(sorted(decode_options))}.")
         return kwargs
 
-    def _set_precision(self, fp16: bool) -> None:
-        # As the original: float16 only on CUDA; on CPU always float32.
-        wanted = torch.float16 if fp16 and self.device.type == "cuda" else torch.float32
-        if self.device.type != "cpu" and self.model.dtype != wanted:
-            self.model.to(wanted)
+    def _precision(self, fp16: bool) -> contextlib.AbstractContextManager:
+        """As the original: float16 compute only on CUDA (`fp16=True`), float32 elsewhere; for this call only. The
+        shared model's weights are never cast: float16 on float32 weights is autocast, which is per thread."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        if fp16 and self.model.dtype == torch.float32:
+            return torch.autocast("cuda", dtype=torch.float16)
+        if not fp16 and self.model.dtype != torch.float32:
+            warnings.warn(
+                f"fp16=False, but the model was loaded in {self.model.dtype}; it runs in that dtype. For float32, "
+                "load it with load_model(..., dtype=torch.float32) (the default).",
+                stacklevel=3,
+            )
+        return contextlib.nullcontext()
 
 
 def transcribe(model: WhisperATModel, audio: Any, **kwargs: Any) -> dict[str, Any]:

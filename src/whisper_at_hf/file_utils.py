@@ -1,7 +1,10 @@
-"""Writing files so that readers (a resumed run, another process, a later call) never see half of one."""
+"""Files on disk: writing them so that readers (a resumed run, another process, a later call) never see half of one,
+finding the audio files a command line names, and recognising the data files and saved datasets that annotate and
+training read."""
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from pathlib import Path
@@ -30,4 +33,42 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
         raise
 
 
-__all__ = ["atomic_write"]
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm")
+
+
+def expand_audio_paths(patterns: list[str]) -> list[str]:
+    """Directories -> their audio files (recursively, sorted); globs -> matches; other paths are kept as given (a
+    missing one is then reported as missing, not dropped)."""
+    files: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            found = [
+                os.path.join(root, name)
+                for root, _, names in os.walk(pattern)
+                for name in names
+                if name.lower().endswith(AUDIO_EXTENSIONS)
+            ]
+            files.extend(sorted(found))
+        elif not os.path.exists(pattern) and glob.has_magic(pattern):
+            matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+            files.extend(matches if matches else [pattern])
+        else:
+            files.append(pattern)
+    return list(dict.fromkeys(files))
+
+
+#: Extension of a data/list file -> the `datasets` builder that reads it.
+DATA_FILE_BUILDERS: dict[str, str] = {
+    ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
+}  # fmt: skip
+
+
+def is_saved_dataset(folder: str | os.PathLike) -> bool:
+    """`folder` was written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+    folder = Path(folder)
+    return (folder / "dataset_dict.json").is_file() or (
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file()
+    )
+
+
+__all__ = ["AUDIO_EXTENSIONS", "DATA_FILE_BUILDERS", "atomic_write", "expand_audio_paths", "is_saved_dataset"]

@@ -2,12 +2,12 @@
 
 A checkpoint carries its English names in `config.id2label` and all languages in `label_names.json`
 (`{language_code: [name_0, ..., name_{C-1}]}`) beside its config. Heads trained on custom labels thus carry
-their own names; the original AudioSet names are read from the original release's data files when converting.
+their own names; the original AudioSet names are read from the original release's data files when converting
+(`original_format.read_original_label_names`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import warnings
@@ -17,8 +17,6 @@ from pathlib import Path
 from .hub_utils import find_file
 
 LABEL_NAMES_FILE = "label_names.json"
-ORIGINAL_LABELS_CSV = "class_labels_indices.csv"
-ORIGINAL_LABEL_NAME_DICT = "label_name_dict.json"
 
 
 class LabelNames:
@@ -86,35 +84,4 @@ def load_label_names(
     return LabelNames.from_id2label(id2label)
 
 
-def original_assets_dir() -> Path:
-    """The data folder of an installed original `whisper-at` package (holds the AudioSet label files)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("whisper_at")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "the original AudioSet label files were not found: pass a folder holding "
-            f"{ORIGINAL_LABELS_CSV} and {ORIGINAL_LABEL_NAME_DICT}, or `pip install --no-deps whisper-at`."
-        )
-    return Path(spec.origin).parent / "assets"
-
-
-def read_original_label_names(folder: str | os.PathLike | None = None) -> LabelNames:
-    """Reads the original release's AudioSet names: `class_labels_indices.csv` (English, by index) and
-    `label_name_dict.json` (per language), from `folder` or the installed `whisper-at` package."""
-    folder = Path(folder) if folder is not None else original_assets_dir()
-    csv_path, dict_path = folder / ORIGINAL_LABELS_CSV, folder / ORIGINAL_LABEL_NAME_DICT
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"{csv_path} not found (need {ORIGINAL_LABELS_CSV} with index,mid,display_name).")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda row: int(row["index"]))
-    names: dict[str, list[str]] = {"en": [row["display_name"] for row in rows]}
-    if dict_path.is_file():
-        with open(dict_path, encoding="utf-8") as handle:
-            for language, language_names in json.load(handle).items():
-                if language != "en":
-                    names[language] = list(language_names)
-    return LabelNames(names)
-
-
-__all__ = ["LABEL_NAMES_FILE", "LabelNames", "load_label_names", "read_original_label_names"]
+__all__ = ["LABEL_NAMES_FILE", "LabelNames", "load_label_names"]

@@ -8,31 +8,30 @@ pass their measured metrics). `model_cards/generate_model_cards.py` writes the c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_whisper_at import AUDIOSET_NUM_LABELS
 from .hub_utils import is_hub_id
 
-# the release table lives with the resolver; cards only render it
-from .original_release import ORIGINAL_VARIANTS, ORIGINAL_VARIANTS_BY_NAME, OriginalVariant, find_original_variant
+from .original_variants import (
+    ORIGINAL_VARIANTS,
+    WHISPER_SIZES,
+    OriginalVariant,
+    find_original_variant,
+)
 from .remote_code import PIPELINE_TASK
 
 AUDIOSET_DATASET = "agkphysics/AudioSet"
 ORIGINAL_PAPER = "https://arxiv.org/abs/2307.03183"
+#: The card's text: a Jinja template rendered by huggingface_hub's `ModelCard.from_template` (package data).
+MODEL_CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card_template.md"
 ORIGINAL_REPO = "https://github.com/YuanGongND/whisper-at"
 ORIGINAL_LICENSE = "bsd-2-clause"  # the original Whisper-AT code and head weights
 AUDIOSET_LABEL_SET = "the 527 classes of the AudioSet ontology"
 
-# Whisper size -> (encoder layers, d_model, Whisper parameters)
-WHISPER_SIZES: dict[str, tuple[int, int, str]] = {
-    "tiny": (4, 384, "39M"),
-    "base": (6, 512, "74M"),
-    "small": (12, 768, "244M"),
-    "medium": (24, 1024, "769M"),
-    "large": (32, 1280, "1550M"),
-}
 # (Whisper size, low-dim head) -> (initial learning rate, epochs, equivalent full epochs, averaged epochs) of the
 # original recipe (each epoch stopped after 10% of its iterations).
 ORIGINAL_RECIPE: dict[tuple[str, bool], tuple[float, int, int, str]] = {
@@ -143,8 +142,8 @@ def render_model_card(
     origin: str | None = None,
     tags: Sequence[str] = (),
 ) -> str:
-    """Renders a model card: Hub YAML metadata ([`card_metadata`]) + description, usage, training notes, results and
-    limitations.
+    """Renders a model card: Hub YAML metadata ([`card_metadata`]) + the text of [`MODEL_CARD_TEMPLATE`]
+    (description, usage, training notes, results and limitations).
 
     Args:
         model_name: card title and `model-index` name.
@@ -164,162 +163,45 @@ def render_model_card(
         origin: markdown paragraph on where the weights come from (e.g. the conversion command).
         tags: extra Hub tags.
     """
-    repo_id = repo_id or model_name
     mode = f"TL-TR-{at_low_dim}" if at_low_dim else "TL-TR"
     if audioset_labels is None:
         audioset_labels = num_labels == AUDIOSET_NUM_LABELS and label_set == AUDIOSET_LABEL_SET
     metadata = card_metadata(
-        model_name,
-        base_model=base_model,
-        license=license,
-        license_name=license_name,
-        license_link=license_link,
-        english_only=english_only,
-        metrics=metrics,
-        datasets=datasets,
-        audioset_labels=audioset_labels,
+        model_name, base_model=base_model, license=license, license_name=license_name, license_link=license_link,
+        english_only=english_only, metrics=metrics, datasets=datasets, audioset_labels=audioset_labels,
+        head_only=head_only, tags=tags,
+    )  # fmt: skip
+    card = ModelCard.from_template(
+        metadata,
+        template_path=str(MODEL_CARD_TEMPLATE),
+        model_name=model_name,
+        paper=ORIGINAL_PAPER,
+        pipeline_task=PIPELINE_TASK,
+        repo_id=repo_id or model_name,
+        whisper_words=f"`{base_model}`" if base_model else "its base Whisper",
+        languages={True: "English-only ", False: "multilingual ", None: ""}[english_only],
+        mode=mode,
+        params=format_parameter_count(head_params),
+        label_set=label_set,
+        encoder_layers=encoder_layers,
+        d_model=d_model,
+        num_labels=num_labels,
+        at_time_res=f"{at_time_res:g}",
         head_only=head_only,
-        tags=tags,
+        origin=origin,
+        training=training or "No training details were recorded for this checkpoint.",
+        metric_rows=[_result_row(metric) for metric in metrics],
+        license_missing=license is None,
+        audioset_labels=audioset_labels,
     )
-    front_matter = metadata.to_yaml()
+    return str(card)
 
-    whisper_words = f"`{base_model}`" if base_model else "its base Whisper"
-    languages = {True: "English-only", False: "multilingual", None: ""}[english_only]
-    params = format_parameter_count(head_params)
-    lines = [
-        "---",
-        front_matter.rstrip(),
-        "---",
-        "",
-        f"# {model_name}",
-        "",
-        f"[Whisper-AT]({ORIGINAL_PAPER}) for 🤗 transformers: {whisper_words} ({languages + ' ' if languages else ''}"
-        f"speech recognition) plus a {mode} audio-tagging head that tags {label_set} from the same encoder pass. "
-        "The head reads every encoder layer's output, average-pooled to 0.4 s frames, with a time transformer per "
-        "layer and then a transformer across layers; Whisper itself is untouched, so the transcripts are exactly "
-        "the base Whisper's.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| base Whisper | {whisper_words} ({encoder_layers} encoder layers, d_model {d_model}) |",
-        f"| head | {mode}" + (f", {params} parameters" if params else "") + f", {num_labels} classes |",
-        f"| tag resolution | trained at {at_time_res:g} s windows; any multiple of 0.4 s works at inference |",
-        "| checkpoint | "
-        + (
-            "head only (a few MB): the base Whisper is loaded from `base_model_name_or_path` in `config.json`"
-            if head_only
-            else "complete (Whisper + head)"
-        )
-        + " |",
-        "",
-        "## Usage",
-        "",
-        "With the pipeline (text, language and timestamped tags):",
-        "",
-        "```python",
-        'import whisper_at_hf  # registers the "whisper-at" pipeline and the model classes',
-        "from transformers import pipeline",
-        "",
-        f'tagger = pipeline("{PIPELINE_TASK}", model="{repo_id}")',
-        'result = tagger("audio.wav", top_k=5)',
-        'print(result["text"])',
-        'for window in result["audio_tags"]:',
-        '    print(window["timestamp"], [(tag["label"], round(tag["score"], 2)) for tag in window["tags"]])',
-        "```",
-        "",
-        "Speech recognition alone, with transformers' own pipeline (this is the Hub's \"Use this model\" snippet; "
-        "the checkpoint carries the code, hence `trust_remote_code=True`):",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        f'asr = pipeline("automatic-speech-recognition", model="{repo_id}", trust_remote_code=True)',
-        'print(asr("audio.wav")["text"])',
-        "```",
-        "",
-        "With the model class:",
-        "",
-        "```python",
-        "import soundfile as sf",
-        "import torch",
-        "from transformers import WhisperProcessor",
-        "from whisper_at_hf import WhisperForAudioTaggingAndASR",
-        "",
-        f'processor = WhisperProcessor.from_pretrained("{repo_id}")',
-        f'model = WhisperForAudioTaggingAndASR.from_pretrained("{repo_id}", dtype=torch.float32)',
-        'audio, sampling_rate = sf.read("audio.wav")  # 16 kHz mono',
-        'features = processor(audio, sampling_rate=sampling_rate, return_tensors="pt").input_features',
-        "out = model.generate(features, return_audio_tags=True)  # one encoder pass for both",
-        "print(processor.batch_decode(out.sequences, skip_special_tokens=True)[0])",
-        f"probs = out.audio_tag_logits.sigmoid()[0]  # (windows of {at_time_res:g} s, {num_labels})",
-        "for window, window_probs in enumerate(probs):",
-        "    top = window_probs.topk(5)",
-        "    print(window, [model.config.id2label[i] for i in top.indices.tolist()])",
-        "```",
-        "",
-        "`model.tag(features, at_time_res=2.0)` gives tags only (encoder + head, no decoding). Without "
-        "`whisper_at_hf` installed, pass `trust_remote_code=True`: the checkpoint carries its code. Class names in "
-        "other languages are in `label_names.json` (the pipeline's `label_language`).",
-    ]
-    if head_only:
-        lines += [
-            "",
-            "This is a head-only checkpoint. To attach the head to another Whisper with the same dims (for example "
-            "a fine-tuned one), pass it as `base_model`:",
-            "",
-            "```python",
-            f'model = WhisperForAudioTaggingAndASR.from_pretrained("{repo_id}", base_model="your/whisper-finetune")',
-            "```",
-            "",
-            "A Whisper whose encoder was fine-tuned produces different layer states than the one the head was "
-            "trained on; expect the tags to degrade as the encoder drifts.",
-        ]
-    if origin:
-        lines += ["", "## Origin", "", origin]
-    lines += ["", "## Training", "", training or "No training details were recorded for this checkpoint."]
-    if metrics:
-        lines += ["", "## Results", "", "| metric | value (%) | dataset |", "|---|---|---|"]
-        for metric in metrics:
-            source = metric.get("source")
-            note = f" ([{source['name']}]({source['url']}))" if source and source.get("url") else ""
-            split = f" ({metric['split']})" if metric.get("split") else ""
-            lines.append(f"| {metric['name']} | {metric['value']} | {metric['dataset']}{split}{note} |")
-    if license is None:
-        lines += [
-            "",
-            "## License",
-            "",
-            "No license was chosen when this checkpoint was written: set `license` in this card's metadata (the head "
-            "is derived from the base Whisper and from the training data; check both).",
-        ]
-    lines += [
-        "",
-        "## Limitations",
-        "",
-        f"- The head was trained on {at_time_res:g} s windows; other resolutions work (any multiple of 0.4 s) but "
-        "tag less accurately, more so for short windows.",
-        f"- It knows only {label_set}; anything outside that label set is mapped to the nearest classes it knows. "
-        "Labels are multi-label scores (sigmoid), not calibrated probabilities.",
-        "- Tags inherit the biases of the training data"
-        + (" (AudioSet is drawn from YouTube)" if audioset_labels else "")
-        + " and of Whisper's encoder; "
-        "they are not suited for decisions about people.",
-        "- Speech recognition quality, languages and failure modes (e.g. hallucinated text on non-speech audio) are "
-        "exactly those of the base Whisper.",
-        "",
-        "## Citation",
-        "",
-        "```bibtex",
-        "@inproceedings{gong_whisperat,",
-        "  author={Gong, Yuan and Khurana, Sameer and Karlinsky, Leonid and Glass, James},",
-        "  title={Whisper-AT: Noise-Robust Automatic Speech Recognizers are Also Strong General Audio Event Taggers},",
-        "  year=2023,",
-        "  booktitle={Proc. Interspeech 2023}",
-        "}",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+
+def _result_row(metric: Mapping[str, Any]) -> str:
+    source = metric.get("source")
+    note = f" ([{source['name']}]({source['url']}))" if source and source.get("url") else ""
+    split = f" ({metric['split']})" if metric.get("split") else ""
+    return f"| {metric['name']} | {metric['value']} | {metric['dataset']}{split}{note} |"
 
 
 def original_training_notes(variant: OriginalVariant) -> str:
@@ -406,10 +288,6 @@ def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str
 
 __all__ = [
     "card_metadata",
-    "ORIGINAL_VARIANTS",
-    "ORIGINAL_VARIANTS_BY_NAME",
-    "OriginalVariant",
-    "find_original_variant",
     "model_card_for_model",
     "original_variant_card",
     "render_model_card",

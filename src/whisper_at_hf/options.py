@@ -2,7 +2,7 @@
 or any model runs, so a wrong value costs no work and the message names the option, the value and what is allowed.
 
 Every check raises `ValueError` (a `TypeError` is never leaked for a value of the wrong kind) and returns the value
-in its canonical type. The pipeline copies this module beside checkpoints, so it imports nothing from the package.
+in its canonical type. `at_time_res` is checked by the config's [`window_frames`], the one rule for it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from .configuration_whisper_at import window_frames
 
 # Whisper's geometry, for checks made before a model (and its config) is loaded: 0.4 s pooled frames (20 encoder
 # frames of 20 ms) and 30 s seen by one encoder pass. With a config at hand, `config.at_window_frames` decides.
@@ -84,18 +86,8 @@ def check_at_time_res(value: Any, config: Any = None) -> float:
     """
     if config is not None:
         config.at_window_frames(value)
-        return float(value)
-    step, top = POOLED_FRAME_SECONDS, WINDOW_SECONDS
-    frames = value / step if _is_real(value) else float("nan")
-    if not (math.isfinite(frames) and frames > 0 and abs(frames - round(frames)) < 1e-6):
-        raise ValueError(
-            f"at_time_res must be a positive multiple of {step:g} s (e.g. {step:g}, {2 * step:g}, 10), got {value!r}."
-        )
-    if round(frames) > round(top / step):
-        raise ValueError(
-            f"at_time_res must be at most {top:g} s (what one Whisper pass sees; the head cannot use a longer "
-            f"window), got {value!r}."
-        )
+    else:
+        window_frames(value, POOLED_FRAME_SECONDS, round(WINDOW_SECONDS / POOLED_FRAME_SECONDS))
     return float(value)
 
 

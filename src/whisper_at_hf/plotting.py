@@ -56,7 +56,7 @@ def display_label_names(label_names: list[str]) -> list[str]:
     )
     if len(label_names) != AUDIOSET_NUM_LABELS or not generic:
         return list(label_names)
-    from .labels import read_original_label_names
+    from .original_format import read_original_label_names
 
     try:
         return read_original_label_names().get("en")

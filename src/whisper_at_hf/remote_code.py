@@ -21,6 +21,8 @@ from pathlib import Path
 
 from transformers.utils import logging
 
+from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
+
 logger = logging.get_logger(__name__)
 
 PIPELINE_TASK = "whisper-at"
@@ -72,8 +74,6 @@ def save_remote_code(save_directory: str | os.PathLike, model_class: type) -> No
 
     pipeline_files = [Path(__file__).with_name(f"{name}.py") for name in (PIPELINE_MODULE, ASR_PIPELINE_MODULE)]
     if all(path.is_file() for path in pipeline_files):
-        from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
-
         modules += pipeline_files
         entries = {**custom_pipelines_entry(), **asr_custom_pipelines_entry()}
         config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **entries}

@@ -45,14 +45,13 @@ from .recipe import (
     smooth_labels,
     step_rng,
 )
-from .trainer import HeadOnlyTrainer, WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
+from .trainer import WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
 
 __all__ = [
     "describe_data_source",
     "label_problems",
     "load_audio_dataset",
     "load_audiofolder",
-    "HeadOnlyTrainer",
     "WeightAveragingCallback",
     "WhisperATHeadTrainer",
     "check_push_settings",

@@ -14,7 +14,13 @@ from ..modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .arguments import DataArguments, ModelArguments
 from .data import LabelSet, SkippedRows, label_problems, load_raw_datasets
 from .features import POOLED_COLUMN, cached_pooled_features, whisper_fingerprint
-from .recipe import LABELS_KEY, AudioFeatureCollator, PooledFeatureCollator, find_unreadable_audio
+from .hub import record_base_model
+from .recipe import (
+    LABELS_KEY,
+    AudioFeatureCollator,
+    PooledFeatureCollator,
+    find_unreadable_audio,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +215,6 @@ def setup_head_training(
     (the base's Hub id recorded for the card and later loading) on `device` -> the processor -> features prepared
     (cached pooled states or raw audio, unreadable rows reported). Returns `(model, processor, data)`."""
     from transformers import AutoProcessor
-
-    from .hub import record_base_model
 
     train, evaluation, label_set = load_labelled_splits(
         data_args, start_head_label_names(model_args), token=model_args.token

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio
+from ..audio import AudioDecodeError, load_audio
+from ..file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, is_saved_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +107,6 @@ class LabelSet:
         return cls(sorted(values), separator)
 
 
-def is_single_label(targets: np.ndarray) -> bool:
-    """True when every row has exactly one positive class (accuracy is then reported too)."""
-    targets = np.asarray(targets)
-    return bool(targets.ndim == 2 and len(targets) and np.all(targets.sum(axis=1) == 1))
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Loading: every way users hold labelled audio, none of which needs torchcodec
 # ----------------------------------------------------------------------------------------------------------------------
@@ -122,19 +117,10 @@ SPLIT_FOLDERS = {
     "test": "test", "testing": "test", "eval": "test", "evaluation": "test",
 }  # fmt: skip
 METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
-_DATA_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
 def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-
-
-def is_saved_dataset(folder: str | os.PathLike) -> bool:
-    """`folder` was written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
-    folder = Path(folder)
-    return (folder / "dataset_dict.json").is_file() or (
-        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file()
-    )
 
 
 def is_audiofolder(folder: str | os.PathLike) -> bool:
@@ -254,7 +240,7 @@ def load_audio_dataset(
         else:
             raw = datasets.load_dataset(str(local), config_name, cache_dir=cache_dir)
     elif local.is_file():
-        builder = _DATA_FILE_BUILDERS.get(local.suffix.lower())
+        builder = DATA_FILE_BUILDERS.get(local.suffix.lower())
         if builder is None:
             raise ValueError(f"{local}: unsupported data file (use .parquet, .csv, .tsv, .json or .jsonl).")
         kwargs = {"delimiter": "\t"} if local.suffix.lower() == ".tsv" else {}
@@ -310,14 +296,14 @@ def describe_data_source(
     if dataset_name:
         folder = Path(data_dir) if dataset_name == "audiofolder" else Path(dataset_name)
         if folder.is_file():
-            return folder.stem, _DATA_FILE_BUILDERS.get(folder.suffix.lower(), "data")
+            return folder.stem, DATA_FILE_BUILDERS.get(folder.suffix.lower(), "data")
         kind = "arrow" if is_saved_dataset(folder) else "audiofolder" if is_audiofolder(folder) else "parquet"
         if kind == "parquet" and not any(folder.rglob("*.parquet")):
-            kind = next((b for s, b in _DATA_FILE_BUILDERS.items() if any(folder.rglob(f"*{s}"))), "data")
+            kind = next((b for s, b in DATA_FILE_BUILDERS.items() if any(folder.rglob(f"*{s}"))), "data")
         return folder.resolve().name, kind
     if train_file:
         path = Path(train_file)
-        return path.resolve().parent.name or path.stem, _DATA_FILE_BUILDERS.get(path.suffix.lower(), "data")
+        return path.resolve().parent.name or path.stem, DATA_FILE_BUILDERS.get(path.suffix.lower(), "data")
     return "held-out data", "data"
 
 

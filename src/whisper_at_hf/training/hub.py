@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..hub_utils import is_hub_id
-from ..labels import LabelNames
+from ..checkpoint_folder import write_checkpoint_folder
+from ..hub_utils import is_hub_id, upload_folder
+from ..model_card import model_card_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +137,6 @@ def training_card(
 ) -> str:
     """The model card of a trained head: the package's card renderer fed with the measured held-out metrics (in
     percent), the base Whisper's Hub id (`base_model:`) and the training data."""
-    from ..model_card import model_card_for_model
-
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     shown = ", ".join(label_names[:20]) + (" …" if len(label_names) > 20 else "")
     training = "Trained with whisper-at-hf's `training/` on a frozen Whisper:\n\n" + "\n".join(
@@ -175,33 +174,23 @@ def save_trained_head(
     with `head_only=False`, the full model; plus processor, label-names file, code for `trust_remote_code`, the
     metrics and a model card (README.md). `card_kwargs` go to [`training_card`] (`dataset_type`, `eval_split`,
     `license`, `license_name`, `license_link`)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, head_only=head_only)
-    if processor is not None:
-        processor.save_pretrained(output_dir)
-    label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    LabelNames({"en": label_names}).save(output_dir)
-    (output_dir / "eval_results.json").write_text(json.dumps(metrics, indent=2))
-    name = (repo_name or output_dir.name).split("/")[-1]
+    name = (repo_name or Path(output_dir).name).split("/")[-1]
     card = training_card(
         model, name, metrics, training_summary, head_only, dataset_name, repo_id=repo_name or name, **card_kwargs
     )
-    (output_dir / "README.md").write_text(card, encoding="utf-8")
-    return output_dir
+    return write_checkpoint_folder(model, output_dir, head_only=head_only, processor=processor, card=card,
+                                   json_files={"eval_results.json": metrics})  # fmt: skip
 
 
 def push_trained_head(
     output_dir: str | os.PathLike, hub_model_id: str, token: str | None = None, private: bool = False
 ) -> str:
     """Creates `hub_model_id` (if needed) and uploads the saved head folder in one commit; returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(hub_model_id, private=private, exist_ok=True)
-    info = api.upload_folder(
-        repo_id=hub_model_id,
-        folder_path=str(output_dir),
+    info = upload_folder(
+        output_dir,
+        hub_model_id,
+        token=token,
+        private=private,
         commit_message="Upload Whisper-AT head trained with whisper-at-hf",
         ignore_patterns=["*/*"],  # top-level files only: no checkpoints, feature cache or logs
     )

@@ -4,6 +4,7 @@ their processor, labels and model card, and runs the recipe's sampling, mixup an
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -14,6 +15,8 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..hub_utils import upload_folder
+from ..metrics import load_audio_tagging_metric
 from ..modeling_whisper_at import HEAD_WEIGHTS_NAME, WhisperATEncoderOutput
 from .arguments import RecipeArguments
 from .build import batch_pooled_states
@@ -72,8 +75,14 @@ class WhisperATHeadTrainer(Trainer):
     ):
         training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
         if training_args is not None:
+            # the caller's arguments stay as they were: this trainer's settings go on a copy
+            training_args = copy.copy(training_args)
             training_args.label_names = [LABELS_KEY]
             training_args.remove_unused_columns = False  # rows carry audio / pooled states, not forward() args
+            if len(args) > 1:
+                args = (args[0], training_args, *args[2:])
+            else:
+                kwargs["args"] = training_args
         model = kwargs.get("model", args[0] if args else None)
         self.at_time_res = at_time_res
         if kwargs.get("data_collator") is None and len(args) < 3 and kwargs.get("processing_class") is not None:
@@ -181,8 +190,6 @@ class WhisperATHeadTrainer(Trainer):
     ):
         """Saves the head-only checkpoint and card to `output_dir` and uploads its top-level files to
         `args.hub_model_id` (no checkpoints, feature cache or logs)."""
-        from huggingface_hub import HfApi
-
         require_hub_base(self.model.config.base_model_name_or_path)
         token = token if token is not None else self.args.hub_token
         if self.hub_model_id is None:
@@ -191,13 +198,15 @@ class WhisperATHeadTrainer(Trainer):
         if not self.is_world_process_zero():
             return None
         self._finish_current_push()
-        return HfApi(token=token).upload_folder(
-            repo_id=self.hub_model_id,
-            folder_path=self.args.output_dir,
+        return upload_folder(
+            self.args.output_dir,
+            self.hub_model_id,
+            token=token,
+            private=private,
             commit_message=commit_message,
-            run_as_future=not blocking,
             ignore_patterns=["_*", "*/*", "training_args.bin"],
             revision=revision if revision is not None else self.args.hub_revision,
+            run_as_future=not blocking,
         )
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
@@ -225,9 +234,6 @@ class WhisperATHeadTrainer(Trainer):
             return super()._load_best_model()
         logger.info("Loading the best head from %s (score: %s).", head_file, self.state.best_metric)
         self.accelerator.unwrap_model(self.model).load_head(head_file)
-
-
-HeadOnlyTrainer = WhisperATHeadTrainer  # the name used before it was public
 
 
 class WeightAveragingCallback(TrainerCallback):
@@ -294,8 +300,6 @@ def make_compute_metrics(metric: Any = None):
     """`compute_metrics` for `Trainer` / [`WhisperATHeadTrainer`]: macro mAP (and accuracy for single-label data)
     from the package's `evaluate` audio-tagging metric (loaded offline when `metric` is None)."""
     if metric is None:
-        from ..metrics import load_audio_tagging_metric
-
         metric = load_audio_tagging_metric(keep_in_memory=True)
 
     def compute_metrics(prediction) -> dict[str, float]:
