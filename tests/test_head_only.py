@@ -72,6 +72,17 @@ def test_round_trip(saved):
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
 
 
+def test_loading_kwargs_reach_the_base_whisper(saved, tmp_path):
+    """`dtype` is a config attribute in transformers 5: it must still choose the weights' dtype of the base."""
+    tiny_whisper(seed=0).to(torch.float16).save_pretrained(tmp_path / "fp16_base")
+    model = WhisperForAudioTaggingAndASR.from_pretrained(
+        saved["root"] / "head", base_model=str(tmp_path / "fp16_base"), dtype=torch.float32
+    )
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    half = WhisperForAudioTaggingAndASR.from_pretrained(saved["root"] / "head", dtype=torch.float16)
+    assert next(half.model.encoder.parameters()).dtype == torch.float16
+
+
 def test_attach_to_another_whisper(saved):
     model, features = saved["model"], saved["features"]
     other_dir = saved["root"] / "other_base"

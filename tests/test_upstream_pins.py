@@ -325,3 +325,16 @@ def test_asr_chunking(processor):
         assert [item["stride"] for item in mine] == [item["stride"] for item in theirs]
         for item, their_item in zip(mine, theirs):
             assert torch.equal(item["input_features"], their_item["input_features"])
+
+
+def test_model_loading_kwargs_are_taken_before_the_config():
+    """head_only.MODEL_LOADING_KWARGS: `from_pretrained` pops each of them itself (so they are not config kwargs),
+    and `dtype` is a config attribute (so handing it to the config loader would lose it for the weights)."""
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from whisper_at_hf.head_only import MODEL_LOADING_KWARGS
+
+    source = inspect.getsource(PreTrainedModel.from_pretrained)
+    for name in MODEL_LOADING_KWARGS:
+        assert f'kwargs.pop("{name}"' in source, name
+    assert hasattr(PretrainedConfig(), "dtype")

@@ -51,6 +51,15 @@ CONFIG_LOCATION_KWARGS = (
     "_from_pipeline", "_commit_hash",
 )
 
+# ----- upstream-coupled: `PreTrainedModel.from_pretrained` takes these for the weights before it loads the config;
+# handed to the config loader, `dtype` (a config attribute in transformers 5) would be set on the config and lost for
+# the weights. Pin: tests/test_upstream_pins.py::test_model_loading_kwargs_are_taken_before_the_config.
+MODEL_LOADING_KWARGS = (
+    "state_dict", "dtype", "torch_dtype", "device_map", "max_memory", "offload_folder", "offload_buffers",
+    "quantization_config", "variant", "generation_config", "gguf_file", "distributed_config", "device_mesh", "tp_plan",
+    "tp_size", "key_mapping", "attn_implementation", "use_kernels", "kernel_config", "tqdm_class",
+)
+
 
 def load_checkpoint_config(
     config_class: type[PretrainedConfig], name_or_path: str | os.PathLike, kwargs: dict[str, Any]
@@ -65,11 +74,12 @@ def load_checkpoint_config(
     if isinstance(config, PretrainedConfig):
         return config, kwargs
     location = {key: kwargs.pop(key) for key in CONFIG_LOCATION_KWARGS if key in kwargs}
+    loading = {key: kwargs.pop(key) for key in MODEL_LOADING_KWARGS if key in kwargs}
     location["revision"] = resolved_revision(name_or_path, location.get("revision"), location)
     config, unused = config_class.from_pretrained(
         name_or_path if config is None else config, return_unused_kwargs=True, **location, **kwargs
     )
-    return config, {**location, **unused}
+    return config, {**location, **loading, **unused}
 
 
 # ----- upstream-coupled: transformers resolves a revision to its commit once per load (`resolve_revision`, one
