@@ -1,0 +1,163 @@
+"""Sound events measured the way the DCASE sound event detection task does, with a head trained on weak labels.
+
+1. Test set: a long-form scene (default 300 s) of Speech, Music, "Beep, bleep" and White noise events at seeded
+   random times with silence between them, overlapping sometimes (`_sound_scenes.py`); the reference annotations
+   (`onset offset label`) are written beside it.
+2. Head: `training/train_head.py` on short mixture clips of disjoint material with clip-level labels only (as in
+   AudioSet), on top of a frozen Whisper (default ../shared/models/whisper-tiny.en), features cached.
+3. Events: `pipeline("whisper-at", model=<trained head>)(scene, return_events=True)`, scored with `sed_eval`:
+   event-based F1 (onset collar 1 s, offset collar max(1 s, 20 % of the reference event)) and segment-based F1
+   (1 s segments), per class; onset and offset errors of matched events; the wall-time share of events.
+
+    python benchmarks/events.py                                        # ~15 min on 2 CPU cores
+    python benchmarks/events.py --train-clips 40 --epochs 2 --test-seconds 60   # a quick smoke run
+    python benchmarks/events.py --head outputs/events/head             # score an existing head again
+
+Everything generated (audio, features, the head) goes under `--output-dir` (default `outputs/events`, ignored by
+git); a rerun with the same data and training settings reuses the head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import _common
+from _common import REPO_ROOT, SAMPLING_RATE, SHARED_MODELS, machine
+from _sound_scenes import CLASSES, Event, Scene, SourceBank, long_scene, write_annotations, write_weak_clips
+
+ONSET_COLLAR = 1.0  # seconds (DCASE)
+OFFSET_COLLAR_SHARE = 0.2  # offset collar: max(ONSET_COLLAR, 20 % of the reference event's length)
+SEGMENT_SECONDS = 1.0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Data and training
+# ----------------------------------------------------------------------------------------------------------------------
+def build_test_scene(folder: Path, seconds: float, seed: int) -> Scene:
+    """The long-form test scene from test material: `scene.wav` and its reference `scene.tsv` in `folder`."""
+    import soundfile as sf
+
+    scene = long_scene(SourceBank("test"), seconds, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "scene.wav", scene.audio, SAMPLING_RATE, subtype="FLOAT")
+    write_annotations(folder / "scene.tsv", scene.events)
+    return scene
+
+
+def training_command(args: argparse.Namespace, train_csv: Path, eval_csv: Path, head_dir: Path) -> list[str]:
+    """The `training/train_head.py` command line: clip-level labels, cached features, our 4 classes in order."""
+    return [
+        sys.executable, str(REPO_ROOT / "training" / "train_head.py"),
+        "--model_name_or_path", args.model,
+        "--train_file", str(train_csv), "--validation_file", str(eval_csv),
+        "--label_separator", "|", "--class_names", *CLASSES,
+        "--at_time_res", str(args.clip_seconds),
+        "--cache_features", "--feature_cache_dir", str(head_dir.parent / "feature_cache"),
+        "--encode_batch_size", "8",
+        "--output_dir", str(head_dir),
+        "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size", str(args.batch_size),
+        "--learning_rate", str(args.learning_rate), "--warmup_ratio", "0.05", "--seed", str(args.seed),
+        "--save_total_limit", "1", "--logging_steps", "0", "--disable_tqdm", "true",
+    ]  # fmt: skip
+
+
+def train_weak_head(args: argparse.Namespace, folder: Path) -> Path:
+    """Writes the weakly labelled clips and trains the head; reuses a head trained with the same settings."""
+    settings = {
+        key: getattr(args, key)
+        for key in ("model", "train_clips", "eval_clips", "clip_seconds", "epochs", "batch_size", "learning_rate", "seed")
+    }
+    head_dir = folder / "head"
+    record = folder / "head_settings.json"
+    if (head_dir / "config.json").is_file() and record.is_file() and json.loads(record.read_text()) == settings:
+        print(f"reusing the head in {head_dir} (same data and training settings)")
+        return head_dir
+    train_csv = write_weak_clips(folder / "train_clips", "train", args.train_clips, args.clip_seconds, args.seed)
+    eval_csv = write_weak_clips(folder / "eval_clips", "train", args.eval_clips, args.clip_seconds, args.seed + 1)
+    command = training_command(args, train_csv, eval_csv, head_dir)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env)
+    print(f"trained the head in {time.perf_counter() - start:.0f} s")
+    record.write_text(json.dumps(settings, indent=1))
+    return head_dir
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Scoring (sed_eval)
+# ----------------------------------------------------------------------------------------------------------------------
+def _sed_events(events: Sequence[Event], filename: str = "scene") -> list[dict]:
+    return [{"event_label": e.label, "onset": e.onset, "offset": e.offset, "filename": filename} for e in events]
+
+
+def sed_scores(reference: Sequence[Event], estimated: Sequence[Event], duration: float) -> dict:
+    """sed_eval's event-based (onset collar 1 s, offset collar max(1 s, 20 %)) and segment-based (1 s) metrics:
+    `{"event": {"classes": {label: {f, precision, recall, n_ref, n_sys}}, "macro_f", "micro_f"}, "segment": ...}`."""
+    import sed_eval
+
+    event_metric = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=list(CLASSES),
+        t_collar=ONSET_COLLAR,
+        percentage_of_length=OFFSET_COLLAR_SHARE,
+        evaluate_onset=True,
+        evaluate_offset=True,
+    )
+    segment_metric = sed_eval.sound_event.SegmentBasedMetrics(
+        event_label_list=list(CLASSES), time_resolution=SEGMENT_SECONDS
+    )
+    ref, est = _sed_events(reference), _sed_events(estimated)
+    event_metric.evaluate(reference_event_list=ref, estimated_event_list=est)
+    segment_metric.evaluate(reference_event_list=ref, estimated_event_list=est, evaluated_length_seconds=duration)
+    return {"event": _sed_summary(event_metric), "segment": _sed_summary(segment_metric)}
+
+
+def _sed_summary(metric) -> dict:
+    classes = {}
+    for label, values in metric.results_class_wise_metrics().items():
+        classes[label] = {
+            "f": values["f_measure"]["f_measure"],
+            "precision": values["f_measure"]["precision"],
+            "recall": values["f_measure"]["recall"],
+            "n_ref": int(values["count"]["Nref"]),
+            "n_sys": int(values["count"]["Nsys"]),
+        }
+    return {
+        "classes": classes,
+        "macro_f": metric.results_class_wise_average_metrics()["f_measure"]["f_measure"],
+        "micro_f": metric.results_overall_metrics()["f_measure"]["f_measure"],
+    }
+
+
+def boundary_errors(reference: Sequence[Event], estimated: Sequence[Event]) -> dict[str, list[float]]:
+    """Signed onset and offset errors (detected - reference, seconds) of each reference event matched to the
+    detected event of its class that overlaps it most (reference events nothing overlaps are left out)."""
+    errors: dict[str, list[float]] = {"onset": [], "offset": []}
+    for ref in reference:
+        overlaps = [
+            (min(ref.offset, est.offset) - max(ref.onset, est.onset), est)
+            for est in estimated
+            if est.label == ref.label and est.onset < ref.offset and est.offset > ref.onset
+        ]
+        if overlaps:
+            best = max(overlaps, key=lambda pair: pair[0])[1]
+            errors["onset"].append(best.onset - ref.onset)
+            errors["offset"].append(best.offset - ref.offset)
+    return errors
+
+
+def error_summary(values: Sequence[float]) -> dict[str, float]:
+    """Mean and median of the absolute errors (NaN when nothing matched)."""
+    absolute = [abs(value) for value in values]
+    if not absolute:
+        return {"mean": float("nan"), "median": float("nan"), "count": 0}
+    return {"mean": statistics.fmean(absolute), "median": statistics.median(absolute), "count": len(absolute)}
