@@ -196,7 +196,7 @@ def write_weak_clips(folder: Path, split: str, count: int, seconds: float, seed:
         for index in range(count):
             audio, labels = weak_clip(bank, seconds, rng)
             name = f"clip_{index:05d}.wav"
-            sf.write(folder / name, audio, SAMPLING_RATE, subtype="FLOAT")
+            sf.write(folder / name, audio, SAMPLING_RATE, subtype="PCM_16")  # float WAVs get a time-stamped PEAK chunk
             writer.writerow([name, "|".join(labels)])
     return table
 

@@ -49,7 +49,7 @@ def build_test_scene(folder: Path, seconds: float, seed: int) -> Scene:
 
     scene = long_scene(SourceBank("test"), seconds, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    sf.write(folder / "scene.wav", scene.audio, SAMPLING_RATE, subtype="FLOAT")
+    sf.write(folder / "scene.wav", scene.audio, SAMPLING_RATE, subtype="PCM_16")
     write_annotations(folder / "scene.tsv", scene.events)
     return scene
 
@@ -85,7 +85,11 @@ def train_weak_head(args: argparse.Namespace, folder: Path) -> Path:
     train_csv = write_weak_clips(folder / "train_clips", "train", args.train_clips, args.clip_seconds, args.seed)
     eval_csv = write_weak_clips(folder / "eval_clips", "train", args.eval_clips, args.clip_seconds, args.seed + 1)
     command = training_command(args, train_csv, eval_csv, head_dir)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": str(args.threads),  # on a busy machine, spinning OpenMP threads make training crawl
+    }
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env)
     print(f"trained the head in {time.perf_counter() - start:.0f} s")
@@ -161,3 +165,121 @@ def error_summary(values: Sequence[float]) -> dict[str, float]:
     if not absolute:
         return {"mean": float("nan"), "median": float("nan"), "count": 0}
     return {"mean": statistics.fmean(absolute), "median": statistics.median(absolute), "count": len(absolute)}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Detection with the pipeline, and its cost
+# ----------------------------------------------------------------------------------------------------------------------
+def event_options(args: argparse.Namespace) -> dict[str, float]:
+    """The pipeline's event options given on the command line (the others keep the defaults of `tags.py`)."""
+    names = ("event_threshold", "event_offset_threshold", "event_min_duration", "event_min_gap")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def detect(head_dir: Path, scene_path: Path, args: argparse.Namespace) -> tuple[list[Event], dict, dict]:
+    """Runs `pipeline("whisper-at")` on the scene without and with `return_events=True`, interleaved `--repeats`
+    times. Returns the detected events, the last result and `{"asr": [s...], "asr+events": [s...]}`."""
+    import whisper_at_hf  # noqa: F401  (registers the "whisper-at" pipeline)
+    from transformers import pipeline
+
+    pipe = pipeline("whisper-at", model=str(head_dir))
+    options = {"return_events": True, **event_options(args)}
+    if args.chunk_length_s:
+        options["chunk_length_s"] = args.chunk_length_s
+    plain = {key: value for key, value in options.items() if key == "chunk_length_s"}
+    results: dict[str, dict] = {}
+
+    def run(name: str, kwargs: dict) -> None:
+        results[name] = pipe(str(scene_path), **kwargs)
+
+    times = _common.interleaved(
+        {"asr": lambda: run("asr", plain), "asr+events": lambda: run("asr+events", options)},
+        repeats=args.repeats,
+        warmup=0,
+    )
+    result = results["asr+events"]
+    detected = [Event(float(e["start"]), float(e["end"]), str(e["label"])) for e in result["events"]]
+    return detected, result, times
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------------------------------
+def print_report(scores: dict, errors: dict[str, list[float]], times: dict, scene: Scene, detected: list[Event]) -> None:
+    print(f"\nscene: {scene.duration:.0f} s, {len(scene.events)} reference events, {len(detected)} detected")
+    print("\n| class | ref | detected | event F1 | precision | recall | segment F1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label in CLASSES:
+        event, segment = scores["event"]["classes"][label], scores["segment"]["classes"][label]
+        print(
+            f"| {label} | {event['n_ref']} | {event['n_sys']} | {event['f']:.3f} | {event['precision']:.3f} | "
+            f"{event['recall']:.3f} | {segment['f']:.3f} |"
+        )
+    for kind in ("macro_f", "micro_f"):
+        print(f"| {kind.split('_')[0]} average | | | {scores['event'][kind]:.3f} | | | {scores['segment'][kind]:.3f} |")
+    onset, offset = error_summary(errors["onset"]), error_summary(errors["offset"])
+    print(
+        f"\nboundary errors of {onset['count']} matched events (|detected - reference|): onset mean "
+        f"{onset['mean']:.2f} s, median {onset['median']:.2f} s; offset mean {offset['mean']:.2f} s, median "
+        f"{offset['median']:.2f} s"
+    )
+    asr, full = statistics.median(times["asr"]), statistics.median(times["asr+events"])
+    share = (full - asr) / full
+    print(
+        f"wall time (median of {len(times['asr'])}): pipeline {asr:.1f} s, with return_events=True {full:.1f} s: "
+        f"events {100 * share:.1f} % of the run"
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(SHARED_MODELS / "whisper-tiny.en"), help="the frozen Whisper")
+    parser.add_argument("--output-dir", default=str(REPO_ROOT / "outputs" / "events"))
+    parser.add_argument("--head", help="score this trained head instead of training one")
+    parser.add_argument("--test-seconds", type=float, default=300.0, help="length of the composed test scene")
+    parser.add_argument("--train-clips", type=int, default=400)
+    parser.add_argument("--eval-clips", type=int, default=80, help="held-out clips for train_head.py's mAP")
+    parser.add_argument("--clip-seconds", type=float, default=10.0, help="training clip length (multiple of 0.4)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the test scene, the training clips and training")
+    parser.add_argument("--event-threshold", type=float)
+    parser.add_argument("--event-offset-threshold", type=float)
+    parser.add_argument("--event-min-duration", type=float)
+    parser.add_argument("--event-min-gap", type=float)
+    parser.add_argument("--chunk-length-s", type=float, help="chunked long-form (default: sequential)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed pipeline runs with and without events")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of training and the pipeline runs")
+    args = parser.parse_args(argv)
+    args.model = str(Path(args.model).resolve())  # the head records this path as its base
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    import torch
+
+    args = parse_args(argv)
+    folder = Path(args.output_dir)
+    print(machine())
+    scene = build_test_scene(folder / "test", args.test_seconds, args.seed)
+    head_dir = Path(args.head) if args.head else train_weak_head(args, folder)
+    torch.set_num_threads(args.threads)
+    detected, result, times = detect(head_dir, folder / "test" / "scene.wav", args)
+    write_annotations(folder / "test" / "detected.tsv", detected)
+    scores = sed_scores(scene.events, detected, scene.duration)
+    errors = boundary_errors(scene.events, detected)
+    print_report(scores, errors, times, scene, detected)
+    summary = {
+        "scores": scores,
+        "onset_error": error_summary(errors["onset"]),
+        "offset_error": error_summary(errors["offset"]),
+        "seconds": times,
+        "settings": {key: value for key, value in vars(args).items()},
+    }
+    (folder / "results.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
