@@ -185,8 +185,8 @@ def tag_figure(result: dict, label_names: list[str], num_labels: int = 10, title
             event_axis = figure.add_subplot(grid[4 * row + 1, 0], sharex=heat_axis)
             _draw_events(event_axis, events, lanes, names, start, end)
             event_axes.append(event_axis)
-        _draw_transcript(figure, text_axis, segments, start, end, row_seconds)
         _time_axis(text_axis, start, row_seconds, duration if row == num_rows - 1 else None)
+        _draw_transcript(figure, text_axis, segments, start, end)
         rows.append((heat_axis, text_axis))
     colorbar_axis = figure.add_subplot(grid[0, 1])
     figure.colorbar(mesh, cax=colorbar_axis, label="probability")
@@ -231,24 +231,24 @@ def _event_name(label_id: int, names: list[str]) -> str:
     return names[label_id] if 0 <= label_id < len(names) else str(label_id)
 
 
-def _draw_transcript(figure, axis, segments: list, start: float, end: float, row_seconds: float) -> None:
+def _draw_transcript(figure, axis, segments: list, start: float, end: float) -> None:
     """Each segment of the row as a bar on one of three levels, its text inside the bar (cut with `…` to the bar's
-    visible width: never past the bar, never past the row's end)."""
+    visible width: never past the bar, never past the row's end). Needs the axis' final time limits."""
     axis.set_ylim(0, 3)
     axis.set_yticks([])
-    pixels_per_second = FIGURE_WIDTH_IN * DPI * (AXES_RIGHT - AXES_LEFT) / row_seconds
     renderer = figure.canvas.get_renderer()
+    to_pixels = axis.transData.transform
     for index, (seg_start, seg_end, text) in enumerate(segments):
         if seg_end <= start or seg_start >= end:
             continue
         level = 2 - index % 3
         axis.broken_barh([(seg_start, max(seg_end - seg_start, 0.05))], (level + 0.1, 0.8), alpha=0.25)
-        left, right = max(seg_start, start), min(seg_end, end)
-        room = (right - left) * pixels_per_second - 2 * TEXT_PADDING_PX
+        left, right = to_pixels((max(seg_start, start), 0))[0], to_pixels((min(seg_end, end), 0))[0]
+        room = right - left - 2 * TEXT_PADDING_PX
         if room < 30 or not text:  # no room for a few characters
             continue
-        label = axis.text(left + TEXT_PADDING_PX / pixels_per_second, level + 0.5, text, fontsize=7, va="center")
-        _fit_text(label, text, room, renderer)
+        x = axis.transData.inverted().transform((left + TEXT_PADDING_PX, 0))[0]
+        _fit_text(axis.text(x, level + 0.5, text, fontsize=7, va="center"), text, room, renderer)
 
 
 def _fit_text(label, text: str, room: float, renderer) -> None:
@@ -267,8 +267,8 @@ def _fit_text(label, text: str, room: float, renderer) -> None:
 
 
 def _time_axis(axis, start: float, row_seconds: float, duration: float | None) -> None:
-    """After every artist is in (bars would autoscale the shared axis): the same length of time is the same width
-    in every row, the last row (the one given `duration`, which gets the axis label) included."""
+    """Fixed limits, autoscaling off (bars drawn later must not widen the shared axis): the same length of time is
+    the same width in every row, the last row (the one given `duration`, which gets the axis label) included."""
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     axis.set_xlim(start, start + row_seconds, auto=False)
