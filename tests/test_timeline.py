@@ -10,8 +10,6 @@ from whisper_at_hf.timeline import (
     WindowAssembler,
     num_windows,
     pass_spans,
-    window_bounds,
-    windows_for_duration,
     windows_of,
 )
 
@@ -63,9 +61,3 @@ def test_assembler_takes_overlapping_chunks_by_ownership():
     with pytest.raises(RuntimeError, match="out of order"):
         WindowAssembler(25).push(timeline[:, :75], PooledSpan(0, 10, 20, False))
 
-
-def test_window_bounds_and_count():
-    assert windows_for_duration(89.002, 10.0) == 9 and windows_for_duration(8.0, 0.4) == 20
-    assert windows_for_duration(0.0, 10.0) == 1
-    assert window_bounds(8, 10.0, 89.002) == (80.0, 89.0)
-    assert window_bounds(0, 10.0, 7.68) == (0.0, 7.68)

@@ -25,7 +25,8 @@ from .labels import load_label_names
 from .options import check_not_a_sample_list, check_pipeline_options
 from .remote_code import PIPELINE_TASK as TASK
 from .remote_code import custom_pipelines_entry
-from .timeline import PooledSpan, WindowAssembler, pass_spans, window_bounds, windows_for_duration
+from .tags import candidate_ids, format_window_tags, windows_for_duration
+from .timeline import PooledSpan, WindowAssembler, pass_spans
 
 logger = logging.get_logger(__name__)
 
@@ -517,9 +518,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         tag_logits = tag_logits[: windows_for_duration(seconds, resolution)]
         names = self._names(language if label_language == "follow_asr" else label_language)
         ordered = {"text": result.pop("text"), "language": language, **result}
-        ordered["audio_tags"] = self._format_tags(
-            tag_logits, names, resolution, seconds, top_k, tag_threshold, include_labels, exclude_labels
+        candidates = candidate_ids(
+            tag_logits.shape[-1], include_labels, exclude_labels, self._label_names.names_by_language
         )
+        probs = torch.sigmoid(tag_logits).numpy()
+        ordered["audio_tags"] = format_window_tags(probs, names, resolution, seconds, top_k, tag_threshold, candidates)
         if return_tag_logits:
             ordered["audio_tag_logits"] = tag_logits.numpy()
         return ordered
@@ -533,33 +536,6 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         """Every class name of the checkpoint, in every language it has names in (what include/exclude accept)."""
         self._names("en")
         return {name for names in self._label_names.names_by_language.values() for name in names}
-
-    def _format_tags(self, logits, names, resolution, seconds, top_k, threshold, include, exclude) -> list[dict]:
-        """`(num_windows, C)` logits -> per window the top-k labels (after include/exclude, above the threshold)."""
-        english = self._label_names.get("en")
-        candidates = torch.arange(logits.shape[-1])
-        if include is not None or exclude is not None:
-            known = {n: i for names_ in self._label_names.names_by_language.values() for i, n in enumerate(names_)}
-            known |= {name: index for index, name in enumerate(english)} | {n: i for i, n in enumerate(names)}
-            unknown = [label for label in (include or []) + (exclude or []) if label not in known]
-            if unknown:
-                raise ValueError(f"unknown labels {unknown}; labels are the checkpoint's class names.")
-            keep = set(range(logits.shape[-1])) if include is None else {known[label] for label in include}
-            keep -= {known[label] for label in exclude or []}
-            candidates = torch.tensor(sorted(keep), dtype=torch.long)
-        scores = torch.sigmoid(logits[:, candidates])
-        k = min(top_k, candidates.numel())
-        top_scores, top_index = scores.topk(k, dim=-1) if k else (scores[:, :0], scores[:, :0].long())
-        windows = []
-        for window_index in range(logits.shape[0]):
-            tags = [
-                {"label": names[int(candidates[index])], "score": float(score)}
-                for score, index in zip(top_scores[window_index].tolist(), top_index[window_index].tolist())
-                if threshold is None or score >= threshold
-            ]
-            # 10 ms precision (Whisper's timestamps step by 20 ms): an 89.002 s file ends its last window at 89.0
-            windows.append({"timestamp": window_bounds(window_index, resolution, seconds), "tags": tags})
-        return windows
 
     # ----- upstream-coupled (transformers' ASR pipeline); each piece is pinned by tests/test_upstream_pins.py -------
     # Pin: test_asr_pipeline_takes_the_whisper_path_only_for_model_type_whisper.

@@ -93,24 +93,10 @@ class WindowAssembler:
         return pending.reshape(num_layers, count, self.window, dim).transpose(0, 1)
 
 
-def window_bounds(index: int, at_time_res: float, duration: float) -> tuple[float, float]:
-    """`(start_s, end_s)` of window `index`, the last one clipped to the input's `duration`; 10 ms precision."""
-    start = index * at_time_res
-    end = min((index + 1) * at_time_res, duration)
-    return round(start, 2), round(end, 2)
-
-
-def windows_for_duration(duration: float, at_time_res: float) -> int:
-    """Windows covering `duration` seconds (at least one); tolerant of float noise (`8.0 / 0.4` is 20, not 21)."""
-    return max(math.ceil(round(duration / at_time_res, 6)), 1)
-
-
 __all__ = [
     "PooledSpan",
     "WindowAssembler",
     "num_windows",
     "pass_spans",
-    "window_bounds",
-    "windows_for_duration",
     "windows_of",
 ]
