@@ -150,5 +150,5 @@ def test_tag_cues_are_the_per_window_cues_of_before():
 def test_sound_classes_of_audioset_and_of_custom_heads():
     assert AUDIOSET.is_speech(0) and AUDIOSET.is_speech(7) and not AUDIOSET.is_speech(8)
     assert AUDIOSET.is_music(137) and AUDIOSET.is_music(282) and not AUDIOSET.is_music(283)
-    custom = SoundClasses.for_labels(["Speech", "Music", "Beep", "Noise"])
-    assert custom.speech_ids == {0} and custom.music_ids == {1}
+    custom = SoundClasses.for_labels(["Speech", "Music", "Beep", "Noise", "Conversation", "Happy music"])
+    assert custom.speech_ids == {0, 4} and custom.music_ids == {1, 5}

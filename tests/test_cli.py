@@ -92,7 +92,7 @@ def test_writers_handle_open_ended_chunks(tmp_path):
         "chunks": [{"text": " hi there", "timestamp": (0.5, None)}],
         "audio_tags": [{"timestamp": (0.0, 3.2), "tags": [{"label": "Speech", "score": 0.9}]}],
     }
-    paths = write_result(result, tmp_path, "x", ["srt", "vtt", "tsv", "json", "txt"])
+    paths = write_result(result, tmp_path, "x", ["srt", "vtt", "tsv", "json", "txt"], captions="tags")
     srt = paths[0].read_text()
     assert "00:00:00,500 --> 00:00:03,200\nhi there" in srt and "♪ Speech 0.90" in srt
     assert paths[2].read_text().splitlines()[1] == "0.000\t3.200\tSpeech\t0.9000"
@@ -102,3 +102,46 @@ def test_plot_without_matplotlib_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(plotting.PlottingUnavailable, match="needs matplotlib"):
         plotting.plot_tags({"audio_tag_logits": [[0.0]], "audio_tags": []}, ["x"], "unused.png")
+
+
+def test_version(capsys):
+    from whisper_at_hf import __version__
+    from whisper_at_hf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"whisper-at {__version__}"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--event-threshold", "0"], "event_threshold must be a number > 0 and <= 1, got 0"),
+        (["--event-threshold", "1.5"], "event_threshold must be a number > 0 and <= 1, got 1.5"),
+        (["--event-threshold", "nan"], "event_threshold must be a number > 0 and <= 1, got nan"),
+        (["--event-min-duration", "-1"], "event_min_duration must be a number >= 0, got -1"),
+        (["--captions", "fancy"], "invalid choice: 'fancy'"),
+        (["--revision", "v1"], "--revision applies to a Hub id, not to "),
+        (["--revision", "v1", "--model", "tiny.en"], "--revision applies to a Hub id, not to 'tiny.en'"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_the_model_loads(options, message, tmp_path, capsys, monkeypatch):
+    from whisper_at_hf import cli
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(cli, "_Run", no_model)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(SHARED_AUDIO / "speech_en.wav"), "-o", str(tmp_path), *options])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_revision_of_a_local_folder_is_refused(tiny_en_at_dir, tmp_path, capsys):
+    from whisper_at_hf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(SHARED_AUDIO / "speech_en.wav"), "--model", str(tiny_en_at_dir), "--revision", "v1",
+              "-o", str(tmp_path)])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert f"--revision applies to a Hub id, not to '{tiny_en_at_dir}'" in capsys.readouterr().err

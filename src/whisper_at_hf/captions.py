@@ -18,21 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-# AudioSet's Speech class and its children in the ontology, and the span of the Music class with its descendants in
-# AudioSet's 527-class order. Stand-in for the tags module's helpers until that lands (then they replace this).
+from .tags import is_speech_class, music_class_ids
+
+# A fresh 527-class head's generic names (`LABEL_i`) tell nothing: then AudioSet's order decides (Speech and its
+# children are its first 8 classes, the Music block 137-282).
 AUDIOSET_NUM_LABELS = 527
-AUDIOSET_SPEECH_NAMES = frozenset(
-    {
-        "Speech",
-        "Male speech, man speaking",
-        "Female speech, woman speaking",
-        "Child speech, kid speaking",
-        "Conversation",
-        "Narration, monologue",
-        "Babbling",
-        "Speech synthesizer",
-    }
-)
 AUDIOSET_SPEECH_IDS = range(0, 8)
 AUDIOSET_MUSIC_IDS = range(137, 283)
 MUSIC_MARK = "♪"
@@ -80,13 +70,14 @@ class SoundClasses:
 
     @classmethod
     def for_labels(cls, english_names: Sequence[str]) -> "SoundClasses":
-        """A 527-class head is AudioSet's (by index, whatever its names); any other head by its English names:
-        the Speech family's names, and `Music`."""
-        if len(english_names) == AUDIOSET_NUM_LABELS:
-            return cls(frozenset(AUDIOSET_SPEECH_IDS), frozenset(AUDIOSET_MUSIC_IDS))
-        speech = frozenset(index for index, name in enumerate(english_names) if name in AUDIOSET_SPEECH_NAMES)
-        music = frozenset(index for index, name in enumerate(english_names) if name == "Music")
-        return cls(speech, music)
+        """By the head's English names (`tags.is_speech_class`, `tags.music_class_ids`); a 527-class head whose names
+        name neither (a fresh head's `LABEL_i`) by AudioSet's order."""
+        names = list(english_names)
+        speech = frozenset(index for index in range(len(names)) if is_speech_class(index, names))
+        music = music_class_ids(names)
+        if not speech and not music and len(names) == AUDIOSET_NUM_LABELS:
+            speech, music = frozenset(AUDIOSET_SPEECH_IDS), frozenset(AUDIOSET_MUSIC_IDS)
+        return cls(speech, frozenset(music))
 
 
 def clean_text(text: str) -> str:

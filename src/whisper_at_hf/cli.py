@@ -22,7 +22,15 @@ from pathlib import Path
 
 from . import __version__
 from .audio import expand_audio_paths as expand_inputs
-from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
+from .options import (
+    WINDOW_SECONDS,
+    check_at_time_res,
+    check_event_options,
+    check_int,
+    check_language,
+    check_number,
+    check_tag_threshold,
+)
 from .captions import SoundClasses
 from .writers import CAPTION_MODES, OUTPUT_FORMATS, write_result
 
@@ -122,13 +130,13 @@ def _add_tag_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--event-threshold",
-        type=_checked(lambda value: check_number("--event-threshold", value, 0.0, 1.0, True), "probability"),
+        type=_checked(lambda value: check_event_options(threshold=value)["event_threshold"], "probability"),
         default=None,
         help="sound event onset probability (default: the pipeline's)",
     )
     parser.add_argument(
         "--event-min-duration",
-        type=_checked(lambda value: check_number("--event-min-duration", value, 0.0), "seconds"),
+        type=_checked(lambda value: check_event_options(min_duration=value)["event_min_duration"], "seconds"),
         default=None,
         help="shortest sound event in seconds (default: the pipeline's)",
     )
