@@ -99,7 +99,9 @@ def test_music_under_speech_marks_the_speech_cue_instead_of_stacking():
     cues = sdh_cues(result([((2.0, 6.0), " Hello there."), ((12.0, 14.0), " Bye.")],
                            [event("Music", 137, 0.0, 9.0), event("Speech", 0, 2.0, 14.0, 0.99)]), AUDIOSET)  # fmt: skip
     texts = [(cue.start, cue.end, cue.text) for cue in cues]
-    assert texts == [(0.0, 2.0, "[Music]"), (2.0, 6.0, "♪ Hello there. ♪"), (6.0, 9.0, "[Music]"), (12.0, 14.0, "Bye.")]
+    assert texts == [
+        (0.0, 2.0, "[Music]"), (2.0, 6.0, "♪ Hello there. ♪"), (6.0, 9.0, "[Music]"), (12.0, 14.0, "Bye."),
+    ]  # fmt: skip
 
 
 def test_sound_under_speech_is_a_mark_and_a_cue_where_nobody_speaks():

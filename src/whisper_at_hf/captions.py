@@ -26,6 +26,7 @@ AUDIOSET_NUM_LABELS = 527
 AUDIOSET_SPEECH_IDS = range(0, 8)
 AUDIOSET_MUSIC_IDS = range(137, 283)
 MUSIC_MARK = "♪"
+MIN_SPLIT_WORDS = 3  # a speech cue is halved for its marks only while each half keeps this many words
 _CLAUSE_END = re.compile(r"[.?!;:,]$")
 
 
@@ -45,12 +46,15 @@ class Cue(NamedTuple):
 
 @dataclass(frozen=True)
 class CaptionStyle:
-    """Subtitle limits: characters per line, lines and seconds per cue; a sound cue shorter than
-    `min_sound_seconds` is left out where the sound is already marked on a speech cue."""
+    """Subtitle limits: characters per line, lines and seconds per cue; sound labels marked on one speech cue
+    (besides `♪` for music) and named in one sound cue; a sound cue shorter than `min_sound_seconds` is left out
+    where the sound is already marked on a speech cue."""
 
     max_chars: int = 42
     max_lines: int = 2
     max_seconds: float = 7.0
+    max_marks: int = 2
+    max_sounds: int = 2
     min_sound_seconds: float = 1.0
 
 
@@ -228,26 +232,43 @@ def _marked_text(text: str, events: Sequence[dict], classes: SoundClasses) -> st
     return " ".join([*labels, text])
 
 
+def _strongest_marks(under: Sequence[int], sounds: Sequence[dict], classes: SoundClasses, count: int) -> list[int]:
+    """Of the sounds `under` a cue (indices, strongest first): every music one (they are one `♪`) and those of the
+    `count` strongest other labels."""
+    labels: list[str] = []
+    kept = []
+    for index in under:
+        if not classes.is_music(sounds[index]["label_id"]):
+            label = caption_label(sounds[index]["label"])
+            if label not in labels:
+                if len(labels) == count:
+                    continue
+                labels.append(label)
+        kept.append(index)
+    return kept
+
+
 def _speech_cues(
     words: Sequence[Word], sounds: Sequence[dict], classes: SoundClasses, style: CaptionStyle, marked: set[int]
 ) -> list[Cue]:
     """The cue(s) of one run of `words`, marked with the sounds under it (overlapping it by at least half of the
-    shorter of the two); a run whose marks make it too long is halved (at a word), and a single word drops its
-    weakest marks until it fits. Adds the marked sounds' indices to `marked`."""
+    shorter of the two; at most `style.max_marks` labels besides `♪`). A run whose marks make it too long is halved
+    (at a word) while the halves keep `MIN_SPLIT_WORDS` words; then the weakest marks are left out. Adds the marked
+    sounds' indices to `marked`."""
     start, end = words[0].start, min(words[-1].end, words[0].start + style.max_seconds)
 
     def under_cue(event: dict) -> bool:
         shorter = min(end - start, float(event["end"]) - float(event["start"]))
         return _overlap(event, start, end) >= max(shorter / 2, 1e-6)
 
-    under = [i for i, event in enumerate(sounds) if under_cue(event)]
-    under.sort(key=lambda i: -float(sounds[i]["score"]))
+    under = sorted((i for i, event in enumerate(sounds) if under_cue(event)), key=lambda i: -float(sounds[i]["score"]))
+    under = _strongest_marks(under, sounds, classes, style.max_marks)
     text = " ".join(word.text for word in words)
     while True:
         marked_text = _marked_text(text, [sounds[i] for i in under], classes)
         if wrap(marked_text, style) is not None or not under:
             break
-        if len(words) > 1:
+        if len(words) >= 2 * MIN_SPLIT_WORDS:
             halves = (words[: len(words) // 2], words[len(words) // 2 :])
             return [cue for half in halves for cue in _speech_cues(half, sounds, classes, style, marked)]
         under.pop()
@@ -270,8 +291,10 @@ def _free_parts(event: dict, speech: Sequence[tuple[float, float]]) -> list[tupl
 
 
 def _sound_text(events: Iterable[dict], style: CaptionStyle) -> str:
-    """`[Music] [Bark]` for the sounds of one cue (by score), the weakest left out when they do not fit."""
+    """`[Music] [Bark]` for the sounds of one cue: the `style.max_sounds` strongest labels, fewer when they do not
+    fit."""
     labels = list(dict.fromkeys(caption_label(e["label"]) for e in sorted(events, key=lambda e: -float(e["score"]))))
+    labels = labels[: style.max_sounds]
     while len(labels) > 1 and wrap(" ".join(labels), style) is None:
         labels.pop()
     return " ".join(labels)

@@ -3,8 +3,8 @@ lane per class) and its transcript segments below them (each text cut with `…`
 
 Layout: the heat map, the event strip and the transcript strip of a row share one time axis and the same horizontal
 pixel extent; the colour bar has its own axis beside them, so it takes no width from either. A recording longer than
-one row wraps into up to [`MAX_ROWS`] rows of equal length in a figure of fixed width, and windows narrower than a couple of pixels
-are merged (maximum score per merged column) so 10 s and 2 h both stay readable.
+one row wraps into up to [`MAX_ROWS`] rows of equal length in a figure of fixed width, and windows narrower than a
+couple of pixels are merged (maximum score per merged column) so 10 s and 2 h both stay readable.
 
 matplotlib is an optional dependency (`pip install whisper-at-hf[plot]`).
 """
