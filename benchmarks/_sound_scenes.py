@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from _common import SAMPLING_RATE, load_clip
 
 SPEECH, MUSIC, BEEP, NOISE = "Speech", "Music", "Beep, bleep", "White noise"
@@ -113,13 +112,13 @@ class SourceBank:
 
 def mix(duration: float, placed: Sequence[tuple[float, np.ndarray, str]]) -> Scene:
     """Adds the pieces `(onset s, audio, label)` onto `duration` s of silence; pieces are cut at the end."""
-    total = int(round(duration * 1000)) * (SAMPLING_RATE // 1000)
+    total = round(duration * 1000) * (SAMPLING_RATE // 1000)
     audio = np.zeros(total, dtype=np.float64)
     events = []
     per_ms = SAMPLING_RATE // 1000
     for onset, piece, label in placed:
         # on a 1 ms grid, so that the annotation's times (ms) are exactly the piece's first and last sample
-        start = int(round(onset * 1000)) * per_ms
+        start = round(onset * 1000) * per_ms
         piece = piece[: max(min(len(piece), total - start), 0) // per_ms * per_ms]
         if len(piece) == 0:
             continue

@@ -29,11 +29,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 import _common
+import numpy as np
 from _common import REPO_ROOT, SAMPLING_RATE, SHARED_MODELS, machine
-from _sound_scenes import CLASSES, Event, Scene, SourceBank, long_scene, write_annotations, write_weak_clips
+from _sound_scenes import (
+    CLASSES,
+    Event,
+    Scene,
+    SourceBank,
+    long_scene,
+    write_annotations,
+    write_weak_clips,
+)
 
 ONSET_COLLAR = 1.0  # seconds (DCASE)
 OFFSET_COLLAR_SHARE = 0.2  # offset collar: max(ONSET_COLLAR, 20 % of the reference event's length)
@@ -179,8 +186,9 @@ def event_options(args: argparse.Namespace) -> dict[str, float]:
 def detect(head_dir: Path, scene_path: Path, args: argparse.Namespace) -> tuple[list[Event], dict, dict]:
     """Runs `pipeline("whisper-at")` on the scene without and with `return_events=True`, interleaved `--repeats`
     times. Returns the detected events, the last result and `{"asr": [s...], "asr+events": [s...]}`."""
-    import whisper_at_hf  # noqa: F401  (registers the "whisper-at" pipeline)
     from transformers import pipeline
+
+    import whisper_at_hf  # noqa: F401  (registers the "whisper-at" pipeline)
 
     pipe = pipeline("whisper-at", model=str(head_dir))
     options = {"return_events": True, **event_options(args)}
@@ -200,6 +208,125 @@ def detect(head_dir: Path, scene_path: Path, args: argparse.Namespace) -> tuple[
     result = results["asr+events"]
     detected = [Event(float(e["start"]), float(e["end"]), str(e["label"])) for e in result["events"]]
     return detected, result, times
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sweep: other event windows, smoothing and thresholds on the same encoder passes
+# ----------------------------------------------------------------------------------------------------------------------
+def pooled_passes(model, feature_extractor, audio: np.ndarray) -> tuple[list, list]:
+    """The pooled states `(L, 75, d)` of the aligned 30 s passes over `audio` and their spans, cut as the
+    pipeline's long-form tag passes are (`timeline.pass_spans` / `pass_features`)."""
+    import torch
+
+    from whisper_at_hf.timeline import pass_features, pass_spans
+
+    features = feature_extractor(
+        audio, sampling_rate=SAMPLING_RATE, return_tensors="pt", truncation=False, padding="longest"
+    ).input_features[0]
+    frame_samples = round(model.config.at_pooled_frame_seconds * SAMPLING_RATE)
+    per_pass, segment_frames = model.config.at_pooled_frames_per_window, feature_extractor.nb_max_frames
+    spans = pass_spans(-(-len(audio) // frame_samples), per_pass)
+    with torch.no_grad():
+        pooled = [model.encode(pass_features(features, span, per_pass, segment_frames)[None]) for span in spans]
+    return [output.pooled_hidden_states[0] for output in pooled], spans
+
+
+def event_curve(model, pooled: list, spans: list, window_seconds: float) -> np.ndarray:
+    """`(points, C)` probabilities of the head on `window_seconds` windows sliding by the event hop of `tags.py`
+    (`timeline.SlidingWindows`, as the pipeline slides them)."""
+    import torch
+
+    from whisper_at_hf.tags import EVENT_HOP_SECONDS
+    from whisper_at_hf.timeline import SlidingWindows
+
+    hop = max(round(EVENT_HOP_SECONDS / model.config.at_pooled_frame_seconds), 1)
+    sliding = SlidingWindows(model.config.at_window_frames(window_seconds), hop)
+    windows = torch.cat([sliding.push(states, span) for states, span in zip(pooled, spans)])
+    with torch.no_grad():
+        logits = torch.cat([model.tag_pooled(part, window_seconds)[:, 0] for part in windows.split(256)])
+    return torch.sigmoid(logits.float()).numpy()
+
+
+def curve_events(curve: np.ndarray, names: list[str], duration: float, smoothing: int, **options) -> list[Event]:
+    """Events of a raw `(points, C)` curve through `tags.smooth_curve` and `tags.events_from_curve` (what the
+    pipeline does with its curve); `options`: `threshold`, `offset_threshold`, `min_gap`, `min_duration`."""
+    from whisper_at_hf.tags import EVENT_HOP_SECONDS, events_from_curve, smooth_curve
+
+    found = events_from_curve(
+        smooth_curve(curve, int(smoothing)), hop_seconds=EVENT_HOP_SECONDS, duration=duration, names=names, **options
+    )
+    return [Event(float(e["start"]), float(e["end"]), str(e["label"])) for e in found]
+
+
+def scene_curves(head_dir: Path, scene: Scene, windows: Sequence[float]) -> tuple[list[str], dict[float, np.ndarray]]:
+    """The head's class names and its event curve on `scene` for each window length, from one set of passes."""
+    from transformers import WhisperFeatureExtractor
+
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+
+    model = WhisperForAudioTaggingAndASR.from_pretrained(str(head_dir)).eval()
+    names = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    pooled, spans = pooled_passes(model, WhisperFeatureExtractor.from_pretrained(str(head_dir)), scene.audio)
+    return names, {window: event_curve(model, pooled, spans, window) for window in windows}
+
+
+def sweep(names: list[str], curves: dict[float, np.ndarray], scene: Scene, grid: dict[str, list[float]]) -> list[dict]:
+    """Scores every combination of the `curves`' windows and `grid` (`smoothing`, `threshold`, `offset_ratio`,
+    `min_gap`); rows sorted best first (highest lowest-class event F1, then lowest median onset error)."""
+    import itertools
+
+    rows = []
+    for window, curve in curves.items():
+        for smoothing, threshold, ratio, gap in itertools.product(
+            grid["smoothing"], grid["threshold"], grid["offset_ratio"], grid["min_gap"]
+        ):
+            detected = curve_events(
+                curve, names, scene.duration, smoothing, threshold=threshold, offset_threshold=threshold * ratio,
+                min_gap=gap,
+            )  # fmt: skip
+            scores = sed_scores(scene.events, detected, scene.duration)
+            errors = boundary_errors(scene.events, detected)
+            rows.append({
+                "window": window, "smoothing": int(smoothing), "threshold": threshold, "offset_ratio": ratio,
+                "min_gap": gap, "min_class_f": min(c["f"] for c in scores["event"]["classes"].values()),
+                "event_f": scores["event"]["macro_f"], "segment_f": scores["segment"]["macro_f"],
+                "onset_median": error_summary(errors["onset"])["median"],
+                "offset_median": error_summary(errors["offset"])["median"],
+            })  # fmt: skip
+    return sorted(rows, key=lambda row: (-row["min_class_f"], row["onset_median"]))
+
+
+def run_sweep(args: argparse.Namespace, head_dir: Path, scene: Scene, folder: Path, detected: list[Event]) -> bool:
+    """Prints the sweep's best rows and writes them all to `sweep.json`. Returns whether the sweep's curve at the
+    pipeline's settings gives exactly the pipeline's events (the sweep measures what the pipeline does)."""
+    from whisper_at_hf.tags import EVENT_SMOOTHING_POINTS, EVENT_WINDOW_SECONDS
+
+    windows = sorted({*args.sweep_windows, EVENT_WINDOW_SECONDS})
+    names, curves = scene_curves(head_dir, scene, windows)
+    options = {key.removeprefix("event_"): value for key, value in event_options(args).items()}
+    same = curve_events(curves[EVENT_WINDOW_SECONDS], names, scene.duration, EVENT_SMOOTHING_POINTS, **options)
+    grid = {
+        "smoothing": args.sweep_smoothing, "threshold": args.sweep_thresholds,
+        "offset_ratio": args.sweep_offset_ratios, "min_gap": args.sweep_min_gaps,
+    }  # fmt: skip
+    rows = sweep(names, {window: curves[window] for window in args.sweep_windows}, scene, grid)
+    print_sweep(rows, args.sweep_top)
+    (folder / "sweep.json").write_text(json.dumps(rows, indent=1))
+    matches = same == detected
+    print(f"the sweep's curve at the pipeline's settings gives the pipeline's events: {matches}")
+    return matches
+
+
+def print_sweep(rows: list[dict], top: int) -> None:
+    print("\n| window s | median points | onset thr | offset thr / onset | min gap s | min class event F1 | "
+          "event F1 | segment F1 | onset err median | offset err median |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows[:top]:
+        print(
+            f"| {row['window']:g} | {row['smoothing']} | {row['threshold']:g} | {row['offset_ratio']:g} | "
+            f"{row['min_gap']:g} | {row['min_class_f']:.3f} | {row['event_f']:.3f} | {row['segment_f']:.3f} | "
+            f"{row['onset_median']:.2f} | {row['offset_median']:.2f} |"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -251,6 +378,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunk-length-s", type=float, help="chunked long-form (default: sequential)")
     parser.add_argument("--repeats", type=int, default=1, help="timed pipeline runs with and without events")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of training and the pipeline runs")
+    parser.add_argument("--sweep", action="store_true", help="also score a grid of event settings (below)")
+    parser.add_argument("--sweep-windows", type=float, nargs="+", default=[1.2, 2.0, 2.8])
+    parser.add_argument("--sweep-smoothing", type=int, nargs="+", default=[1, 3, 5], help="median points (odd)")
+    parser.add_argument("--sweep-thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    parser.add_argument("--sweep-offset-ratios", type=float, nargs="+", default=[0.3, 0.6, 1.0])
+    parser.add_argument("--sweep-min-gaps", type=float, nargs="+", default=[0.8, 1.6])
+    parser.add_argument("--sweep-top", type=int, default=12, help="rows of the sweep to print")
     args = parser.parse_args(argv)
     args.model = str(Path(args.model).resolve())  # the head records this path as its base
     return args
@@ -265,16 +399,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     scene = build_test_scene(folder / "test", args.test_seconds, args.seed)
     head_dir = Path(args.head) if args.head else train_weak_head(args, folder)
     torch.set_num_threads(args.threads)
-    detected, result, times = detect(head_dir, folder / "test" / "scene.wav", args)
+    detected, _, times = detect(head_dir, folder / "test" / "scene.wav", args)
     write_annotations(folder / "test" / "detected.tsv", detected)
     scores = sed_scores(scene.events, detected, scene.duration)
     errors = boundary_errors(scene.events, detected)
     print_report(scores, errors, times, scene, detected)
+    matches = run_sweep(args, head_dir, scene, folder, detected) if args.sweep else None
     summary = {
         "scores": scores,
         "onset_error": error_summary(errors["onset"]),
         "offset_error": error_summary(errors["offset"]),
         "seconds": times,
+        "sweep_matches_pipeline": matches,
         "settings": {key: value for key, value in vars(args).items()},
     }
     (folder / "results.json").write_text(json.dumps(summary, indent=1))

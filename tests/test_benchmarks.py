@@ -1,13 +1,19 @@
-"""Smoke test of benchmarks/flops.py: torch's FLOP counter agrees with the independent analytic count."""
+"""Benchmark building blocks: flops.py's two FLOP counts agree; events.py's composed scenes and sed_eval scoring."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 
+import numpy as np
+import pytest
 from conftest import REPO_ROOT, tiny_whisper_config
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-import flops  # noqa: E402
+import _sound_scenes as scenes
+import events
+import flops
+from _sound_scenes import Event
 
 
 def test_tiny_random_config_counts_match_analytic():
@@ -34,12 +40,6 @@ def test_whisper_tiny_dims_and_ast_within_one_percent():
 
 
 # ----- benchmarks/events.py: the composed scenes and the sed_eval scoring ---------------------------------------------
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import _sound_scenes as scenes  # noqa: E402
-import events  # noqa: E402
-from _sound_scenes import Event  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_scene_annotations_match_its_audio(test_scene):
     assert min(sum(e.label == label for e in reference) for label in scenes.CLASSES) >= 4
     silence = len(audio) - covered.sum()
     assert silence > 0.1 * len(audio)  # silence is part of the scene
-    overlapping = [a for a, b in zip(reference, reference[1:]) if b.onset < a.offset]
+    overlapping = [a for a, b in itertools.pairwise(reference) if b.onset < a.offset]
     assert overlapping, "no two events overlap"
     assert all(a.label != b.label for a in reference for b in reference if a is not b and b.onset < a.offset and a.onset < b.offset)
     # the same seed gives the same scene; another seed another one
@@ -132,3 +132,31 @@ def test_boundary_errors_match_by_overlap():
     summary = events.error_summary(errors["onset"])
     assert summary["count"] == 2 and summary["mean"] == pytest.approx(0.45) and summary["median"] == pytest.approx(0.45)
     assert events.error_summary([])["count"] == 0
+
+
+@pytest.mark.slow  # trains a head (subprocess) and runs the pipeline twice: ~2 min on 2 CPU cores
+@pytest.mark.needs_shared
+def test_events_benchmark_end_to_end_with_tiny_settings(tmp_path, capsys):
+    out = tmp_path / "events"
+    argv = ["--output-dir", str(out), "--train-clips", "12", "--eval-clips", "4", "--epochs", "1",
+            "--test-seconds", "35", "--sweep", "--sweep-windows", "2.0", "--sweep-smoothing", "3",
+            "--sweep-thresholds", "0.5", "--sweep-offset-ratios", "0.6", "--sweep-min-gaps", "0.8"]  # fmt: skip
+    summary = events.main(argv)
+    printed = capsys.readouterr().out
+    reference = scenes.read_annotations(out / "test" / "scene.tsv")
+    assert reference and reference[-1].offset <= 35.0
+    for kind in ("event", "segment"):
+        for label in scenes.CLASSES:
+            assert 0.0 <= summary["scores"][kind]["classes"][label]["f"] <= 1.0 or np.isnan(
+                summary["scores"][kind]["classes"][label]["f"]
+            )
+    assert sum(c["n_ref"] for c in summary["scores"]["event"]["classes"].values()) == len(reference)
+    detected = scenes.read_annotations(out / "test" / "detected.tsv") if (out / "test" / "detected.tsv").read_text() else []
+    assert all(0.0 <= e.onset < e.offset <= 35.0 and e.label in scenes.CLASSES for e in detected)
+    assert "| Speech |" in printed and "events" in printed and "wall time" in printed
+    assert (out / "head" / "config.json").is_file() and (out / "sweep.json").is_file()
+    # the sweep's curve is the pipeline's: at the pipeline's defaults it finds the same events
+    assert summary["sweep_matches_pipeline"] is True
+    # a second run with the same settings reuses the trained head
+    args = events.parse_args(argv)
+    assert events.train_weak_head(args, out) == out / "head" and "reusing the head" in capsys.readouterr().out
