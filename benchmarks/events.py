@@ -183,18 +183,24 @@ def event_options(args: argparse.Namespace) -> dict[str, float]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def detect(head_dir: Path, scene_path: Path, args: argparse.Namespace) -> tuple[list[Event], dict, dict]:
-    """Runs `pipeline("whisper-at")` on the scene without and with `return_events=True`, interleaved `--repeats`
-    times. Returns the detected events, the last result and `{"asr": [s...], "asr+events": [s...]}`."""
+def load_pipeline(head_dir: Path, dtype: str = "float32"):
+    """`pipeline("whisper-at", model=head_dir, dtype=dtype)`, as a user loads a trained head (on CPU in float32:
+    the shared Whisper weights are stored in float16, which CPUs run several times slower)."""
+    import torch
     from transformers import pipeline
 
     import whisper_at_hf  # noqa: F401  (registers the "whisper-at" pipeline)
 
-    pipe = pipeline("whisper-at", model=str(head_dir))
+    return pipeline("whisper-at", model=str(head_dir), dtype=getattr(torch, dtype))
+
+
+def detect(pipe, scene_path: Path, args: argparse.Namespace) -> tuple[list[Event], dict, dict]:
+    """Runs the pipeline on the scene without and with `return_events=True`, interleaved `--repeats` times.
+    Returns the detected events, the last result and `{"asr": [s...], "asr+events": [s...]}`."""
     options = {"return_events": True, **event_options(args)}
-    if args.chunk_length_s:
-        options["chunk_length_s"] = args.chunk_length_s
-    plain = {key: value for key, value in options.items() if key == "chunk_length_s"}
+    decoding = {"chunk_length_s": args.chunk_length_s, "num_beams": args.num_beams}
+    plain = {key: value for key, value in decoding.items() if value}
+    options.update(plain)
     results: dict[str, dict] = {}
 
     def run(name: str, kwargs: dict) -> None:
@@ -215,14 +221,14 @@ def detect(head_dir: Path, scene_path: Path, args: argparse.Namespace) -> tuple[
 # ----------------------------------------------------------------------------------------------------------------------
 def pooled_passes(model, feature_extractor, audio: np.ndarray) -> tuple[list, list]:
     """The pooled states `(L, 75, d)` of the aligned 30 s passes over `audio` and their spans, cut as the
-    pipeline's long-form tag passes are (`timeline.pass_spans` / `pass_features`)."""
+    pipeline's long-form tag passes are (`timeline.pass_spans` / `pass_features`, features in the model's dtype)."""
     import torch
 
     from whisper_at_hf.timeline import pass_features, pass_spans
 
     features = feature_extractor(
         audio, sampling_rate=SAMPLING_RATE, return_tensors="pt", truncation=False, padding="longest"
-    ).input_features[0]
+    ).input_features[0].to(model.dtype)
     frame_samples = round(model.config.at_pooled_frame_seconds * SAMPLING_RATE)
     per_pass, segment_frames = model.config.at_pooled_frames_per_window, feature_extractor.nb_max_frames
     spans = pass_spans(-(-len(audio) // frame_samples), per_pass)
@@ -258,15 +264,12 @@ def curve_events(curve: np.ndarray, names: list[str], duration: float, smoothing
     return [Event(float(e["start"]), float(e["end"]), str(e["label"])) for e in found]
 
 
-def scene_curves(head_dir: Path, scene: Scene, windows: Sequence[float]) -> tuple[list[str], dict[float, np.ndarray]]:
-    """The head's class names and its event curve on `scene` for each window length, from one set of passes."""
-    from transformers import WhisperFeatureExtractor
-
-    from whisper_at_hf import WhisperForAudioTaggingAndASR
-
-    model = WhisperForAudioTaggingAndASR.from_pretrained(str(head_dir)).eval()
+def scene_curves(pipe, scene: Scene, windows: Sequence[float]) -> tuple[list[str], dict[float, np.ndarray]]:
+    """The class names and the event curve on `scene` for each window length, from one set of passes of the
+    pipeline's own model."""
+    model = pipe.model
     names = [model.config.id2label[index] for index in range(model.config.num_labels)]
-    pooled, spans = pooled_passes(model, WhisperFeatureExtractor.from_pretrained(str(head_dir)), scene.audio)
+    pooled, spans = pooled_passes(model, pipe.feature_extractor, scene.audio)
     return names, {window: event_curve(model, pooled, spans, window) for window in windows}
 
 
@@ -296,13 +299,13 @@ def sweep(names: list[str], curves: dict[float, np.ndarray], scene: Scene, grid:
     return sorted(rows, key=lambda row: (-row["min_class_f"], row["onset_median"]))
 
 
-def run_sweep(args: argparse.Namespace, head_dir: Path, scene: Scene, folder: Path, detected: list[Event]) -> bool:
+def run_sweep(args: argparse.Namespace, pipe, scene: Scene, folder: Path, detected: list[Event]) -> bool:
     """Prints the sweep's best rows and writes them all to `sweep.json`. Returns whether the sweep's curve at the
     pipeline's settings gives exactly the pipeline's events (the sweep measures what the pipeline does)."""
     from whisper_at_hf.tags import EVENT_SMOOTHING_POINTS, EVENT_WINDOW_SECONDS
 
     windows = sorted({*args.sweep_windows, EVENT_WINDOW_SECONDS})
-    names, curves = scene_curves(head_dir, scene, windows)
+    names, curves = scene_curves(pipe, scene, windows)
     options = {key.removeprefix("event_"): value for key, value in event_options(args).items()}
     same = curve_events(curves[EVENT_WINDOW_SECONDS], names, scene.duration, EVENT_SMOOTHING_POINTS, **options)
     grid = {
@@ -364,8 +367,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default=str(REPO_ROOT / "outputs" / "events"))
     parser.add_argument("--head", help="score this trained head instead of training one")
     parser.add_argument("--test-seconds", type=float, default=300.0, help="length of the composed test scene")
-    parser.add_argument("--train-clips", type=int, default=400)
-    parser.add_argument("--eval-clips", type=int, default=80, help="held-out clips for train_head.py's mAP")
+    parser.add_argument("--train-clips", type=int, default=300)
+    parser.add_argument("--eval-clips", type=int, default=60, help="held-out clips for train_head.py's mAP")
     parser.add_argument("--clip-seconds", type=float, default=10.0, help="training clip length (multiple of 0.4)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -376,14 +379,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--event-min-duration", type=float)
     parser.add_argument("--event-min-gap", type=float)
     parser.add_argument("--chunk-length-s", type=float, help="chunked long-form (default: sequential)")
+    parser.add_argument("--num-beams", type=int, help="beam size of the pipeline runs (default: the pipeline's, 5)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=1, help="timed pipeline runs with and without events")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of training and the pipeline runs")
     parser.add_argument("--sweep", action="store_true", help="also score a grid of event settings (below)")
-    parser.add_argument("--sweep-windows", type=float, nargs="+", default=[1.2, 2.0, 2.8])
-    parser.add_argument("--sweep-smoothing", type=int, nargs="+", default=[1, 3, 5], help="median points (odd)")
-    parser.add_argument("--sweep-thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7])
-    parser.add_argument("--sweep-offset-ratios", type=float, nargs="+", default=[0.3, 0.6, 1.0])
-    parser.add_argument("--sweep-min-gaps", type=float, nargs="+", default=[0.8, 1.6])
+    parser.add_argument("--sweep-windows", type=float, nargs="+", default=[0.4, 0.8, 1.2, 2.0])
+    parser.add_argument("--sweep-smoothing", type=int, nargs="+", default=[3, 5, 7], help="median points (odd)")
+    parser.add_argument("--sweep-thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.8])
+    parser.add_argument("--sweep-offset-ratios", type=float, nargs="+", default=[0.6, 0.8, 1.0])
+    parser.add_argument("--sweep-min-gaps", type=float, nargs="+", default=[0.8])
     parser.add_argument("--sweep-top", type=int, default=12, help="rows of the sweep to print")
     args = parser.parse_args(argv)
     args.model = str(Path(args.model).resolve())  # the head records this path as its base
@@ -399,12 +404,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     scene = build_test_scene(folder / "test", args.test_seconds, args.seed)
     head_dir = Path(args.head) if args.head else train_weak_head(args, folder)
     torch.set_num_threads(args.threads)
-    detected, _, times = detect(head_dir, folder / "test" / "scene.wav", args)
+    pipe = load_pipeline(head_dir, args.dtype)
+    detected, _, times = detect(pipe, folder / "test" / "scene.wav", args)
     write_annotations(folder / "test" / "detected.tsv", detected)
     scores = sed_scores(scene.events, detected, scene.duration)
     errors = boundary_errors(scene.events, detected)
     print_report(scores, errors, times, scene, detected)
-    matches = run_sweep(args, head_dir, scene, folder, detected) if args.sweep else None
+    matches = run_sweep(args, pipe, scene, folder, detected) if args.sweep else None
     summary = {
         "scores": scores,
         "onset_error": error_summary(errors["onset"]),

@@ -21,6 +21,7 @@ from whisper_at_hf.options import (
     check_pipeline_options,
     check_sampling_rate,
 )
+from whisper_at_hf.tags import EVENT_THRESHOLD
 
 
 def test_whole_numbers():
@@ -118,7 +119,7 @@ def test_event_options():
                 check_pipeline_options(**{name: value})
     with pytest.raises(ValueError, match=r"event_offset_threshold must be <= the onset event_threshold \(0.4\), got 0.6"):
         check_pipeline_options(event_threshold=0.4, event_offset_threshold=0.6)
-    with pytest.raises(ValueError, match=r"event_offset_threshold must be <= the onset event_threshold \(0.5\)"):
+    with pytest.raises(ValueError, match=rf"event_offset_threshold must be <= the onset event_threshold \({EVENT_THRESHOLD:g}\)"):
         check_pipeline_options(event_offset_threshold=0.9)  # the default onset
     with pytest.raises(ValueError, match="return_events must be True or False, got 'yes'"):
         check_pipeline_options(return_events="yes")

@@ -88,15 +88,16 @@ def test_segmentation_hysteresis_gap_and_min_duration():
     curve[9, 1] = 0.35  # a dip above the offset (0.3): the event goes on
     curve[17:20, 1] = 0.8  # 2 points (0.8 s) after: merged
     curve[30, 1] = 0.9  # 10 points later: its own event, one point
-    events = events_from_curve(curve, hop_seconds=0.4, min_gap=0.8, min_duration=0.4)
+    hysteresis = {"threshold": 0.5, "offset_threshold": 0.3}  # explicit: the defaults are tuned by benchmarks/events.py
+    events = events_from_curve(curve, hop_seconds=0.4, min_gap=0.8, min_duration=0.4, **hysteresis)
     assert [(e["label_id"], e["start"], e["end"]) for e in events] == [(1, 2.0, 8.0), (1, 12.0, 12.4)]
     assert events[0]["score"] == pytest.approx(0.9)
-    assert events_from_curve(curve, hop_seconds=0.4, min_gap=0.0, min_duration=0.8) == [
+    assert events_from_curve(curve, hop_seconds=0.4, min_gap=0.0, min_duration=0.8, **hysteresis) == [
         {"label_id": 1, "start": 2.0, "end": 6.0, "score": pytest.approx(0.9)},
         {"label_id": 1, "start": 6.8, "end": 8.0, "score": pytest.approx(0.8)},
     ]
     curve[9, 1] = 0.2  # below the offset: split, then merged back across the 1-point gap
-    merged = events_from_curve(curve, hop_seconds=0.4, min_gap=0.4)
+    merged = events_from_curve(curve, hop_seconds=0.4, min_gap=0.4, **hysteresis)
     assert [(e["start"], e["end"]) for e in merged] == [(2.0, 6.0), (6.8, 8.0), (12.0, 12.4)]
     assert len(events_from_curve(curve, hop_seconds=0.4, min_gap=0.8)) == 2
     assert len(events_from_curve(curve, hop_seconds=0.4, min_gap=0.0)) == 4
@@ -113,7 +114,7 @@ def test_silence_gives_no_events_and_below_onset_never_starts_one():
 def test_event_at_the_very_end_is_closed_at_the_input_end():
     curve = _curve(20)
     curve[15:, 3] = 0.7  # runs to the last point; the input ends 0.1 s into it
-    events = events_from_curve(curve, hop_seconds=0.4, duration=7.7, names=NAMES["de"])
+    events = events_from_curve(curve, hop_seconds=0.4, duration=7.7, names=NAMES["de"], threshold=0.5)
     assert events == [{"label": "Klavier", "label_id": 3, "start": 6.0, "end": 7.7, "score": pytest.approx(0.7)}]
 
 
