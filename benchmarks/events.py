@@ -8,8 +8,11 @@
 3. Events: `pipeline("whisper-at", model=<trained head>)(scene, return_events=True)`, scored with `sed_eval`:
    event-based F1 (onset collar 1 s, offset collar max(1 s, 20 % of the reference event)) and segment-based F1
    (1 s segments), per class; onset and offset errors of matched events; the wall-time share of events.
+4. `--sweep`: other event windows, median lengths and thresholds scored on the same encoder passes, through the
+   functions the pipeline uses (`timeline.SlidingWindows`, `tags.smooth_curve`, `tags.events_from_curve`); the
+   defaults in `tags.py` were chosen this way.
 
-    python benchmarks/events.py                                        # ~15 min on 2 CPU cores
+    python benchmarks/events.py --sweep --num-beams 1                  # ~25 min on 2 busy CPU cores
     python benchmarks/events.py --train-clips 40 --epochs 2 --test-seconds 60   # a quick smoke run
     python benchmarks/events.py --head outputs/events/head             # score an existing head again
 
