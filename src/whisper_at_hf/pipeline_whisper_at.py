@@ -22,7 +22,7 @@ from transformers.utils import logging
 from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
 from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
-from .labels import load_label_names
+from .labels import model_label_names
 from .options import check_not_a_sample_list, check_pipeline_options
 from .remote_code import PIPELINE_TASK as TASK
 from .remote_code import custom_pipelines_entry
@@ -513,7 +513,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
 
     def _names(self, language: str | None) -> list[str]:
         if getattr(self, "_label_names", None) is None:
-            self._label_names = load_label_names(self.model.name_or_path or None, self.model.config.id2label)
+            self._label_names = model_label_names(self.model)
         return self._label_names.get(language or "en")
 
     def _all_label_names(self) -> set[str]:

@@ -354,7 +354,7 @@ def events_from_curve(
 def name_events(events: Iterable[dict], names: Sequence[str]) -> list[dict]:
     """Events with their `label` in `names` (a label language), as `{label, label_id, start, end, score}`, sorted by
     start, then label."""
-    named = [{"label": names[event["label_id"]], **event} for event in events]
+    named = [{"label": names[event["label_id"]], **{k: v for k, v in event.items() if k != "label"}} for event in events]
     return sorted(named, key=lambda event: (event["start"], event["label"]))
 
 
