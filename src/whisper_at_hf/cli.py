@@ -232,7 +232,7 @@ class _Run:
         from transformers import pipeline
 
         from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-        from .labels import load_label_names
+        from .labels import model_label_names
         from .original_release import resolve_model
 
         _quiet_loggers(args.quiet)
@@ -243,8 +243,7 @@ class _Run:
         # From here on the run reports every skipped input itself, by name: the pipeline's own warning for a bad
         # input of a list would repeat it (as "input N" of the batch).
         logging.getLogger(__package__).setLevel(logging.ERROR)
-        config = self.pipe.model.config
-        self.label_names = load_label_names(self.pipe.model.name_or_path or None, config.id2label, args.revision)
+        self.label_names = model_label_names(self.pipe.model, args.revision)
         self.classes = SoundClasses.for_labels(self.label_names.get("en"))
         self.call_kwargs = _call_kwargs(args, self.pipe.model.generation_config.is_multilingual)
         self.formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
