@@ -70,6 +70,14 @@ def test_long_segment_without_word_times_splits_at_words_within_limits():
     assert any(cue.text.endswith((",", ";")) for cue in cues[:-1])
 
 
+def test_a_segment_just_over_the_limit_splits_into_even_halves():
+    """Not a full cue and a one-word tail (`... a lot of background` / `noise.`)."""
+    text = " Whisper can recognize the speech when there is a lot of background noise."
+    cues = transcript_cues(result([((8.5, 15.8), text)]))
+    assert len(cues) == 2 and all(len(cue.text.split()) >= 5 for cue in cues), cues
+    assert_within_limits(cues)
+
+
 def test_long_segment_splits_at_the_words_own_times():
     words = LONG.split()
     times = [(1.0 + 0.5 * i, 1.0 + 0.5 * i + 0.3) for i in range(len(words))]

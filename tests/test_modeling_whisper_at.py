@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import BASE, SHARED_AUDIO, TINY_EN, assert_close_to_scale, tiny_whisper
+from conftest import BASE, SHARED_AUDIO, TINY_EN, assert_close_to_scale, fp32_stack_rel, tiny_whisper
 from transformers import AutoModelForSpeechSeq2Seq, WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_at_hf import WhisperATConfig, WhisperATHead, WhisperForAudioTaggingAndASR
@@ -130,9 +130,11 @@ def test_tags_equal_reference_package(size, at_low_dim, tiny_en):
     with torch.no_grad():
         reference_last, reference_pooled = reference_encoder(features)
         encoded = model.encode(features)
-        # states reach |x| ~ 500: compared relative to their magnitude (logits below keep the absolute 1e-4)
-        assert_close_to_scale(encoded.pooled_hidden_states[0], reference_pooled, msg="pooled states")
-        assert_close_to_scale(encoded.last_hidden_state, reference_last, msg="last hidden state")
+        # states reach |x| ~ 500: compared relative to their magnitude and to fp32 rounding over the layer stack
+        # (logits below keep the absolute 1e-4)
+        rel = fp32_stack_rel(whisper.config.encoder_layers, whisper.config.encoder_ffn_dim)
+        assert_close_to_scale(encoded.pooled_hidden_states[0], reference_pooled, rel=rel, msg="pooled states")
+        assert_close_to_scale(encoded.last_hidden_state, reference_last, rel=rel, msg="last hidden state")
         worst = 0.0
         for at_time_res in (0.4, 2, 10, 30):
             expected = reference_head(reference_pooled, time_resolution=at_time_res)

@@ -2,10 +2,10 @@
 plain transcript cues, or the per-window tag cues.
 
 Conventions (`CaptionStyle`): at most 2 lines of 42 characters and 7 s per cue. Transcript segments longer than that
-are split at word boundaries (preferring a clause end), at the words' own times when the result has them
-(`segments[].words`), else at times interpolated by character position. Sound events (`result["events"]`) become
-cues of their own only where nobody speaks; a sound under speech marks the speech cue instead (`♪ ... ♪` for music,
-`[Bark] ...` for other sounds). Speech and its AudioSet children are never sound cues.
+are halved at word boundaries until every part fits (preferring a clause end near the middle), at the words' own
+times when the result has them (`segments[].words`), else at times interpolated by character position. Sound events
+(`result["events"]`) become cues of their own only where nobody speaks; a sound under speech marks the speech cue
+instead (`♪ ... ♪` for music, `[Bark] ...` for other sounds). Speech and its AudioSet children are never sound cues.
 
 This module turns a result dict into `Cue`s only; `writers` writes them with pysubs2.
 """
@@ -184,24 +184,28 @@ def _fits(words: Sequence[Word], style: CaptionStyle) -> bool:
 
 
 def split_words(words: Sequence[Word], style: CaptionStyle) -> list[list[Word]]:
-    """Consecutive runs of `words` that each fit one cue; a run that must end breaks after the last clause end in
-    its second half, if any. A word that fits nowhere (too long, too slow) is a cue by itself."""
-    pieces: list[list[Word]] = []
-    current: list[Word] = []
-    for word in words:
-        if not current or _fits([*current, word], style):
-            current.append(word)
-            continue
-        clause_ends = [i for i in range(len(current) // 2, len(current)) if _CLAUSE_END.search(current[i].text)]
-        cut = clause_ends[-1] if clause_ends else len(current) - 1
-        pieces.append(current[: cut + 1])
-        current = [*current[cut + 1 :], word]
-        if not _fits(current, style):  # the carried words and this one overflow together: close the carried part
-            pieces.append(current[:-1])
-            current = [word]
-    if current:
-        pieces.append(current)
-    return [piece for piece in pieces if piece]
+    """`words` in consecutive runs that each fit one cue, as even as the words allow: a run that does not fit is
+    halved (by characters; after a clause end in its middle half, if it has one) until every part fits. A word that
+    fits nowhere (too long, too slow) is a cue by itself."""
+    if len(words) <= 1 or _fits(words, style):
+        return [list(words)] if words else []
+    cut = _best_cut(words)
+    return split_words(words[:cut], style) + split_words(words[cut:], style)
+
+
+def _best_cut(words: Sequence[Word]) -> int:
+    """Where to halve `words` (`words[:cut]`, `words[cut:]`, both non-empty): the clause end nearest the middle of
+    the text among those in its middle half, else the word boundary nearest the middle."""
+    ends = [len(" ".join(word.text for word in words[:cut])) for cut in range(1, len(words))]
+    middle = len(" ".join(word.text for word in words)) / 2
+    cuts = range(1, len(words))
+    clause = [
+        cut
+        for cut, end in zip(cuts, ends)
+        if abs(end - middle) <= middle / 2 and _CLAUSE_END.search(words[cut - 1].text)
+    ]
+    candidates = clause or list(cuts)
+    return min(candidates, key=lambda cut: abs(ends[cut - 1] - middle))
 
 
 def _cue(start: float, end: float, text: str, style: CaptionStyle) -> Cue:

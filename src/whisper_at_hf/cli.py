@@ -20,8 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__
+from . import __version__  # importing the package registers the "whisper-at" task
 from .audio import expand_audio_paths as expand_inputs
+from .captions import SoundClasses
+from .labels import model_label_names
 from .options import (
     WINDOW_SECONDS,
     check_at_time_res,
@@ -31,7 +33,8 @@ from .options import (
     check_number,
     check_tag_threshold,
 )
-from .captions import SoundClasses
+from .original_release import is_variant_name, resolve_model
+from .plotting import PlottingUnavailable, plot_tags
 from .writers import CAPTION_MODES, OUTPUT_FORMATS, write_result
 
 
@@ -206,8 +209,6 @@ def _check_args(args: argparse.Namespace) -> str | None:
         except ValueError as error:
             problem = str(error)
     if args.revision is not None and not problem:
-        from .original_release import is_variant_name
-
         if args.model is None or is_variant_name(args.model) or Path(args.model).expanduser().is_dir():
             problem = f"--revision applies to a Hub id, not to {args.model or 'the default variant'!r}"
     return problem
@@ -231,10 +232,6 @@ class _Run:
         import torch
         from transformers import pipeline
 
-        from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-        from .labels import load_label_names
-        from .original_release import resolve_model
-
         _quiet_loggers(args.quiet)
         model = resolve_model(args.model, args.at_low_compute, progress=not args.quiet)
         self.pipe = pipeline(
@@ -243,8 +240,7 @@ class _Run:
         # From here on the run reports every skipped input itself, by name: the pipeline's own warning for a bad
         # input of a list would repeat it (as "input N" of the batch).
         logging.getLogger(__package__).setLevel(logging.ERROR)
-        config = self.pipe.model.config
-        self.label_names = load_label_names(self.pipe.model.name_or_path or None, config.id2label, args.revision)
+        self.label_names = model_label_names(self.pipe.model, args.revision)
         self.classes = SoundClasses.for_labels(self.label_names.get("en"))
         self.call_kwargs = _call_kwargs(args, self.pipe.model.generation_config.is_multilingual)
         self.formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
@@ -286,8 +282,6 @@ class _Run:
 
     def plot(self, path: str, result: dict, name: str, progress) -> list[Path]:
         """`NAME.tags.png`, or nothing when it cannot be drawn (then no further plots are tried: exit code 1)."""
-        from .plotting import PlottingUnavailable, plot_tags
-
         language = result["language"] if self.args.label_language == "follow_asr" else self.args.label_language
         try:
             png = Path(self.args.output_dir) / f"{name}.tags.png"
