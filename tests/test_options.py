@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from whisper_at_hf.configuration_whisper_at import WhisperATConfig
 from whisper_at_hf.options import (
     check_at_time_res,
     check_class_indices,
+    check_event_options,
     check_int,
     check_labels,
     check_language,
@@ -19,6 +21,7 @@ from whisper_at_hf.options import (
     check_pipeline_options,
     check_sampling_rate,
 )
+from whisper_at_hf.tags import EVENT_THRESHOLD
 
 
 def test_whole_numbers():
@@ -95,3 +98,29 @@ def test_sample_list_and_combined_check():
     assert checked == {"top_k": 3, "include_labels": ["Speech"], "at_time_res": None, "other": 1}
     with pytest.raises(ValueError, match="stride_length_s"):
         check_pipeline_options(stride_length_s=[1, 2, 3])
+
+
+def test_event_options():
+    assert check_event_options(0.7, 0.2, 0, 1) == {
+        "event_threshold": 0.7, "event_offset_threshold": 0.2, "event_min_duration": 0.0, "event_min_gap": 1.0
+    }
+    assert check_event_options() == dict.fromkeys(
+        ("event_threshold", "event_offset_threshold", "event_min_duration", "event_min_gap")
+    )
+    bad = {
+        "event_threshold": (0, -0.1, 1.5, math.nan, "0.5", True),
+        "event_offset_threshold": (-0.1, 1.5, math.nan, "x"),
+        "event_min_duration": (-1, math.nan, math.inf, "1"),
+        "event_min_gap": (-0.4, math.nan, [1]),
+    }
+    for name, values in bad.items():
+        for value in values:
+            with pytest.raises(ValueError, match=f"{name} must be a number .*got {re.escape(repr(value))}"):
+                check_pipeline_options(**{name: value})
+    with pytest.raises(ValueError, match=r"event_offset_threshold must be <= the onset event_threshold \(0.4\), got 0.6"):
+        check_pipeline_options(event_threshold=0.4, event_offset_threshold=0.6)
+    with pytest.raises(ValueError, match=rf"event_offset_threshold must be <= the onset event_threshold \({EVENT_THRESHOLD:g}\)"):
+        check_pipeline_options(event_offset_threshold=0.9)  # the default onset
+    with pytest.raises(ValueError, match="return_events must be True or False, got 'yes'"):
+        check_pipeline_options(return_events="yes")
+    assert check_pipeline_options(event_min_gap=2, top_k=None) == {"event_min_gap": 2.0, "top_k": None}

@@ -113,3 +113,61 @@ def test_figure_stays_readable_from_10_seconds_to_2_hours(seconds, window, rows_
         assert columns <= 600
     assert format_time(59) == "59" and format_time(75) == "1:15" and format_time(3725) == "1:02:05"
     _save_and_read(figure, tmp_path / "plot.png")
+
+
+def _long_text_result(seconds: float) -> dict:
+    """Segments of 9 s every 12 s whose text is far wider than the bar, the last one ending at the very end."""
+    result = fake_result(seconds, 2.0)
+    text = " The quick brown fox jumps over the lazy dog and keeps on running far, far away from here"
+    starts = list(np.arange(0.0, seconds - 9.0, 12.0)) + [seconds - 5.0]
+    result["chunks"] = [{"timestamp": (float(s), float(min(s + 9.0, seconds))), "text": text} for s in starts]
+    return result
+
+
+@pytest.mark.parametrize("seconds", [41.0, 89.0])
+def test_transcript_text_stays_inside_its_bar_and_the_row(seconds, tmp_path):
+    """Issue 22 item 9: the text ran past its segment bar, and the last cue was cut at the row's right edge."""
+    result = _long_text_result(seconds)
+    figure, rows = tag_figure(result, [f"c{i}" for i in range(527)])
+    _save_and_read(figure, tmp_path / "plot.png")  # draws: text extents are final
+    renderer = figure.canvas.get_renderer()
+    shown = 0
+    for _, text_axis in rows:
+        axis_box = text_axis.get_window_extent()
+        start, end = text_axis.get_xlim()
+        for label in text_axis.texts:
+            box = label.get_window_extent(renderer)
+            x_start = text_axis.transData.inverted().transform((box.x0, 0))[0]
+            chunk = max((c for c in result["chunks"] if c["timestamp"][0] <= x_start + 1e-6),
+                        key=lambda c: c["timestamp"][0])  # fmt: skip
+            bar_end = text_axis.transData.transform((min(chunk["timestamp"][1], end), 0))[0]
+            assert box.x1 <= bar_end + 0.5 and box.x1 <= axis_box.x1 + 0.5, label.get_text()
+            assert label.get_text().endswith("…") and len(label.get_text()) > 10  # cut, yet readable
+            shown += 1
+    assert shown >= len(result["chunks"])  # every segment shows its text (those crossing rows in both)
+
+
+def test_events_are_bars_under_the_heat_map(tmp_path):
+    result = fake_result(30.0, 2.0)
+    result["events"] = [
+        {"label": "Speech", "label_id": 0, "start": 0.0, "end": 30.0, "score": 0.9},
+        {"label": "Music", "label_id": 137, "start": 15.0, "end": 30.0, "score": 0.8},
+        {"label": "Bark", "label_id": 74, "start": 3.0, "end": 5.5, "score": 0.6},
+        {"label": "Bark", "label_id": 74, "start": 8.0, "end": 9.0, "score": 0.4},
+    ]
+    names = [f"c{i}" for i in range(527)]
+    figure, rows = tag_figure(result, names)
+    _save_and_read(figure, tmp_path / "plot.png")
+    (events_axis,) = figure.event_axes
+    heat, text = rows[0]
+    assert [label.get_text() for label in events_axis.get_yticklabels()] == ["c0", "c137", "c74"]
+    heat_box, events_box, text_box = heat.get_window_extent(), events_axis.get_window_extent(), text.get_window_extent()
+    assert heat_box.y0 >= events_box.y1 - 0.5 and events_box.y0 >= text_box.y1 - 0.5  # between heat map and text
+    assert abs(events_box.x0 - heat_box.x0) < 0.5 and abs(events_box.x1 - heat_box.x1) < 0.5
+    bars = [path for collection in events_axis.collections for path in collection.get_paths()]
+    spans = sorted((round(p.vertices[:, 0].min(), 6), round(p.vertices[:, 0].max(), 6)) for p in bars)
+    assert spans == [(0.0, 30.0), (3.0, 5.5), (8.0, 9.0), (15.0, 30.0)]
+    for seconds in (3.0, 15.0):  # the same time on the same pixel column as the heat map
+        assert abs(events_axis.transData.transform((seconds, 0))[0] - heat.transData.transform((seconds, 0))[0]) < 0.5
+    figure, _ = tag_figure(fake_result(30.0, 2.0), names)
+    assert figure.event_axes == []

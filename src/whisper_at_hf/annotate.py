@@ -51,10 +51,11 @@ from . import WhisperATPipeline  # noqa: F401  (importing the package registers 
 from .audio import Audio, AudioDecodeError, load_audio
 from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
 from .hub_utils import upload_folder
-from .labels import load_label_names
+from .labels import model_label_names
 from .options import check_at_time_res, check_tag_threshold
 from .original_variants import default_variant
 from .release_resolver import resolve_model
+from .tags import name_events, top_tags, window_bounds, windows_for_duration
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -65,7 +66,7 @@ ERRORS = "errors.jsonl"
 # Settings that change the rows: a rerun into the same folder must use the same ones (or pass --overwrite).
 _RESULT_OPTIONS = (
     "tags_only", "top_k", "tag_threshold", "at_time_res", "label_language", "save_probs", "segments", "language",
-    "task", "num_beams", "max_new_tokens", "dtype", "at_low_compute",
+    "task", "num_beams", "max_new_tokens", "dtype", "at_low_compute", "events",
 )
 
 
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     tags.add_argument("--label-language", default=None,
                       help='label names: "follow_asr" (default; "en" with --tags-only) or a code such as "de"')
     tags.add_argument("--save-probs", action="store_true", help="also store every window's probabilities (float16)")
+    tags.add_argument("--events", action="store_true",
+                      help="also store sound events [{label, label_id, start, end, score}] (not with --tags-only)")
     asr = parser.add_argument_group("transcript")
     asr.add_argument("--segments", action="store_true", help="also store Whisper's timestamped segments")
     asr.add_argument("--language", default=None, help="spoken language (default: detected)")
@@ -158,7 +161,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.tags_only:
         given = [flag for flag, value in (("--segments", args.segments), ("--language", args.language),
                                           ("--task", args.task), ("--num-beams", args.num_beams),
-                                          ("--max-new-tokens", args.max_new_tokens)) if value]
+                                          ("--max-new-tokens", args.max_new_tokens), ("--events", args.events))
+                 if value]
         if given:
             parser.error(f"--tags-only runs no decoder: {', '.join(given)} would have no effect")
         if args.label_language == "follow_asr":
@@ -351,6 +355,7 @@ def build_features(args: argparse.Namespace):
     - `audio_tags`: per `at_time_res` window `{start, end, labels, label_ids, scores}`, the top-k labels by sigmoid
       probability (at least `--tag-threshold`);
     - `tag_probs` (with `--save-probs`): `(num_windows, num_labels)` probabilities as float16;
+    - `events` (with `--events`): the pipeline's sound events `[{label, label_id, start, end, score}]`, sorted by start;
     - `model`, `model_revision`, `options` (JSON of the settings): how the row was made.
     """
     from datasets import Features, List, Value
@@ -368,6 +373,9 @@ def build_features(args: argparse.Namespace):
     })
     if args.save_probs:
         columns["tag_probs"] = List(List(Value("float16")))
+    if getattr(args, "events", False):
+        columns["events"] = List({"label": Value("string"), "label_id": Value("int32"), "start": Value("float32"),
+                                  "end": Value("float32"), "score": Value("float32")})
     columns.update(model=Value("string"), model_revision=Value("string"), options=Value("string"))
     return Features(columns)
 
@@ -401,7 +409,7 @@ class Annotator:
         config = self.model.config
         self.resolution = float(args.at_time_res if args.at_time_res is not None else config.at_time_res)
         config.at_window_frames(self.resolution)  # validates: a positive multiple of 0.4 s
-        self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
+        self.label_names = model_label_names(self.model, revision=args.revision)
         self.revision = revision
         self.model_name = model_name
         self.call_kwargs = None if args.tags_only else self._call_kwargs()
@@ -420,6 +428,8 @@ class Annotator:
             kwargs["generate_kwargs"] = generate_kwargs
         if args.at_time_res is not None:
             kwargs["at_time_res"] = args.at_time_res
+        if args.events:
+            kwargs["return_events"] = True
         if getattr(self.model.generation_config, "is_multilingual", True):
             if args.language:
                 kwargs["language"] = args.language
@@ -450,7 +460,8 @@ class Annotator:
             segments = [{"start": chunk["timestamp"][0], "end": chunk["timestamp"][1], "text": chunk["text"]}
                         for chunk in result.get("chunks") or []]
             out.append({"text": result["text"], "language": result.get("language"), "segments": segments,
-                        "logits": np.asarray(result["audio_tag_logits"], dtype=np.float32)})
+                        "logits": np.asarray(result["audio_tag_logits"], dtype=np.float32),
+                        "events": result.get("events")})
         return out
 
     def _tags_only(self, audios: list[Audio]) -> list[dict]:
@@ -478,24 +489,15 @@ class Annotator:
     def row(self, item: Item, audio: Audio, annotation: dict, options_json: str) -> dict:
         args = self.args
         seconds = audio.duration
-        num_windows = max(math.ceil(round(seconds / self.resolution, 6)), 1)
-        logits = annotation["logits"][:num_windows]
+        logits = annotation["logits"][: windows_for_duration(seconds, self.resolution)]
         probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         language = annotation.get("language")
         names = self.label_names.get(language if args.label_language == "follow_asr" else args.label_language)
-        k = min(args.top_k, probs.shape[-1])
         windows = []
-        for window, window_probs in enumerate(probs):
-            top = np.argsort(-window_probs, kind="stable")[:k]
-            if args.tag_threshold is not None:
-                top = top[window_probs[top] >= args.tag_threshold]
-            windows.append({
-                "start": round(window * self.resolution, 2),
-                "end": round(min((window + 1) * self.resolution, seconds), 2),
-                "labels": [names[i] for i in top],
-                "label_ids": [int(i) for i in top],
-                "scores": [float(window_probs[i]) for i in top],
-            })
+        for window, top in enumerate(top_tags(probs, top_k=args.top_k, threshold=args.tag_threshold)):
+            start, end = window_bounds(window, self.resolution, seconds)
+            windows.append({"start": start, "end": end, "labels": [names[i] for i in top], "label_ids": top,
+                            "scores": [float(probs[window, i]) for i in top]})
         row: dict[str, Any] = {"index": item.index, "id": item.id, "path": item.path, "duration": seconds}
         if not args.tags_only:
             row["text"] = annotation["text"]
@@ -505,6 +507,8 @@ class Annotator:
         row["audio_tags"] = windows
         if args.save_probs:
             row["tag_probs"] = probs.astype(np.float16).tolist()
+        if args.events:  # named in this row's label language
+            row["events"] = name_events(annotation["events"], names)
         row.update(model=self.model_name, model_revision=self.revision, options=options_json)
         return row
 

@@ -4,23 +4,39 @@
     whisper-at talk.mp3 recordings/ "clips/*.wav" --model large-v2 --at-low-compute --output-dir out
     whisper-at talk.mp3 --model DIR_OR_HUB_ID
 
-Writes `NAME.{txt,json,srt,vtt,tsv}` (and `NAME.tags.png` with `--plot`) per input. Option values and the output
-folder are checked before the model loads (exit code 2, as argparse). A file that fails (cannot be read or resampled,
-fails in the model, or its outputs cannot be written) is reported by name and skipped; the others are still written;
-the exit code is 1 when any input failed.
+Writes `NAME.{txt,json,srt,vtt,tsv,events.tsv}` (and `NAME.tags.png` with `--plot`) per input, each atomically;
+`.srt` / `.vtt` are SDH captions by default (`--captions`). Option values and the output folder are checked before the
+model loads (exit code 2, as argparse). A file that fails (cannot be read or resampled, fails in the model, or its
+outputs cannot be written) is reported once, by name, and skipped; the others are still written; the exit code is 1
+when any input failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from . import __version__  # importing the package registers the "whisper-at" task
 from .file_utils import expand_audio_paths as expand_inputs
-from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
-from .writers import OUTPUT_FORMATS, write_result
+from .captions import SoundClasses
+from .labels import model_label_names
+from .options import (
+    WINDOW_SECONDS,
+    check_at_time_res,
+    check_event_options,
+    check_int,
+    check_language,
+    check_number,
+    check_tag_threshold,
+)
+from .original_variants import is_variant_name
+from .plotting import PlottingUnavailable, plot_tags
+from .release_resolver import resolve_model
+from .writers import CAPTION_MODES, OUTPUT_FORMATS, write_result
 
 
 def _checked(check, name: str):
@@ -69,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whisper-at", description="Transcribe audio with Whisper and tag its sounds (AudioSet) with Whisper-AT."
     )
     parser.add_argument("audio", nargs="+", help="audio files, directories or glob patterns")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--model",
         default=None,
@@ -76,11 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
         "large-v2 = large, each also NAME_low from small up; downloaded once, then cached), a local checkpoint folder "
         "or a Hub id (default: small, or $WHISPER_AT_HF_DEFAULT_VARIANT)",
     )
+    parser.add_argument("--revision", default=None, help="with a Hub id: the model revision (branch, tag or commit)")
     parser.add_argument(
         "--at-low-compute", action="store_true", help="with a variant name: its low-compute TL-TR-512 head"
     )
-    parser.add_argument("--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"])
+    parser.add_argument(
+        "--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"], help="events: NAME.events.tsv"
+    )
+    parser.add_argument(
+        "--captions",
+        default="sdh",
+        choices=CAPTION_MODES,
+        help="what .srt / .vtt show: sdh (default: transcript and [Music], [Bark] ... sound cues), plain "
+        "(transcript only) or tags (transcript segments and one cue of scores per tag window)",
+    )
+    parser.add_argument(
+        "--word-timestamps", action="store_true", help="cut long captions at Whisper's word times (JSON: word chunks)"
+    )
     parser.add_argument("--output-dir", "-o", default=".", help="where to write the outputs (default: .)")
+    _add_tag_options(parser)
+    _add_decoding_options(parser)
+    parser.add_argument("--plot", action="store_true", help="also write NAME.tags.png (needs matplotlib)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
+    return parser
+
+
+def _add_tag_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--at-time-res",
         type=_checked(check_at_time_res, "--at-time-res"),
@@ -95,8 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="minimum tag probability",
     )
     parser.add_argument(
+        "--event-threshold",
+        type=_checked(lambda value: check_event_options(threshold=value)["event_threshold"], "probability"),
+        default=None,
+        help="sound event onset probability (default: the pipeline's)",
+    )
+    parser.add_argument(
+        "--event-min-duration",
+        type=_checked(lambda value: check_event_options(min_duration=value)["event_min_duration"], "seconds"),
+        default=None,
+        help="shortest sound event in seconds (default: the pipeline's)",
+    )
+    parser.add_argument(
         "--label-language", default="follow_asr", help='"follow_asr" (default), or a code such as "en", "de"'
     )
+
+
+def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", default=None, help="spoken language (default: detected)")
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument(
@@ -114,9 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--plot", action="store_true", help="also write NAME.tags.png (needs matplotlib)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
-    return parser
 
 
 def _output_name(path: str, taken: set[str]) -> str:
@@ -132,109 +182,152 @@ def _output_name(path: str, taken: set[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = _check_args(args)
+    if problem:
+        parser.error(problem)  # exit 2, before the model loads
+    files, empty_folders = _inputs(args.audio)
+    if not files:
+        print("whisper-at: no audio files found", file=sys.stderr)
+        return 1
+    try:
+        run = _Run(args)
+    except (OSError, ValueError) as error:  # a model that cannot be found or loaded
+        print(f"whisper-at: error: {error}", file=sys.stderr)
+        return 2
+    failed = list(empty_folders) + run.process(files)
+    if failed:
+        total = len(files) + len(empty_folders)
+        print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed or run.plotting_failed else 0
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    """Why the options cannot be used (checked before any audio is decoded or the model loads), or `None`."""
     problem = check_output_dir(args.output_dir) or _check_device(args.device)
     if args.language is not None and not problem:
         try:
             check_language("--language", args.language)
         except ValueError as error:
             problem = str(error)
-    if problem:
-        parser.error(problem)  # exit 2, before the model loads
-    formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
-    files = expand_inputs(args.audio)
-    # a folder argument without audio files in it is a failed input, not a silent no-op
-    empty_folders = [pattern for pattern in args.audio if os.path.isdir(pattern) and not expand_inputs([pattern])]
+    if args.revision is not None and not problem:
+        if args.model is None or is_variant_name(args.model) or Path(args.model).expanduser().is_dir():
+            problem = f"--revision applies to a Hub id, not to {args.model or 'the default variant'!r}"
+    return problem
+
+
+def _inputs(patterns: list[str]) -> tuple[list[str], list[str]]:
+    """The audio files of `patterns`, and the folders among them that hold none (each reported here: a failed
+    input, not a silent no-op)."""
+    files = expand_inputs(patterns)
+    empty_folders = [pattern for pattern in patterns if os.path.isdir(pattern) and not expand_inputs([pattern])]
     for folder in empty_folders:
         print(f"whisper-at: skipped {folder}: is a directory holding no audio files", file=sys.stderr)
-    if not files:
-        print("whisper-at: no audio files found", file=sys.stderr)
-        return 1
+    return files, empty_folders
 
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import pipeline
+
+class _Run:
+    """One run: the pipeline (loaded once), its call options, and what the outputs need (label names, which classes
+    are Speech or music for the captions)."""
+
+    def __init__(self, args: argparse.Namespace):
+        import torch
+        from transformers import pipeline
+
+        _quiet_loggers(args.quiet)
+        model = resolve_model(args.model, args.at_low_compute, progress=not args.quiet)
+        self.pipe = pipeline(
+            "whisper-at", model=model, revision=args.revision, device=args.device, dtype=getattr(torch, args.dtype)
+        )
+        # From here on the run reports every skipped input itself, by name: the pipeline's own warning for a bad
+        # input of a list would repeat it (as "input N" of the batch).
+        logging.getLogger(__package__).setLevel(logging.ERROR)
+        self.label_names = model_label_names(self.pipe.model, args.revision)
+        self.classes = SoundClasses.for_labels(self.label_names.get("en"))
+        self.call_kwargs = _call_kwargs(args, self.pipe.model.generation_config.is_multilingual)
+        self.formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
+        self.args = args
+        self.plotting_failed = False
+
+    def process(self, files: list[str]) -> list[str]:
+        """Transcribes, tags and writes `files`, `--batch-size` at a time; returns those that failed."""
+        from tqdm.auto import tqdm
+
+        failed: list[str] = []
+        taken: set[str] = set()
+        progress = tqdm(total=len(files), unit="file", disable=self.args.quiet, dynamic_ncols=True)
+        for begin in range(0, len(files), self.args.batch_size):
+            group = files[begin : begin + self.args.batch_size]
+            for path, result in zip(group, _run_group(self.pipe, group, self.call_kwargs)):
+                progress.update(1)
+                if "error" in result:
+                    problem = result["error"]
+                else:
+                    problem = self.write(path, result, _output_name(path, taken), progress)
+                if problem:
+                    failed.append(path)
+                    progress.write(f"whisper-at: skipped {problem}", file=sys.stderr)
+        progress.close()
+        return failed
+
+    def write(self, path: str, result: dict, name: str, progress) -> str | None:
+        """Writes the outputs of one input (and its plot); returns why they could not be written, or `None`."""
+        try:
+            written = write_result(result, self.args.output_dir, name, self.formats, self.args.captions, self.classes)
+        except OSError as error:  # e.g. disk full, a folder in the way: this file failed, the others go on
+            return f"{path}: cannot write its outputs: {error}"
+        if self.args.plot and not self.plotting_failed:
+            written += self.plot(path, result, name, progress)
+        if not self.args.quiet:
+            progress.write(f"{path} -> {', '.join(str(p) for p in written)}")
+        return None
+
+    def plot(self, path: str, result: dict, name: str, progress) -> list[Path]:
+        """`NAME.tags.png`, or nothing when it cannot be drawn (then no further plots are tried: exit code 1)."""
+        language = result["language"] if self.args.label_language == "follow_asr" else self.args.label_language
+        try:
+            png = Path(self.args.output_dir) / f"{name}.tags.png"
+            return [plot_tags(result, self.label_names.get(language or "en"), png, title=Path(path).name)]
+        except PlottingUnavailable as error:
+            progress.write(f"whisper-at: {error}", file=sys.stderr)
+        except Exception as error:  # noqa: BLE001  (a plot is an extra: its failure must not stop the run)
+            progress.write(f"whisper-at: {path}: cannot plot its tags: {error}", file=sys.stderr)
+        self.plotting_failed = True
+        return []
+
+
+def _quiet_loggers(quiet: bool) -> None:
+    """`--quiet`: only errors, from transformers and from this package's own loggers, and no progress bars."""
+    if not quiet:
+        return
     from transformers.utils import logging as hf_logging
 
-    from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-    from .labels import load_label_names
-    from .release_resolver import resolve_model
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger(__package__).setLevel(logging.ERROR)
 
-    if args.quiet:
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    try:
-        model = resolve_model(args.model, args.at_low_compute, progress=not args.quiet)
-    except (OSError, ValueError) as error:
-        print(f"whisper-at: error: {error}", file=sys.stderr)
-        return 2
-    pipe = pipeline("whisper-at", model=model, device=args.device, dtype=getattr(torch, args.dtype))
+
+def _call_kwargs(args: argparse.Namespace, multilingual: bool) -> dict:
+    """The pipeline's call options from the command line."""
     call_kwargs = {
-        "return_timestamps": True,  # cues need segments; Whisper's long-form decoding needs timestamps
+        # cues need segments (word times with --word-timestamps); Whisper's long-form decoding needs timestamps
+        "return_timestamps": "word" if args.word_timestamps else True,
         "top_k": args.top_k,
         "label_language": args.label_language,
-        "task": args.task,
         "batch_size": args.batch_size,
         "return_tag_logits": args.plot,
+        "return_events": True,
     }
-    for key, value in (
-        ("at_time_res", args.at_time_res),
-        ("tag_threshold", args.tag_threshold),
-        ("language", args.language),
-        ("chunk_length_s", args.chunk_length_s),
-        ("num_beams", args.num_beams),
-        ("max_new_tokens", args.max_new_tokens),
-    ):
-        if value is not None:
-            call_kwargs[key] = value
+    if args.word_timestamps:
+        call_kwargs["return_word_segments"] = True
+    if multilingual:  # English-only checkpoints take no task / language
+        call_kwargs.update(task=args.task, language=args.language)
+    for key in ("at_time_res", "tag_threshold", "chunk_length_s", "num_beams", "max_new_tokens",
+                "event_threshold", "event_min_duration"):  # fmt: skip
+        if getattr(args, key) is not None:
+            call_kwargs[key] = getattr(args, key)
     if args.chunk_length_s:
         call_kwargs["ignore_warning"] = True
-    if not pipe.model.generation_config.is_multilingual:
-        call_kwargs.pop("task")  # English-only checkpoints take no task / language
-        call_kwargs.pop("language", None)
-
-    failed: list[str] = list(empty_folders)
-    plotting_failed = False
-    taken: set[str] = set()
-    progress = tqdm(total=len(files), unit="file", disable=args.quiet, dynamic_ncols=True)
-    windows = 0
-    for begin in range(0, len(files), args.batch_size):
-        group = files[begin : begin + args.batch_size]
-        for path, result in zip(group, _run_group(pipe, group, call_kwargs)):
-            progress.update(1)
-            if "error" in result:
-                failed.append(path)
-                progress.write(f"whisper-at: skipped {result['error']}", file=sys.stderr)
-                continue
-            name = _output_name(path, taken)
-            try:
-                written = write_result(result, args.output_dir, name, formats)
-            except OSError as error:  # e.g. disk full, a folder in the way: this file failed, the others go on
-                failed.append(path)
-                progress.write(f"whisper-at: skipped {path}: cannot write its outputs: {error}", file=sys.stderr)
-                continue
-            windows += len(result["audio_tags"])
-            progress.set_postfix(windows=windows)
-            if args.plot and not plotting_failed:
-                from .plotting import PlottingUnavailable, plot_tags
-
-                names = load_label_names(pipe.model.name_or_path, pipe.model.config.id2label)
-                language = result["language"] if args.label_language == "follow_asr" else args.label_language
-                try:
-                    png = Path(args.output_dir) / f"{name}.tags.png"
-                    written.append(plot_tags(result, names.get(language or "en"), png, title=Path(path).name))
-                except PlottingUnavailable as error:
-                    plotting_failed = True
-                    progress.write(f"whisper-at: {error}", file=sys.stderr)
-                except Exception as error:  # noqa: BLE001  (a plot is an extra: its failure must not stop the run)
-                    plotting_failed = True
-                    progress.write(f"whisper-at: {path}: cannot plot its tags: {error}", file=sys.stderr)
-            if not args.quiet:
-                progress.write(f"{path} -> {', '.join(str(p) for p in written)}")
-    progress.close()
-    if failed:
-        total = len(files) + len(empty_folders)
-        print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed or plotting_failed else 0
+    return {key: value for key, value in call_kwargs.items() if value is not None}
 
 
 def _check_device(device: str) -> str | None:

@@ -2,7 +2,9 @@
 or any model runs, so a wrong value costs no work and the message names the option, the value and what is allowed.
 
 Every check raises `ValueError` (a `TypeError` is never leaked for a value of the wrong kind) and returns the value
-in its canonical type. `at_time_res` is checked by the config's [`window_frames`], the one rule for it.
+in its canonical type. `at_time_res` is checked by the config's [`window_frames`], the one rule for it. The pipeline
+copies this module beside checkpoints, so it imports nothing from the package but the config and the event defaults
+of `tags` (numpy only).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .configuration_whisper_at import window_frames
+from .tags import EVENT_THRESHOLD
 
 # Whisper's geometry, for checks made before a model (and its config) is loaded: 0.4 s pooled frames (20 encoder
 # frames of 20 ms) and 30 s seen by one encoder pass. With a config at hand, `config.at_window_frames` decides.
@@ -69,6 +72,28 @@ def check_number(
 def check_tag_threshold(value: Any) -> float:
     """A probability in `[0, 1]`."""
     return check_number("tag_threshold", value, 0.0, 1.0)
+
+
+def check_event_options(
+    threshold: Any = None, offset_threshold: Any = None, min_duration: Any = None, min_gap: Any = None
+) -> dict[str, float | None]:
+    """`event_threshold` (onset) in `(0, 1]`, `event_offset_threshold` in `[0, 1]` and at most the onset (given or
+    default), `event_min_duration` / `event_min_gap` seconds `>= 0`; the ones given, canonical (`None` stays)."""
+    checked: dict[str, float | None] = {
+        "event_threshold": None if threshold is None else check_number("event_threshold", threshold, 0.0, 1.0, True),
+        "event_offset_threshold": None
+        if offset_threshold is None
+        else check_number("event_offset_threshold", offset_threshold, 0.0, 1.0),
+        "event_min_duration": None if min_duration is None else check_number("event_min_duration", min_duration, 0.0),
+        "event_min_gap": None if min_gap is None else check_number("event_min_gap", min_gap, 0.0),
+    }
+    onset = EVENT_THRESHOLD if checked["event_threshold"] is None else checked["event_threshold"]
+    offset = checked["event_offset_threshold"]
+    if offset is not None and offset > onset:
+        raise ValueError(
+            f"event_offset_threshold must be <= the onset event_threshold ({onset:g}), got {offset_threshold!r}."
+        )
+    return checked
 
 
 def check_sampling_rate(value: Any) -> int:
@@ -167,9 +192,14 @@ def check_pipeline_options(
         known_labels: every class name the checkpoint has (all languages), for `include_labels`/`exclude_labels`.
         options: `at_time_res`, `top_k`, `tag_threshold`, `include_labels`, `exclude_labels`, `sampling_rate`,
             `batch_size`, `num_beams`, `max_new_tokens`, `chunk_length_s`, `stride_length_s`, `language`,
-            `label_language`, `return_timestamps`; others are passed through unchecked.
+            `label_language`, `return_timestamps`, `return_events`, `event_threshold`, `event_offset_threshold`,
+            `event_min_duration`, `event_min_gap`; others are passed through unchecked.
     """
     checked = dict(options)
+    event_names = ("event_threshold", "event_offset_threshold", "event_min_duration", "event_min_gap")
+    if any(options.get(name) is not None for name in event_names):
+        events = check_event_options(*(options.get(name) for name in event_names))
+        checked.update({name: value for name, value in events.items() if name in options})
     for name, value in options.items():
         if value is None:
             continue
@@ -196,6 +226,10 @@ def check_pipeline_options(
         elif name == "label_language":
             if not isinstance(value, str) or not value:
                 raise ValueError(f'label_language must be "follow_asr" or a language code such as "de", got {value!r}.')
+        elif name == "return_events":
+            if not _is_bool(value):
+                raise ValueError(f"return_events must be True or False, got {value!r}.")
+            checked[name] = bool(value)
         elif name == "return_timestamps":
             if value not in (True, False, "word"):
                 raise ValueError(f'return_timestamps must be True, False or "word", got {value!r}.')
@@ -207,6 +241,7 @@ __all__ = [
     "WINDOW_SECONDS",
     "check_at_time_res",
     "check_class_indices",
+    "check_event_options",
     "check_int",
     "check_labels",
     "check_language",

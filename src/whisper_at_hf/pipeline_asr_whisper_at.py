@@ -12,7 +12,6 @@ This module is copied into checkpoints and loaded as remote code: it imports not
 
 from __future__ import annotations
 
-from typing import Any
 
 from transformers import AutomaticSpeechRecognitionPipeline
 

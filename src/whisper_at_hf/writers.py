@@ -1,7 +1,15 @@
-"""Output files for `whisper-at` results: txt, json, srt, vtt (transcript + tag cues) and tsv (one row per tag)."""
+"""Output files for `whisper-at` results: txt, json, srt / vtt (captions, via pysubs2), tsv (one row per window and
+tag) and events.tsv (one row per sound event).
+
+Every file is rendered in memory first and then written with `file_utils.atomic_write` (a temporary file renamed
+over the old one), so a failed run leaves no empty or half-written file and never replaces a valid previous one.
+TSV fields go through the `csv` module (a tab or line break in a label or text is quoted, not a new field or row).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Callable
@@ -10,68 +18,80 @@ from typing import Any
 
 import numpy as np
 
-OUTPUT_FORMATS = ("txt", "json", "srt", "vtt", "tsv")
+from .captions import CaptionStyle, Cue, SoundClasses, sdh_cues, tag_caption, tag_cues, transcript_cues
+from .captions import transcript_segments as transcript_segments
+from .file_utils import atomic_write
+
+OUTPUT_FORMATS = ("txt", "json", "srt", "vtt", "tsv", "events")
+CAPTION_MODES = ("sdh", "plain", "tags")
+# the file name suffix of each format (`NAME.events.tsv`)
+SUFFIXES = {"events": "events.tsv"}
 
 
-def _timestamp(seconds: float, decimal: str) -> str:
-    milliseconds = int(round(max(seconds, 0.0) * 1000))
-    hours, milliseconds = divmod(milliseconds, 3_600_000)
-    minutes, milliseconds = divmod(milliseconds, 60_000)
-    secs, milliseconds = divmod(milliseconds, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{milliseconds:03d}"
+def caption_cues(result: dict, captions: str = "sdh", classes: SoundClasses | None = None) -> list[Cue]:
+    """The cues of `captions` mode: `"sdh"` (transcript and sound events; needs `classes` when the result has
+    events), `"plain"` (transcript only) or `"tags"` (transcript segments plus one tag cue per window)."""
+    if captions == "tags":
+        return tag_cues(result)
+    if captions == "plain":
+        return transcript_cues(result)
+    if captions != "sdh":
+        raise ValueError(f"captions must be one of {', '.join(CAPTION_MODES)}, got {captions!r}.")
+    if classes is None:
+        if result.get("events"):
+            raise ValueError("SDH captions of a result with events need the head's SoundClasses (which are Speech).")
+        classes = SoundClasses(frozenset(), frozenset())
+    return sdh_cues(result, classes, CaptionStyle())
 
 
-def tag_caption(tags: list[dict]) -> str:
-    """`[{"label": "Speech", "score": 0.91}, ...]` -> `"♪ Speech 0.91 · Music 0.40"` (or `"♪ (no tags)"`)."""
-    if not tags:
-        return "♪ (no tags)"
-    return "♪ " + " · ".join(f"{tag['label']} {tag['score']:.2f}" for tag in tags)
+def _subtitles(cues: list[Cue], output_format: str) -> str:
+    import pysubs2
+
+    subs = pysubs2.SSAFile()
+    for cue in cues:
+        start, end = pysubs2.make_time(s=cue.start), pysubs2.make_time(s=cue.end)
+        subs.append(pysubs2.SSAEvent(start=start, end=max(end, start), text=cue.text.replace("\n", r"\N")))
+    # keep_ssa_tags: the text is ours, not SubStation markup (no `{...}` tags to interpret, none to strip)
+    return subs.to_string(output_format, keep_ssa_tags=True)
 
 
-def transcript_segments(result: dict) -> list[tuple[float, float, str]]:
-    """`(start, end, text)` per transcript chunk; one segment over the whole input when there are no chunks."""
-    duration = result["audio_tags"][-1]["timestamp"][1] if result.get("audio_tags") else 0.0
-    chunks = result.get("chunks")
-    if not chunks:
-        text = result.get("text", "").strip()
-        return [(0.0, duration, text)] if text else []
-    segments = []
-    for chunk in chunks:
-        start, end = chunk["timestamp"]
-        start = 0.0 if start is None else float(start)
-        end = duration if end is None else float(end)
-        segments.append((start, max(end, start), chunk["text"].strip()))
-    return segments
+def render_txt(result: dict, **_: Any) -> str:
+    return result.get("text", "").strip() + "\n"
 
 
-def cues(result: dict) -> list[tuple[float, float, str]]:
-    """Transcript cues and one tag cue per window, in time order (players show overlapping cues together)."""
-    items = [(start, end, text) for start, end, text in transcript_segments(result) if text]
-    items += [(w["timestamp"][0], w["timestamp"][1], tag_caption(w["tags"])) for w in result.get("audio_tags", [])]
-    return sorted(items, key=lambda item: (item[0], item[1]))
+def render_srt(result: dict, captions: str = "sdh", classes: SoundClasses | None = None) -> str:
+    return _subtitles(caption_cues(result, captions, classes), "srt")
 
 
-def write_txt(result: dict, handle) -> None:
-    handle.write(result.get("text", "").strip() + "\n")
+def render_vtt(result: dict, captions: str = "sdh", classes: SoundClasses | None = None) -> str:
+    return _subtitles(caption_cues(result, captions, classes), "vtt")
 
 
-def write_srt(result: dict, handle) -> None:
-    for index, (start, end, text) in enumerate(cues(result), start=1):
-        handle.write(f"{index}\n{_timestamp(start, ',')} --> {_timestamp(end, ',')}\n{text}\n\n")
+def _tsv(header: list[str], rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
-def write_vtt(result: dict, handle) -> None:
-    handle.write("WEBVTT\n\n")
-    for start, end, text in cues(result):
-        handle.write(f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}\n{text}\n\n")
+def render_tsv(result: dict, **_: Any) -> str:
+    """`start end label score`, one row per window and tag (times to the ms, scores to 4 places)."""
+    rows = [
+        [f"{window['timestamp'][0]:.3f}", f"{window['timestamp'][1]:.3f}", tag["label"], f"{tag['score']:.4f}"]
+        for window in result.get("audio_tags", [])
+        for tag in window["tags"]
+    ]
+    return _tsv(["start", "end", "label", "score"], rows)
 
 
-def write_tsv(result: dict, handle) -> None:
-    handle.write("start\tend\tlabel\tscore\n")
-    for window in result.get("audio_tags", []):
-        start, end = window["timestamp"]
-        for tag in window["tags"]:
-            handle.write(f"{start:.3f}\t{end:.3f}\t{tag['label']}\t{tag['score']:.4f}\n")
+def render_events(result: dict, **_: Any) -> str:
+    """`start end label score`, one row per sound event (Speech included), in the result's order (by start)."""
+    rows = [
+        [f"{float(event['start']):.3f}", f"{float(event['end']):.3f}", event["label"], f"{float(event['score']):.4f}"]
+        for event in result.get("events") or []
+    ]
+    return _tsv(["start", "end", "label", "score"], rows)
 
 
 def _jsonable(value: Any) -> Any:
@@ -88,31 +108,52 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(result: dict, handle) -> None:
-    json.dump(_jsonable(result), handle, ensure_ascii=False, indent=1)
-    handle.write("\n")
+def render_json(result: dict, **_: Any) -> str:
+    return json.dumps(_jsonable(result), ensure_ascii=False, indent=1) + "\n"
 
 
-WRITERS: dict[str, Callable[[dict, Any], None]] = {
-    "txt": write_txt,
-    "json": write_json,
-    "srt": write_srt,
-    "vtt": write_vtt,
-    "tsv": write_tsv,
+RENDERERS: dict[str, Callable[..., str]] = {
+    "txt": render_txt,
+    "json": render_json,
+    "srt": render_srt,
+    "vtt": render_vtt,
+    "tsv": render_tsv,
+    "events": render_events,
 }
 
 
-def write_result(result: dict, output_dir: str | Path, name: str, formats: list[str]) -> list[Path]:
-    """Writes `NAME.<format>` for each format into `output_dir`; returns the paths."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+def output_path(output_dir: str | Path, name: str, output_format: str) -> Path:
+    """`OUT/NAME.json`, `OUT/NAME.events.tsv`, ..."""
+    return Path(output_dir) / f"{name}.{SUFFIXES.get(output_format, output_format)}"
+
+
+def write_result(
+    result: dict,
+    output_dir: str | Path,
+    name: str,
+    formats: list[str],
+    captions: str = "sdh",
+    classes: SoundClasses | None = None,
+) -> list[Path]:
+    """Writes `NAME.<suffix>` for each format into `output_dir` (created if needed); returns the paths. All are
+    rendered before the first is written, each is written atomically; `captions` and `classes` as in
+    [`caption_cues`]."""
+    rendered = {fmt: RENDERERS[fmt](result, captions=captions, classes=classes) for fmt in formats}
     paths = []
-    for output_format in formats:
-        path = output_dir / f"{name}.{output_format}"
-        with open(path, "w", encoding="utf-8") as handle:
-            WRITERS[output_format](result, handle)
+    for output_format, text in rendered.items():
+        path = output_path(output_dir, name, output_format)
+        atomic_write(path, text)
         paths.append(path)
     return paths
 
 
-__all__ = ["OUTPUT_FORMATS", "WRITERS", "cues", "tag_caption", "transcript_segments", "write_result"]
+__all__ = [
+    "CAPTION_MODES",
+    "OUTPUT_FORMATS",
+    "RENDERERS",
+    "caption_cues",
+    "output_path",
+    "tag_caption",
+    "transcript_segments",
+    "write_result",
+]
