@@ -71,6 +71,13 @@ def _make_corpus(root: Path) -> dict[str, tuple[Path, str | None]]:
     soundfile.write(whole, _tone(2.0, RATE), RATE, format="WAV", subtype="PCM_16")
     (root / "truncated.wav").write_bytes(whole.getvalue()[: 44 + RATE])  # header says 2 s, holds 0.5 s
     cases["truncated_wav"] = (root / "truncated.wav", "truncated")
+    whole = io.BytesIO()
+    soundfile.write(whole, _tone(2.0, RATE), RATE, format="FLAC")
+    (root / "truncated.flac").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 3])  # ffmpeg decodes 0.6 s
+    cases["truncated_flac"] = (root / "truncated.flac", "truncated")
+    cases["ten_channels"] = (_write(root / "ten.wav", _tone(1.0, RATE, 10), RATE), None)
+    cases["huge_peak"] = (_write(root / "huge.wav", np.full(RATE, 1e29, np.float32), RATE, "FLOAT"), "audio peaks at")
+    cases["nothing_at_16khz"] = (_write(root / "one_48k.wav", np.zeros(1, np.float32), 48000), "audio is too short")
     # the 244-byte WAV at 16001 Hz, and a rate near 44.1 kHz: no common factor with 16 kHz
     cases["16001hz"] = (_write(root / "r16001.wav", np.zeros(100, np.float32), 16001), None)
     cases["44101hz"] = (_write(root / "r44101.wav", _tone(2.0, 44101), 44101), None)
@@ -106,7 +113,8 @@ def list_results(pipe, corpus):
 
 FILE_CASES = [
     "missing", "empty", "text_as_wav", "directory", "nan", "one_sample", "six_channels", "8khz", "48khz_stereo",
-    "8bit_unsigned", "truncated_wav", "16001hz", "44101hz",
+    "8bit_unsigned", "truncated_wav", "16001hz", "44101hz", "truncated_flac", "ten_channels", "huge_peak",
+    "nothing_at_16khz",
 ]
 
 
