@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from typing import Any
 
 from transformers import WhisperConfig
@@ -134,8 +135,9 @@ class WhisperATConfig(WhisperConfig):
         if at_time_res is None:
             at_time_res = self.at_time_res
         step = self.at_pooled_frame_seconds
-        is_number = isinstance(at_time_res, (int, float)) and not isinstance(at_time_res, bool)
-        frames = at_time_res / step if is_number else float("nan")
+        # any real number (numpy scalars too), but not a bool
+        is_number = isinstance(at_time_res, numbers.Real) and type(at_time_res).__name__ not in ("bool", "bool_")
+        frames = float(at_time_res) / step if is_number else float("nan")
         if not (math.isfinite(frames) and frames > 0 and abs(frames - round(frames)) < 1e-6):
             raise ValueError(
                 f"at_time_res must be a positive multiple of {step:g} s (e.g. {step:g}, {2 * step:g}, 10), "
