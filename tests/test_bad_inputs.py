@@ -176,7 +176,15 @@ OPTION_CASES = {
     "batch_size_zero": ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
     "num_beams_zero": ({"num_beams": 0}, "num_beams must be a whole number >= 1"),
     "max_new_tokens_in_generate_kwargs": ({"generate_kwargs": {"max_new_tokens": -1}}, "max_new_tokens must be"),
-    "chunk_length_too_long": ({"chunk_length_s": 60}, "chunk_length_s must be a number >= 0 and <= 30"),
+    "chunk_length_too_long": ({"chunk_length_s": 60}, r"chunk_length_s must be 0 \(no chunking\) or a number of "
+                              "seconds >= 5 and <= 30"),
+    "chunk_length_tiny": ({"chunk_length_s": 0.001}, "chunk_length_s must be 0 .*>= 5 and <= 30 .*got 0.001"),
+    "num_beams_huge": ({"num_beams": 3000}, r"num_beams must be a whole number <= 64 \(each beam"),
+    "max_new_tokens_huge": ({"max_new_tokens": 100000}, r"max_new_tokens must be a whole number <= 444 \(the decoder"),
+    "generate_kwargs_text": ({"generate_kwargs": "fast"}, "generate_kwargs must be a dict of generate"),
+    "language_on_english_only": ({"language": "de"}, "is an English-only model: it has no language 'de'"),
+    "translate_on_english_only": ({"generate_kwargs": {"task": "translate"}}, "English-only model: it has no task"),
+    "task_unknown": ({"task": "summarize"}, 'task must be "transcribe" or "translate"'),
     "return_timestamps_char": ({"return_timestamps": "char"}, 'return_timestamps must be True, False or "word"'),
     "language_unknown": ({"generate_kwargs": {"language": "englsh"}}, r"language must be one of .* 'english'"),
 }
@@ -199,6 +207,13 @@ def test_pipeline_options_fail_early_with_named_errors(pipe, no_decoding, case):
     for inputs in (str(GOOD[0]), [str(GOOD[0]), str(GOOD[1])], {"raw": waveform, "sampling_rate": RATE}):
         with pytest.raises(ValueError, match=message):
             pipe(inputs, **options)
+
+
+def test_numpy_scalar_options_and_english_on_english_only_are_accepted(pipe):
+    result = pipe(str(GOOD[0]), at_time_res=np.float32(1.2), top_k=np.int64(2), tag_threshold=np.float32(0.0),
+                  language="en", task="transcribe", num_beams=np.int64(1), max_new_tokens=np.int64(8))
+    assert result["audio_tags"][0]["timestamp"] == (0.0, pytest.approx(1.2)) and len(result["audio_tags"][0]["tags"]) == 2
+    assert result["text"].strip().startswith("The quick")
 
 
 def test_plain_list_of_floats_is_one_clear_error(pipe, no_decoding):

@@ -22,7 +22,7 @@ from transformers.utils import logging
 from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
 from .labels import load_label_names
-from .options import check_not_a_sample_list, check_pipeline_options
+from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .remote_code import PIPELINE_TASK as TASK
 from .remote_code import custom_pipelines_entry
 from .timeline import PooledSpan, WindowAssembler, pass_spans, window_bounds, windows_for_duration
@@ -115,10 +115,13 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         **kwargs: Any,
     ):
         # Every option is checked here, before any audio is decoded or the model runs.
-        generation = {**(kwargs.get("generate_kwargs") or {}), **kwargs}
+        generation = {**check_generate_kwargs(kwargs.get("generate_kwargs")), **kwargs}
+        multilingual = getattr(self.model.generation_config, "is_multilingual", True)
         checked = check_pipeline_options(
             self.model.config,
             self._all_label_names() if include_labels is not None or exclude_labels is not None else None,
+            multilingual=multilingual,
+            model_name=self.model.name_or_path or type(self.model).__name__,
             sampling_rate=sampling_rate,
             at_time_res=at_time_res,
             top_k=top_k,
@@ -132,11 +135,16 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             num_beams=generation.get("num_beams"),
             max_new_tokens=generation.get("max_new_tokens"),
             language=generation.get("language"),
+            task=generation.get("task"),
         )
-        sampling_rate, top_k, include_labels, exclude_labels = (
-            checked[name] for name in ("sampling_rate", "top_k", "include_labels", "exclude_labels")
+        sampling_rate, at_time_res, top_k, tag_threshold, include_labels, exclude_labels = (
+            checked[name]
+            for name in ("sampling_rate", "at_time_res", "top_k", "tag_threshold", "include_labels", "exclude_labels")
         )
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
+        if not multilingual:  # English / "transcribe": what an English-only model does anyway (options' one rule)
+            forward_params.pop("language", None)
+            forward_params.pop("task", None)
         if sampling_rate is not None:
             preprocess_params["sampling_rate"] = sampling_rate
         if at_time_res is not None:
