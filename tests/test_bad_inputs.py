@@ -345,7 +345,11 @@ CLI_OPTION_CASES = {
     "at_time_res_huge": (["--at-time-res", "40000"], "at_time_res must be at most 30 s"),
     "at_time_res_off_grid": (["--at-time-res", "0.3"], "positive multiple of 0.4"),
     "tag_threshold_text": (["--tag-threshold", "high"], "argument --tag-threshold: not a number: 'high'"),
-    "chunk_length_zero": (["--chunk-length-s", "0"], "--chunk-length-s must be a number > 0 and <= 30"),
+    "chunk_length_zero": (["--chunk-length-s", "0"], "--chunk-length-s must be a number of seconds >= 5 and <= 30"),
+    "chunk_length_tiny": (["--chunk-length-s", "0.01"], "--chunk-length-s must be a number of seconds >= 5"),
+    "num_beams_huge": (["--num-beams", "3000"], "--num-beams must be a whole number <= 64"),
+    "max_new_tokens_huge": (["--max-new-tokens", "100000"], "--max-new-tokens must be a whole number <= 444"),
+    "device_unknown": (["--device", "foo"], "--device 'foo' is not a device: use cpu, cuda, cuda:N or mps"),
     "language_unknown": (["--language", "klingon"], "--language must be one of Whisper's languages"),
     "output_dir_is_a_file": (["-o", "{file}"], "output directory '{file}' exists and is not a directory"),
     "output_dir_under_a_file": (["-o", "{file}/sub"], "cannot create output directory '{file}/sub'"),
@@ -409,6 +413,33 @@ def test_long_audio_needs_no_flag_and_matches_the_asr_pipeline(pipe):
     asr = pipeline("automatic-speech-recognition", model=str(TINY_EN))  # the same Whisper weights as `pipe`
     expected = asr({"raw": waveform, "sampling_rate": rate}, return_timestamps=True, generate_kwargs={"num_beams": 1})
     assert result["text"] == expected["text"] and result["text"].strip().startswith("The quick")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the message on a machine without MPS")
+def test_cli_mps_device_without_mps_exits_2(tmp_path, monkeypatch, capsys):
+    import transformers
+
+    from whisper_at_hf import cli
+
+    monkeypatch.setattr(transformers, "pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main([str(GOOD[0]), "--model", str(tmp_path), "-o", str(tmp_path), "--device", "mps"])
+    assert exited.value.code == 2 and "--device mps: MPS is not available" in capsys.readouterr().err
+
+
+def test_cli_language_or_translate_on_english_only_model_exits_2(tiny_en_at_dir, tmp_path, capsys):
+    """The CLI dropped --language/--task for English-only models silently; now options' one rule refuses them."""
+    from whisper_at_hf import cli
+
+    for extra, asked in ((["--language", "de", "--task", "translate"], "--language 'de' or --task 'translate'"),
+                         (["--task", "translate"], "--task 'translate'")):
+        code = cli.main([str(GOOD[0]), "--model", str(tiny_en_at_dir), "-o", str(tmp_path), "-q", *extra])
+        stderr = capsys.readouterr().err
+        assert code == 2 and f"is an English-only model: it has no {asked}" in stderr, stderr
+        assert not list(tmp_path.iterdir())  # nothing was transcribed
+    code = cli.main([str(GOOD[0]), "--model", str(tiny_en_at_dir), "-o", str(tmp_path), "-q", "-f", "txt",
+                     "--language", "en", "--num-beams", "1", "--max-new-tokens", "8"])
+    assert code == 0 and (tmp_path / "speech_en.txt").read_text().strip().startswith("The quick")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")

@@ -19,7 +19,18 @@ import tempfile
 from pathlib import Path
 
 from .audio import expand_audio_paths as expand_inputs
-from .options import WINDOW_SECONDS, check_at_time_res, check_int, check_language, check_number, check_tag_threshold
+from .options import (
+    WINDOW_SECONDS,
+    check_at_time_res,
+    check_chunk_length_s,
+    check_device,
+    check_int,
+    check_language,
+    check_language_and_task,
+    check_max_new_tokens,
+    check_num_beams,
+    check_tag_threshold,
+)
 from .writers import OUTPUT_FORMATS, write_result
 
 
@@ -101,16 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument(
         "--chunk-length-s",
-        type=_checked(lambda value: check_number("--chunk-length-s", value, 0.0, WINDOW_SECONDS, True), "seconds"),
+        type=_checked(lambda value: check_chunk_length_s(value, "--chunk-length-s", allow_off=False), "seconds"),
         default=None,
         help="chunked long-form (default: sequential)",
     )
     parser.add_argument("--batch-size", type=_whole("--batch-size"), default=1)
     parser.add_argument(
-        "--num-beams", type=_whole("--num-beams"), default=None, help="beam size (default: the pipeline's, 5)"
+        "--num-beams",
+        type=_checked(lambda value: check_num_beams(value, "--num-beams"), "--num-beams"),
+        default=None,
+        help="beam size (default: the pipeline's, 5)",
     )
     parser.add_argument(
-        "--max-new-tokens", type=_whole("--max-new-tokens"), default=None, help="token limit per 30 s window"
+        "--max-new-tokens",
+        type=_checked(lambda value: check_max_new_tokens(value, name="--max-new-tokens"), "--max-new-tokens"),
+        default=None,
+        help="token limit per 30 s window",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
@@ -132,10 +149,12 @@ def _output_name(path: str, taken: set[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    problem = check_output_dir(args.output_dir) or _check_device(args.device)
-    if args.language is not None and not problem:
+    problem = check_output_dir(args.output_dir)
+    if not problem:
         try:
-            check_language("--language", args.language)
+            check_device(args.device, "--device")
+            if args.language is not None:
+                check_language("--language", args.language)
         except ValueError as error:
             problem = str(error)
     if problem:
@@ -188,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             call_kwargs[key] = value
     if args.chunk_length_s:
         call_kwargs["ignore_warning"] = True
-    if not pipe.model.generation_config.is_multilingual:
-        call_kwargs.pop("task")  # English-only checkpoints take no task / language
-        call_kwargs.pop("language", None)
+    try:  # options' one rule: English / transcribe on an English-only model are dropped, the rest refused
+        multilingual = getattr(pipe.model.generation_config, "is_multilingual", True)
+        check_language_and_task(args.language, args.task, multilingual, args.model or "the model", ("--language", "--task"))
+    except ValueError as error:
+        print(f"whisper-at: error: {error}", file=sys.stderr)
+        return 2
 
     failed: list[str] = list(empty_folders)
     plotting_failed = False
@@ -235,20 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         total = len(files) + len(empty_folders)
         print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed or plotting_failed else 0
-
-
-def _check_device(device: str) -> str | None:
-    """Why `--device` cannot be used here (CUDA asked for but absent, or a GPU index past the last), or `None`."""
-    import torch
-
-    if not device.startswith("cuda"):
-        return None
-    if not torch.cuda.is_available():
-        return f"--device {device}: CUDA is not available on this machine (use --device cpu)"
-    index = device.partition(":")[2]
-    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-        return f"--device {device}: no such GPU (this machine has {torch.cuda.device_count()})"
-    return None
 
 
 def _run_group(pipe, group: list[str], call_kwargs: dict) -> list[dict]:
