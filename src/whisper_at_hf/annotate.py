@@ -49,6 +49,7 @@ import numpy as np
 
 from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, expand_audio_paths, load_audio
 from .file_utils import atomic_write
+from .options import check_language_and_task
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -424,13 +425,10 @@ class Annotator:
             kwargs["generate_kwargs"] = generate_kwargs
         if args.at_time_res is not None:
             kwargs["at_time_res"] = args.at_time_res
-        if getattr(self.model.generation_config, "is_multilingual", True):
-            if args.language:
-                kwargs["language"] = args.language
-            if args.task:
-                kwargs["task"] = args.task
-        elif args.language not in (None, "en", "english", "English") or args.task == "translate":
-            raise ValueError(f"{args.model_name} is English-only: --language/--task translate do not apply.")
+        # options' one rule: English / transcribe on an English-only model are dropped, the rest refused
+        multilingual = getattr(self.model.generation_config, "is_multilingual", True)
+        kwargs.update(check_language_and_task(args.language or None, args.task, multilingual, args.model_name,
+                                              ("--language", "--task")))
         return kwargs
 
     # ----- one batch ------------------------------------------------------------------------------------------------
