@@ -246,6 +246,28 @@ def test_compat_transcribe_and_parse_at_label_check_options(tiny_en_at_dir):
         model.transcribe(str(REPO_ROOT / "no-such-file.wav"), at_time_res=1e9)  # refused before the file is read
     with pytest.raises(ValueError, match="beam_size must be a whole number >= 1, got 0"):
         model.transcribe(str(REPO_ROOT / "no-such-file.wav"), beam_size=0)
+    for options, message in (  # each refused before the (missing) file is read
+        ({"temperature": math.nan}, "temperature must be a number >= 0 or a non-empty list"),
+        ({"temperature": -1}, "temperature must be a number >= 0"),
+        ({"temperature": (0.0, math.nan)}, "temperature must be a number >= 0"),
+        ({"no_speech_threshold": "x"}, "no_speech_threshold must be a number >= 0 and <= 1, got 'x'"),
+        ({"logprob_threshold": math.nan}, "logprob_threshold must be a number"),
+        ({"compression_ratio_threshold": -2.4}, "compression_ratio_threshold must be a number >= 0"),
+        ({"suppress_tokens": "a,b"}, "suppress_tokens must be token ids: .*got 'a,b'"),
+        ({"max_initial_timestamp": math.nan}, "max_initial_timestamp must be a number >= 0"),
+        ({"beam_size": 3000}, "beam_size must be a whole number <= 64"),
+        ({"sample_len": 100000}, "sample_len must be a whole number <= 444"),
+        ({"language": "de", "task": "translate"}, "is an English-only model: it has no language 'de' or task"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            model.transcribe(str(REPO_ROOT / "no-such-file.wav"), **options)
+    for bad, message in (
+        ({}, "result has no 'audio_tag' or 'at_time_res'"),
+        (None, "result must be what transcribe\\(\\) returned"),
+        ({"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(527)}, "must be a \\(num_windows, num_labels\\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            compat.parse_at_label(bad)
     result = {"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(1, 527), "label_names": None}
     result["label_names"] = model.label_names.names_by_language
     for kwargs, message in (
