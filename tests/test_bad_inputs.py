@@ -212,7 +212,8 @@ def test_pipeline_options_fail_early_with_named_errors(pipe, no_decoding, case):
 def test_numpy_scalar_options_and_english_on_english_only_are_accepted(pipe):
     result = pipe(str(GOOD[0]), at_time_res=np.float32(1.2), top_k=np.int64(2), tag_threshold=np.float32(0.0),
                   language="en", task="transcribe", num_beams=np.int64(1), max_new_tokens=np.int64(8))
-    assert result["audio_tags"][0]["timestamp"] == (0.0, pytest.approx(1.2)) and len(result["audio_tags"][0]["tags"]) == 2
+    first = result["audio_tags"][0]
+    assert first["timestamp"] == (0.0, pytest.approx(1.2)) and len(first["tags"]) == 2
     assert result["text"].strip().startswith("The quick")
 
 
@@ -264,7 +265,8 @@ def test_compat_transcribe_and_parse_at_label_check_options(tiny_en_at_dir):
     for bad, message in (
         ({}, "result has no 'audio_tag' or 'at_time_res'"),
         (None, "result must be what transcribe\\(\\) returned"),
-        ({"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(527)}, "must be a \\(num_windows, num_labels\\)"),
+        ({"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(527)},
+         "must be a \\(num_windows, num_labels\\)"),
     ):
         with pytest.raises(ValueError, match=message):
             compat.parse_at_label(bad)

@@ -229,7 +229,8 @@ def test_tagging_result_for_parse_at_label():
         ([], "result must be what transcribe"),
         ({}, "result has no 'audio_tag' or 'at_time_res'"),
         ({"audio_tag": tags}, "result has no 'at_time_res'"),
-        ({"audio_tag": np.zeros(527), "at_time_res": 10}, r"result\['audio_tag'\] must be a \(num_windows, num_labels\) .*\(527,\)"),
+        ({"audio_tag": np.zeros(527), "at_time_res": 10},
+         r"result\['audio_tag'\] must be a \(num_windows, num_labels\) .*\(527,\)"),
         ({"audio_tag": [[0.0]], "at_time_res": 10}, r"must be a \(num_windows, num_labels\) array of logits, got list"),
         ({"audio_tag": tags, "at_time_res": -1}, r"result\['at_time_res'\] must be a number > 0"),
     ):

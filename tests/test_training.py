@@ -156,7 +156,8 @@ def test_argument_values_are_checked_when_parsed(tmp_path, monkeypatch, capsys):
     spec = importlib.util.spec_from_file_location("train_head_script", TRAIN_HEAD)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    common = ["train_head.py", "--model_name_or_path", "m", "--train_file", "t.csv", "--output_dir", str(tmp_path / "o")]
+    common = ["train_head.py", "--model_name_or_path", "m", "--train_file", "t.csv",
+              "--output_dir", str(tmp_path / "o")]
     for extra, message in (
         (["--num_train_epochs", "-1"], "--num_train_epochs must be a whole number >= 1, got -1"),
         (["--num_train_epochs", "0"], "--num_train_epochs must be a whole number >= 1, got 0"),

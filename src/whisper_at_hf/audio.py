@@ -147,7 +147,8 @@ def _stat_mode(path: str, source: str) -> int:
         if error.errno == errno.ELOOP:
             raise AudioDecodeError(source, "symbolic link loop (its links lead back to themselves)") from error
         if error.errno == errno.ENOENT and os.path.islink(path):
-            raise AudioDecodeError(source, f"broken symbolic link (to {os.readlink(path)!r}, which does not exist)") from error
+            target = os.readlink(path)
+            raise AudioDecodeError(source, f"broken symbolic link (to {target!r}, which does not exist)") from error
         if error.errno in (errno.ENOENT, errno.ENOTDIR):
             raise AudioDecodeError(source, "no such file") from error
         raise AudioDecodeError(source, f"cannot read it: {error.strerror or error}") from error

@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         call_kwargs["ignore_warning"] = True
     try:  # options' one rule: English / transcribe on an English-only model are dropped, the rest refused
         multilingual = getattr(pipe.model.generation_config, "is_multilingual", True)
-        check_language_and_task(args.language, args.task, multilingual, args.model or "the model", ("--language", "--task"))
+        names = ("--language", "--task")
+        check_language_and_task(args.language, args.task, multilingual, args.model or "the model", names)
     except ValueError as error:
         print(f"whisper-at: error: {error}", file=sys.stderr)
         return 2

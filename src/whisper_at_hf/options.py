@@ -198,7 +198,8 @@ def check_chunk_length_s(value: Any, name: str = "chunk_length_s", allow_off: bo
         off = "0 (no chunking) or " if allow_off else ""
         raise ValueError(
             f"{name} must be {off}a number of seconds >= {MIN_CHUNK_SECONDS:g} and <= {WINDOW_SECONDS:g} (every "
-            f"chunk costs a padded {WINDOW_SECONDS:g} s encoder pass, so shorter ones multiply the work), got {value!r}."
+            f"chunk costs a padded {WINDOW_SECONDS:g} s encoder pass, so shorter ones multiply the work), "
+            f"got {value!r}."
         )
     return float(value)
 
@@ -215,7 +216,11 @@ def check_generate_kwargs(value: Any) -> dict[str, Any]:
 
 
 def check_language_and_task(
-    language: Any, task: Any, multilingual: bool, model_name: str = "this model", names: Sequence[str] = ("language", "task")
+    language: Any,
+    task: Any,
+    multilingual: bool,
+    model_name: str = "this model",
+    names: Sequence[str] = ("language", "task"),
 ) -> dict[str, Any]:
     """The one rule for `language` / `task` (pipeline, CLI, annotate, compat): returns what to pass to `generate`.
 
@@ -287,7 +292,9 @@ def check_temperature(value: Any) -> float | tuple[float, ...]:
     return tuple(float(item) for item in values) if isinstance(value, (list, tuple)) else float(value)
 
 
-def check_optional_number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None) -> float | None:
+def check_optional_number(
+    name: str, value: Any, minimum: float | None = None, maximum: float | None = None
+) -> float | None:
     """`None` (the check is off), or a finite number within the bounds (e.g. `no_speech_threshold`)."""
     return None if value is None else check_number(name, value, minimum, maximum)
 
