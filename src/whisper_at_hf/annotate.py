@@ -142,13 +142,17 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--decode-workers must be >= 0")
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
-    from .options import check_at_time_res, check_tag_threshold
+    from .options import check_at_time_res, check_max_new_tokens, check_num_beams, check_tag_threshold
 
     try:
         if args.tag_threshold is not None:
             check_tag_threshold(args.tag_threshold)
         if args.at_time_res is not None:
             check_at_time_res(args.at_time_res)
+        if args.num_beams is not None:
+            check_num_beams(args.num_beams, "--num-beams")
+        if args.max_new_tokens is not None:
+            check_max_new_tokens(args.max_new_tokens, name="--max-new-tokens")
     except ValueError as error:
         parser.error(str(error))
     if args.max_inputs is not None and args.max_inputs < 0:
