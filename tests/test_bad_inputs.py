@@ -215,6 +215,9 @@ def test_numpy_scalar_options_and_english_on_english_only_are_accepted(pipe):
     first = result["audio_tags"][0]
     assert first["timestamp"] == (0.0, pytest.approx(1.2)) and len(first["tags"]) == 2
     assert result["text"].strip().startswith("The quick")
+    chunked = pipe(str(GOOD[0]), chunk_length_s=np.float32(10), stride_length_s=np.float64(1), ignore_warning=True,
+                   **FAST)
+    assert chunked["text"].strip().startswith("The quick")
 
 
 def test_plain_list_of_floats_is_one_clear_error(pipe, no_decoding):

@@ -139,6 +139,9 @@ def test_numpy_scalars_are_accepted_everywhere():
     )
     assert checked["top_k"] == 2 and checked["num_beams"] == 2 and checked["tag_threshold"] == 0.5
     assert all(type(checked[name]) in (int, float) for name in ("at_time_res", "top_k", "tag_threshold"))
+    chunking = check_pipeline_options(chunk_length_s=np.float32(10), stride_length_s=np.float64(1))
+    assert type(chunking["chunk_length_s"]) is float and type(chunking["stride_length_s"]) is float
+    assert check_pipeline_options(stride_length_s=(np.int64(1), 2.0))["stride_length_s"] == [1.0, 2.0]
 
 
 def test_generate_kwargs_must_be_a_dict():

@@ -393,8 +393,8 @@ def check_pipeline_options(
             values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
             if len(values) not in (1, 2):
                 raise ValueError(f"stride_length_s must be a number or a (left, right) pair, got {value!r}.")
-            for item in values:
-                check_number(name, item, 0.0)
+            items = [check_number(name, item, 0.0) for item in values]
+            checked[name] = items[0] if values is not value else items  # numpy scalars as Python floats
         elif name == "language":
             checked[name] = check_language(name, value)
         elif name == "label_language":

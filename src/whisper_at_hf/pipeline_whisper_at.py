@@ -141,6 +141,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             checked[name]
             for name in ("sampling_rate", "at_time_res", "top_k", "tag_threshold", "include_labels", "exclude_labels")
         )
+        for name in ("chunk_length_s", "stride_length_s"):  # canonical: the chunking tests for Python numbers
+            if kwargs.get(name) is not None:
+                kwargs[name] = checked[name]
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if not multilingual:  # English / "transcribe": what an English-only model does anyway (options' one rule)
             forward_params.pop("language", None)
