@@ -171,12 +171,18 @@ def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, 
         # named by the caller
         sndfile_problem = str(sndfile_error).split(">: ", 1)[-1]
     else:
-        if array.shape[0] < declared:  # e.g. an MP3 whose Xing header counts more frames than the file holds
+        if _cut_short(declared / sampling_rate, array.shape[0] / sampling_rate):  # e.g. an MP3's Xing frame count
             _warn_truncated(source, "file", declared / sampling_rate, array.shape[0] / sampling_rate)
         else:  # libsndfile counts a WAV's frames from the file's size: look at what its header declares
             _warn_if_wav_truncated(data, array.shape[0], int(sampling_rate), source)
         return (array[:, 0] if array.shape[1] == 1 else array), int(sampling_rate)
     return _ffmpeg_decode(data, source, sndfile_problem)
+
+
+def _cut_short(declared_seconds: float, read_seconds: float) -> bool:
+    """Less audio than declared, beyond what codec priming/padding and bitrate estimates (an MP3 without a Xing
+    header, whose length libsndfile guesses) account for."""
+    return declared_seconds - read_seconds > max(0.25, 0.02 * declared_seconds)
 
 
 def _warn_truncated(source: str, kind: str, declared_seconds: float, read_seconds: float) -> None:
@@ -229,9 +235,8 @@ def _ffmpeg_decode(data: bytes, source: str, sndfile_problem: str) -> tuple[np.n
     if channels > 1:
         array = array[: array.shape[0] // channels * channels].reshape(-1, channels)
     read_seconds = array.shape[0] / sampling_rate  # frames: rows of (samples, channels)
-    # a container's declared length (e.g. FLAC's STREAMINFO) against what decoded: ffmpeg stops silently at a cut;
-    # the slack covers codec priming and padding (MP3, AAC)
-    if declared_seconds is not None and declared_seconds - read_seconds > max(0.25, 0.02 * declared_seconds):
+    # a container's declared length (e.g. FLAC's STREAMINFO) against what decoded: ffmpeg stops silently at a cut
+    if declared_seconds is not None and _cut_short(declared_seconds, read_seconds):
         _warn_truncated(source, "file", declared_seconds, read_seconds)
     return array.copy(), sampling_rate
 
