@@ -207,12 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             call_kwargs[key] = value
     if args.chunk_length_s:
         call_kwargs["ignore_warning"] = True
-    try:  # options' one rule: English / transcribe on an English-only model are dropped, the rest refused
-        multilingual = getattr(pipe.model.generation_config, "is_multilingual", True)
-        names = ("--language", "--task")
-        check_language_and_task(args.language, args.task, multilingual, args.model or "the model", names)
-    except ValueError as error:
-        print(f"whisper-at: error: {error}", file=sys.stderr)
+    if _language_problem(pipe, args):
         return 2
 
     failed: list[str] = list(empty_folders)
@@ -258,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         total = len(files) + len(empty_folders)
         print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed or plotting_failed else 0
+
+
+def _language_problem(pipe, args: argparse.Namespace) -> bool:
+    """Options' one rule for --language / --task (English / transcribe on an English-only model are dropped by the
+    pipeline, the rest refused); prints the problem and returns True if there is one."""
+    multilingual = getattr(pipe.model.generation_config, "is_multilingual", True)
+    try:
+        names = ("--language", "--task")
+        check_language_and_task(args.language, args.task, multilingual, args.model or "the model", names)
+    except ValueError as error:
+        print(f"whisper-at: error: {error}", file=sys.stderr)
+        return True
+    return False
 
 
 def _run_group(pipe, group: list[str], call_kwargs: dict) -> list[dict]:
