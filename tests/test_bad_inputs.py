@@ -73,8 +73,8 @@ def _make_corpus(root: Path) -> dict[str, tuple[Path, str | None]]:
     cases["truncated_wav"] = (root / "truncated.wav", "truncated")
     whole = io.BytesIO()
     soundfile.write(whole, _tone(2.0, RATE), RATE, format="FLAC")
-    (root / "truncated.flac").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 3])  # ffmpeg decodes 0.6 s
-    cases["truncated_flac"] = (root / "truncated.flac", "truncated")
+    (root / "cut.flac").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 3])  # ffmpeg decodes 0.6 s
+    cases["truncated_flac"] = (root / "cut.flac", "truncated")  # its own stem: one output name each
     cases["ten_channels"] = (_write(root / "ten.wav", _tone(1.0, RATE, 10), RATE), None)
     cases["huge_peak"] = (_write(root / "huge.wav", np.full(RATE, 1e29, np.float32), RATE, "FLOAT"), "audio peaks at")
     cases["nothing_at_16khz"] = (_write(root / "one_48k.wav", np.zeros(1, np.float32), 48000), "audio is too short")
