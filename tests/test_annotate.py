@@ -144,6 +144,35 @@ def test_tags_only_rejects_decoder_options():
     assert _args("x.wav").label_language == "follow_asr"
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--num-beams", "0"], "--num-beams must be a whole number >= 1, got 0"),
+    (["--num-beams", "3000"], "--num-beams must be a whole number <= 64"),
+    (["--max-new-tokens", "-5"], "--max-new-tokens must be a whole number >= 1, got -5"),
+    (["--max-new-tokens", "100000"], "--max-new-tokens must be a whole number <= 444"),
+])
+def test_decoder_option_bounds_are_usage_errors(flags, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        _args("x.wav", *flags)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_language_and_task_follow_the_one_rule_of_options():
+    """Annotate, the CLI, the pipeline and compat share `options.check_language_and_task`."""
+    from types import SimpleNamespace
+
+    def call_kwargs(multilingual: bool, *flags: str) -> dict:
+        model = SimpleNamespace(generation_config=SimpleNamespace(is_multilingual=multilingual))
+        fake = SimpleNamespace(args=_args("x.wav", *flags), model=model)
+        fake.args.model_name = "tiny.en"
+        return annotate.Annotator._call_kwargs(fake)
+
+    assert "language" not in call_kwargs(False, "--language", "<|en|>", "--task", "transcribe")
+    assert call_kwargs(True, "--language", "de", "--task", "translate")["task"] == "translate"
+    for flags, asked in ((["--language", "de"], "--language 'de'"), (["--task", "translate"], "--task 'translate'")):
+        with pytest.raises(ValueError, match=f"tiny.en is an English-only model: it has no {asked}"):
+            call_kwargs(False, *flags)
+
+
 def test_output_features_follow_options():
     full = annotate.build_features(_args("x.wav", "--segments", "--save-probs"))
     assert {"text", "language", "segments", "tag_probs", "audio_tags", "model", "model_revision"} <= set(full)

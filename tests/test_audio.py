@@ -235,3 +235,95 @@ def test_errors_name_the_input_and_problem(tmp_path):
     with pytest.raises(AudioDecodeError, match="directory"):
         load_audio(tmp_path)
     assert issubclass(AudioDecodeError, ValueError)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Paths that are no audio file, files cut short, many channels, absurd levels, nothing left after resampling
+# --------------------------------------------------------------------------------------------------------------------
+def test_paths_that_are_no_regular_file_say_what_they_are(tmp_path):
+    import os
+    import socket
+
+    fifo = tmp_path / "stream.wav"
+    os.mkfifo(fifo)  # opening it would block until a writer comes
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    dangling = tmp_path / "dangling.wav"
+    dangling.symlink_to(tmp_path / "gone.wav")
+    sock_path = tmp_path / "s.wav"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    try:
+        for path, message in (
+            (fifo, "is a named pipe \\(FIFO\\)"),
+            ("/dev/zero", "is a character device"),
+            (sock_path, "is a socket"),
+            (loop, "symbolic link loop"),
+            (dangling, "broken symbolic link .*gone.wav"),
+        ):
+            with pytest.raises(AudioDecodeError, match=f"{path}: {message}"):
+                load_audio(path)
+    finally:
+        server.close()
+    # stat says 0 bytes, yet it holds text: what is read decides, not the size
+    with pytest.raises(AudioDecodeError, match="/proc/self/environ: not an audio file|not readable") as raised:
+        load_audio("/proc/self/environ")
+    assert "empty" not in str(raised.value)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (the CI installs it)")
+@pytest.mark.parametrize("extension", ["flac", "mp3"])
+def test_truncated_flac_and_mp3_warn_like_wav(tmp_path, extension):
+    """libsndfile reads a cut MP3 as far as it goes (its header counts more frames); a cut FLAC fails there and
+    ffmpeg decodes the first part silently (its container declares the full length): both warn."""
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(6 * 16000) / 16000)).astype(np.float32)
+    whole = tmp_path / "whole.wav"
+    soundfile.write(whole, tone, 16000)
+    encoded = tmp_path / f"clip.{extension}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(whole), str(encoded)], check=True)
+    no_xing = tmp_path / f"no_xing.{extension}"  # its length is estimated from the bitrate
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(whole), "-write_xing", "0", str(no_xing)],
+                   check=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert abs(load_audio(encoded).duration - 6.0) < 0.1  # the intact files do not warn
+        assert abs(load_audio(no_xing).duration - 6.0) < 0.1
+    cut = tmp_path / f"cut.{extension}"
+    cut.write_bytes(encoded.read_bytes()[: encoded.stat().st_size // 3])
+    message = rf"cut.{extension}: file is truncated: its header declares 6.\d\d s of audio but only 1.\d\d s"
+    with pytest.warns(AudioTruncatedWarning, match=message):
+        audio = load_audio(cut)
+    assert 1.0 < audio.duration < 2.5
+
+
+def test_files_with_many_channels_are_downmixed(tmp_path):
+    channels = np.stack([np.full(8000, 0.01 * k, dtype=np.float32) for k in range(10)], axis=1)  # (8000, 10)
+    path = tmp_path / "ten.wav"
+    soundfile.write(path, channels, 16000, subtype="FLOAT")
+    audio = load_audio(path)
+    assert audio.array.shape == (8000,)
+    np.testing.assert_allclose(audio.array, np.full(8000, 0.045), rtol=1e-5)
+    np.testing.assert_allclose(load_audio(path.read_bytes()).array, audio.array)
+    # a bare array of that shape stays ambiguous: the message asks for the layout
+    with pytest.raises(AudioDecodeError, match="cannot tell channels from samples"):
+        load_audio(np.zeros((10, 12), dtype=np.float32), input_sampling_rate=16000)
+
+
+def test_absurd_peaks_are_refused_with_the_level(tmp_path):
+    huge = tmp_path / "huge.wav"
+    soundfile.write(huge, np.full(1600, 1e29, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match=r"huge.wav: audio peaks at 1e\+29, which is no audio level"):
+        load_audio(huge)
+    raw_pcm = (np.sin(np.linspace(0, 50, 1600)) * 20000).astype(np.float32)  # int16 values in a float array
+    with pytest.raises(AudioDecodeError, match="16-bit sample values\\? divide by 32768"):
+        load_audio(raw_pcm, input_sampling_rate=16000)
+    clipped = np.full(1600, 1.5, dtype=np.float32)  # over full scale, but audio: kept as it is
+    np.testing.assert_array_equal(load_audio(clipped, input_sampling_rate=16000).array, clipped)
+    # integer PCM is scaled to [-1, 1) first, so its extremes are fine
+    assert load_audio(np.full(100, -32768, dtype=np.int16), input_sampling_rate=16000).array[0] == -1.0
+
+
+def test_audio_that_resamples_to_nothing_is_refused():
+    with pytest.raises(AudioDecodeError, match="audio is too short: 1 samples at 48000 Hz are 0 samples at 16000 Hz"):
+        load_audio(np.zeros(1, dtype=np.float32), input_sampling_rate=48000)
+    assert load_audio(np.zeros(3, dtype=np.float32), input_sampling_rate=48000).array.shape == (1,)

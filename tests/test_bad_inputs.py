@@ -71,6 +71,13 @@ def _make_corpus(root: Path) -> dict[str, tuple[Path, str | None]]:
     soundfile.write(whole, _tone(2.0, RATE), RATE, format="WAV", subtype="PCM_16")
     (root / "truncated.wav").write_bytes(whole.getvalue()[: 44 + RATE])  # header says 2 s, holds 0.5 s
     cases["truncated_wav"] = (root / "truncated.wav", "truncated")
+    whole = io.BytesIO()
+    soundfile.write(whole, _tone(2.0, RATE), RATE, format="FLAC")
+    (root / "cut.flac").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 3])  # ffmpeg decodes 0.6 s
+    cases["truncated_flac"] = (root / "cut.flac", "truncated")  # its own stem: one output name each
+    cases["ten_channels"] = (_write(root / "ten.wav", _tone(1.0, RATE, 10), RATE), None)
+    cases["huge_peak"] = (_write(root / "huge.wav", np.full(RATE, 1e29, np.float32), RATE, "FLOAT"), "audio peaks at")
+    cases["nothing_at_16khz"] = (_write(root / "one_48k.wav", np.zeros(1, np.float32), 48000), "audio is too short")
     # the issue's 244-byte WAV at 16001 Hz, and a rate near 44.1 kHz: no common factor with 16 kHz
     cases["16001hz"] = (_write(root / "r16001.wav", np.zeros(100, np.float32), 16001), None)
     cases["44101hz"] = (_write(root / "r44101.wav", _tone(2.0, 44101), 44101), None)
@@ -106,7 +113,8 @@ def list_results(pipe, corpus):
 
 FILE_CASES = [
     "missing", "empty", "text_as_wav", "directory", "nan", "one_sample", "six_channels", "8khz", "48khz_stereo",
-    "8bit_unsigned", "truncated_wav", "16001hz", "44101hz",
+    "8bit_unsigned", "truncated_wav", "16001hz", "44101hz", "truncated_flac", "ten_channels", "huge_peak",
+    "nothing_at_16khz",
 ]
 
 
@@ -168,7 +176,15 @@ OPTION_CASES = {
     "batch_size_zero": ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
     "num_beams_zero": ({"num_beams": 0}, "num_beams must be a whole number >= 1"),
     "max_new_tokens_in_generate_kwargs": ({"generate_kwargs": {"max_new_tokens": -1}}, "max_new_tokens must be"),
-    "chunk_length_too_long": ({"chunk_length_s": 60}, "chunk_length_s must be a number >= 0 and <= 30"),
+    "chunk_length_too_long": ({"chunk_length_s": 60}, r"chunk_length_s must be 0 \(no chunking\) or a number of "
+                              "seconds >= 5 and <= 30"),
+    "chunk_length_tiny": ({"chunk_length_s": 0.001}, "chunk_length_s must be 0 .*>= 5 and <= 30 .*got 0.001"),
+    "num_beams_huge": ({"num_beams": 3000}, r"num_beams must be a whole number <= 64 \(each beam"),
+    "max_new_tokens_huge": ({"max_new_tokens": 100000}, r"max_new_tokens must be a whole number <= 444 \(the decoder"),
+    "generate_kwargs_text": ({"generate_kwargs": "fast"}, "generate_kwargs must be a dict of generate"),
+    "language_on_english_only": ({"language": "de"}, "is an English-only model: it has no language 'de'"),
+    "translate_on_english_only": ({"generate_kwargs": {"task": "translate"}}, "English-only model: it has no task"),
+    "task_unknown": ({"task": "summarize"}, 'task must be "transcribe" or "translate"'),
     "return_timestamps_char": ({"return_timestamps": "char"}, 'return_timestamps must be True, False or "word"'),
     "language_unknown": ({"generate_kwargs": {"language": "englsh"}}, r"language must be one of .* 'english'"),
 }
@@ -191,6 +207,17 @@ def test_pipeline_options_fail_early_with_named_errors(pipe, no_decoding, case):
     for inputs in (str(GOOD[0]), [str(GOOD[0]), str(GOOD[1])], {"raw": waveform, "sampling_rate": RATE}):
         with pytest.raises(ValueError, match=message):
             pipe(inputs, **options)
+
+
+def test_numpy_scalar_options_and_english_on_english_only_are_accepted(pipe):
+    result = pipe(str(GOOD[0]), at_time_res=np.float32(1.2), top_k=np.int64(2), tag_threshold=np.float32(0.0),
+                  language="en", task="transcribe", num_beams=np.int64(1), max_new_tokens=np.int64(8))
+    first = result["audio_tags"][0]
+    assert first["timestamp"] == (0.0, pytest.approx(1.2)) and len(first["tags"]) == 2
+    assert result["text"].strip().startswith("The quick")
+    chunked = pipe(str(GOOD[0]), chunk_length_s=np.float32(10), stride_length_s=np.float64(1), ignore_warning=True,
+                   **FAST)
+    assert chunked["text"].strip().startswith("The quick")
 
 
 def test_plain_list_of_floats_is_one_clear_error(pipe, no_decoding):
@@ -223,6 +250,29 @@ def test_compat_transcribe_and_parse_at_label_check_options(tiny_en_at_dir):
         model.transcribe(str(REPO_ROOT / "no-such-file.wav"), at_time_res=1e9)  # refused before the file is read
     with pytest.raises(ValueError, match="beam_size must be a whole number >= 1, got 0"):
         model.transcribe(str(REPO_ROOT / "no-such-file.wav"), beam_size=0)
+    for options, message in (  # each refused before the (missing) file is read
+        ({"temperature": math.nan}, "temperature must be a number >= 0 or a non-empty list"),
+        ({"temperature": -1}, "temperature must be a number >= 0"),
+        ({"temperature": (0.0, math.nan)}, "temperature must be a number >= 0"),
+        ({"no_speech_threshold": "x"}, "no_speech_threshold must be a number >= 0 and <= 1, got 'x'"),
+        ({"logprob_threshold": math.nan}, "logprob_threshold must be a number"),
+        ({"compression_ratio_threshold": -2.4}, "compression_ratio_threshold must be a number >= 0"),
+        ({"suppress_tokens": "a,b"}, "suppress_tokens must be token ids: .*got 'a,b'"),
+        ({"max_initial_timestamp": math.nan}, "max_initial_timestamp must be a number >= 0"),
+        ({"beam_size": 3000}, "beam_size must be a whole number <= 64"),
+        ({"sample_len": 100000}, "sample_len must be a whole number <= 444"),
+        ({"language": "de", "task": "translate"}, "is an English-only model: it has no language 'de' or task"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            model.transcribe(str(REPO_ROOT / "no-such-file.wav"), **options)
+    for bad, message in (
+        ({}, "result has no 'audio_tag' or 'at_time_res'"),
+        (None, "result must be what transcribe\\(\\) returned"),
+        ({"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(527)},
+         "must be a \\(num_windows, num_labels\\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            compat.parse_at_label(bad)
     result = {"language": "en", "at_time_res": 10, "audio_tag": torch.zeros(1, 527), "label_names": None}
     result["label_names"] = model.label_names.names_by_language
     for kwargs, message in (
@@ -322,7 +372,11 @@ CLI_OPTION_CASES = {
     "at_time_res_huge": (["--at-time-res", "40000"], "at_time_res must be at most 30 s"),
     "at_time_res_off_grid": (["--at-time-res", "0.3"], "positive multiple of 0.4"),
     "tag_threshold_text": (["--tag-threshold", "high"], "argument --tag-threshold: not a number: 'high'"),
-    "chunk_length_zero": (["--chunk-length-s", "0"], "--chunk-length-s must be a number > 0 and <= 30"),
+    "chunk_length_zero": (["--chunk-length-s", "0"], "--chunk-length-s must be a number of seconds >= 5 and <= 30"),
+    "chunk_length_tiny": (["--chunk-length-s", "0.01"], "--chunk-length-s must be a number of seconds >= 5"),
+    "num_beams_huge": (["--num-beams", "3000"], "--num-beams must be a whole number <= 64"),
+    "max_new_tokens_huge": (["--max-new-tokens", "100000"], "--max-new-tokens must be a whole number <= 444"),
+    "device_unknown": (["--device", "foo"], "--device 'foo' is not a device: use cpu, cuda, cuda:N or mps"),
     "language_unknown": (["--language", "klingon"], "--language must be one of Whisper's languages"),
     "output_dir_is_a_file": (["-o", "{file}"], "output directory '{file}' exists and is not a directory"),
     "output_dir_under_a_file": (["-o", "{file}/sub"], "cannot create output directory '{file}/sub'"),
@@ -386,6 +440,33 @@ def test_long_audio_needs_no_flag_and_matches_the_asr_pipeline(pipe):
     asr = pipeline("automatic-speech-recognition", model=str(TINY_EN))  # the same Whisper weights as `pipe`
     expected = asr({"raw": waveform, "sampling_rate": rate}, return_timestamps=True, generate_kwargs={"num_beams": 1})
     assert result["text"] == expected["text"] and result["text"].strip().startswith("The quick")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the message on a machine without MPS")
+def test_cli_mps_device_without_mps_exits_2(tmp_path, monkeypatch, capsys):
+    import transformers
+
+    from whisper_at_hf import cli
+
+    monkeypatch.setattr(transformers, "pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main([str(GOOD[0]), "--model", str(tmp_path), "-o", str(tmp_path), "--device", "mps"])
+    assert exited.value.code == 2 and "--device mps: MPS is not available" in capsys.readouterr().err
+
+
+def test_cli_language_or_translate_on_english_only_model_exits_2(tiny_en_at_dir, tmp_path, capsys):
+    """The CLI dropped --language/--task for English-only models silently; now options' one rule refuses them."""
+    from whisper_at_hf import cli
+
+    for extra, asked in ((["--language", "de", "--task", "translate"], "--language 'de' or --task 'translate'"),
+                         (["--task", "translate"], "--task 'translate'")):
+        code = cli.main([str(GOOD[0]), "--model", str(tiny_en_at_dir), "-o", str(tmp_path), "-q", *extra])
+        stderr = capsys.readouterr().err
+        assert code == 2 and f"is an English-only model: it has no {asked}" in stderr, stderr
+        assert not list(tmp_path.iterdir())  # nothing was transcribed
+    code = cli.main([str(GOOD[0]), "--model", str(tiny_en_at_dir), "-o", str(tmp_path), "-q", "-f", "txt",
+                     "--language", "en", "--num-beams", "1", "--max-new-tokens", "8"])
+    assert code == 0 and (tmp_path / "speech_en.txt").read_text().strip().startswith("The quick")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")

@@ -164,10 +164,15 @@ def test_decode_options(converted_model):
     model = converted_model
     with pytest.warns(UserWarning) as caught:
         result = model.transcribe(
-            str(SPEECH), best_of=5, language="de", beam_size=2, initial_prompt="hello", **FAST
+            str(SPEECH), best_of=5, language="en", beam_size=2, initial_prompt="hello", **FAST
         )
     messages = " ".join(str(warning.message) for warning in caught)
-    assert "best_of" in messages and "English-only" in messages
+    assert "best_of" in messages
+    # options' one rule (as the pipeline, CLI and annotate): an English-only model refuses another language or
+    # translating (the original warned and transcribed English), before any audio is read
+    for options in ({"language": "de"}, {"task": "translate"}):
+        with pytest.raises(ValueError, match="is an English-only model: it has no"):
+            model.transcribe(str(SPEECH.parent / "no-such-file.wav"), **options)
     assert len(result["segments"]) == 1 and result["segments"][0]["temperature"] == 0.0
     assert result["segments"][0]["seek"] == 0 and result["segments"][0]["avg_logprob"] is None
     with pytest.raises(TypeError, match="no_such_option"):

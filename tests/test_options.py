@@ -124,3 +124,147 @@ def test_event_options():
     with pytest.raises(ValueError, match="return_events must be True or False, got 'yes'"):
         check_pipeline_options(return_events="yes")
     assert check_pipeline_options(event_min_gap=2, top_k=None) == {"event_min_gap": 2.0, "top_k": None}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bounds that keep memory bounded, numpy scalars, generate_kwargs, the language/task rule, devices
+# --------------------------------------------------------------------------------------------------------------------
+def test_num_beams_and_max_new_tokens_have_upper_bounds():
+    from whisper_at_hf.options import MAX_NUM_BEAMS, check_max_new_tokens, check_num_beams
+
+    assert check_num_beams(np.int64(5)) == 5 and check_num_beams(MAX_NUM_BEAMS) == MAX_NUM_BEAMS
+    for bad in (3000, 100000, MAX_NUM_BEAMS + 1):
+        with pytest.raises(ValueError, match=rf"num_beams must be a whole number <= {MAX_NUM_BEAMS} .*got {bad}"):
+            check_num_beams(bad)
+    config = WhisperATConfig()  # max_target_positions 448
+    assert check_max_new_tokens(444, config) == 444 and check_max_new_tokens(np.int32(8)) == 8
+    with pytest.raises(ValueError, match=r"max_new_tokens must be a whole number <= 444 \(the decoder sees 448"):
+        check_max_new_tokens(100000, config)
+    small = WhisperATConfig(max_target_positions=64)
+    with pytest.raises(ValueError, match="<= 60 .*sees 64 tokens"):
+        check_max_new_tokens(61, small)
+    with pytest.raises(ValueError, match="--max-new-tokens must be a whole number >= 1"):
+        check_max_new_tokens(0, name="--max-new-tokens")
+
+
+def test_chunk_length_has_a_minimum():
+    from whisper_at_hf.options import MIN_CHUNK_SECONDS, check_chunk_length_s
+
+    assert check_chunk_length_s(0) == 0.0 and check_chunk_length_s(np.float32(10)) == 10.0
+    assert check_chunk_length_s(MIN_CHUNK_SECONDS) == MIN_CHUNK_SECONDS and check_chunk_length_s(30) == 30.0
+    for bad in (0.01, 0.001, 4.9, 31, -1, math.nan, "10"):
+        with pytest.raises(ValueError, match=r"chunk_length_s must be 0 \(no chunking\) or a number of seconds >= 5 "):
+            check_chunk_length_s(bad)
+    with pytest.raises(ValueError, match="--chunk-length-s must be a number of seconds >= 5 and <= 30"):
+        check_chunk_length_s(0, "--chunk-length-s", allow_off=False)
+
+
+def test_numpy_scalars_are_accepted_everywhere():
+    config = WhisperATConfig()
+    assert check_at_time_res(np.float32(1.2), config) == pytest.approx(1.2, rel=1e-6)
+    assert check_at_time_res(np.float64(10.0)) == 10.0 and config.at_window_frames(np.float32(1.2)) == 3
+    checked = check_pipeline_options(
+        config, at_time_res=np.float32(1.2), top_k=np.int64(2), tag_threshold=np.float32(0.5), num_beams=np.int8(2)
+    )
+    assert checked["top_k"] == 2 and checked["num_beams"] == 2 and checked["tag_threshold"] == 0.5
+    assert all(type(checked[name]) in (int, float) for name in ("at_time_res", "top_k", "tag_threshold"))
+    chunking = check_pipeline_options(chunk_length_s=np.float32(10), stride_length_s=np.float64(1))
+    assert type(chunking["chunk_length_s"]) is float and type(chunking["stride_length_s"]) is float
+    assert check_pipeline_options(stride_length_s=(np.int64(1), 2.0))["stride_length_s"] == [1.0, 2.0]
+
+
+def test_generate_kwargs_must_be_a_dict():
+    from whisper_at_hf.options import check_generate_kwargs
+
+    assert check_generate_kwargs(None) == {} and check_generate_kwargs({"num_beams": 1}) == {"num_beams": 1}
+    for bad in ("fast", ["num_beams", 1], 5, {1: 2}):
+        with pytest.raises(ValueError, match="generate_kwargs must be a dict of generate\\(\\) arguments"):
+            check_generate_kwargs(bad)
+    with pytest.raises(ValueError, match="generate_kwargs must be a dict"):
+        check_pipeline_options(generate_kwargs="fast")
+
+
+def test_language_and_task_one_rule():
+    from whisper_at_hf.options import check_language_and_task
+
+    assert check_language_and_task("de", "translate", True) == {"language": "de", "task": "translate"}
+    assert check_language_and_task(None, "transcribe", True) == {"task": "transcribe"}
+    # English-only: English and transcribing are what it does anyway (dropped); anything else is refused
+    for language in (None, "en", "English", "<|en|>", ["en", "english"]):
+        assert check_language_and_task(language, "transcribe", False) == {}
+    for language, task, asked in (
+        ("de", "translate", "language 'de' or task 'translate'"),
+        ("german", None, "language 'german'"),
+        (None, "translate", "task 'translate'"),
+        (["en", "fr"], "transcribe", "language 'fr'"),
+    ):
+        with pytest.raises(ValueError, match=f"tiny.en is an English-only model: it has no {asked}\\. Use a multi"):
+            check_language_and_task(language, task, False, "tiny.en")
+    with pytest.raises(ValueError, match="leave out --language and --task"):
+        check_language_and_task("de", None, False, names=("--language", "--task"))
+    with pytest.raises(ValueError, match='task must be "transcribe" or "translate", got \'translat\''):
+        check_language_and_task(None, "translat", True)
+    with pytest.raises(ValueError, match="language must be one of Whisper's languages"):
+        check_language_and_task("klingon", None, False)
+    with pytest.raises(ValueError, match="English-only"):  # the pipeline's check takes the same rule
+        check_pipeline_options(multilingual=False, language="de")
+
+
+def test_devices_are_checked_before_use(monkeypatch):
+    import torch
+
+    from whisper_at_hf.options import check_device
+
+    assert check_device("cpu") == "cpu" and check_device(torch.device("cpu")) == torch.device("cpu")
+    for bad in ("foo", "cuda:x", "", "gpu"):
+        with pytest.raises(ValueError, match=f"--device {bad!r} is not a device: use cpu, cuda, cuda:N or mps"):
+            check_device(bad, "--device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device cuda: CUDA is not available on this machine \\(use --device cpu\\)"):
+        check_device("cuda", "--device")
+    with pytest.raises(ValueError, match="--device mps: MPS is not available on this machine"):
+        check_device("mps", "--device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1") == "cuda:1"
+    with pytest.raises(ValueError, match="device cuda:2: no such CUDA device \\(this machine has 2\\)"):
+        check_device("cuda:2")
+
+
+def test_original_decode_options():
+    from whisper_at_hf.options import check_optional_number, check_suppress_tokens, check_temperature
+
+    assert check_temperature(0) == 0.0 and check_temperature((0.0, 0.2, np.float32(1.0))) == (0.0, 0.2, 1.0)
+    for bad in (math.nan, -1, math.inf, (), (0.0, math.nan), "hot", None):
+        with pytest.raises(ValueError, match="temperature must be a number >= 0 or a non-empty list"):
+            check_temperature(bad)
+    assert check_optional_number("no_speech_threshold", None) is None
+    assert check_optional_number("no_speech_threshold", np.float32(0.5), 0, 1) == 0.5
+    for bad in ("x", math.nan, 1.5):
+        with pytest.raises(ValueError, match="no_speech_threshold must be a number"):
+            check_optional_number("no_speech_threshold", bad, 0, 1)
+    assert check_suppress_tokens("-1") == [-1] and check_suppress_tokens(" 1, 2 ,") == [1, 2]
+    assert check_suppress_tokens([3, np.int64(4)]) == [3, 4] and check_suppress_tokens(None) is None
+    for bad in ("a,b", "1.5", [-2], ["x"], 2.5, {"a": 1}):
+        with pytest.raises(ValueError, match="suppress_tokens must be token ids"):
+            check_suppress_tokens(bad)
+
+
+def test_tagging_result_for_parse_at_label():
+    from whisper_at_hf.options import check_tagging_result
+
+    tags = np.zeros((2, 527), dtype=np.float32)
+    assert check_tagging_result({"at_time_res": 10, "audio_tag": tags})[0] == 10.0
+    for bad, message in (
+        (None, "result must be what transcribe\\(\\) returned"),
+        ([], "result must be what transcribe"),
+        ({}, "result has no 'audio_tag' or 'at_time_res'"),
+        ({"audio_tag": tags}, "result has no 'at_time_res'"),
+        ({"audio_tag": np.zeros(527), "at_time_res": 10},
+         r"result\['audio_tag'\] must be a \(num_windows, num_labels\) .*\(527,\)"),
+        ({"audio_tag": [[0.0]], "at_time_res": 10}, r"must be a \(num_windows, num_labels\) array of logits, got list"),
+        ({"audio_tag": tags, "at_time_res": -1}, r"result\['at_time_res'\] must be a number > 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            check_tagging_result(bad)

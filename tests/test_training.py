@@ -146,6 +146,39 @@ def test_recipe_pieces():
     assert module.weight.detach().mean().item() == pytest.approx(2.5)  # mean of epochs 2 and 3
 
 
+def test_argument_values_are_checked_when_parsed(tmp_path, monkeypatch, capsys):
+    """Negative epochs saved an untrained head, label smoothing 2 and mixup alpha -1 were taken, `--report_to none`
+    was a traceback: each is a usage error (exit 2) before any data or model is loaded."""
+    import importlib.util
+
+    from whisper_at_hf.training.arguments import LoopArguments, RecipeArguments
+
+    spec = importlib.util.spec_from_file_location("train_head_script", TRAIN_HEAD)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    common = ["train_head.py", "--model_name_or_path", "m", "--train_file", "t.csv",
+              "--output_dir", str(tmp_path / "o")]
+    for extra, message in (
+        (["--num_train_epochs", "-1"], "--num_train_epochs must be a whole number >= 1, got -1"),
+        (["--num_train_epochs", "0"], "--num_train_epochs must be a whole number >= 1, got 0"),
+        (["--label_smoothing", "2"], "--label_smoothing must be a number >= 0 and < 0.5, got 2.0"),
+        (["--mixup_alpha", "-1"], "--mixup_alpha must be a number >= 0, got -1.0"),
+        (["--mixup_probability", "1.5"], "--mixup_probability must be a number >= 0 and <= 1"),
+        (["--report_to", "nonsense"], "--report_to nonsense: not a tracker; use none or one of all, aim, tensorboard"),
+        (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be a whole number >= 1"),
+    ):
+        monkeypatch.setattr(sys, "argv", common + extra)
+        with pytest.raises(SystemExit) as exited:
+            script.parse_args()
+        stderr = capsys.readouterr().err
+        assert exited.value.code == 2 and message in stderr and "Traceback" not in stderr, stderr
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(sys, "argv", common + ["--report_to", "none"])
+    assert script.parse_args()[3].report_to == []  # "none" means no tracker, as in transformers
+    assert LoopArguments(output_dir="o", report_to=["tensorboard"]).report_to == ["tensorboard"]
+    assert RecipeArguments(label_smoothing=0.1, mixup_alpha=0.5).label_smoothing == 0.1
+
+
 def test_optimizer_sees_head_params_only_and_whisper_stays_eval():
     from transformers import TrainingArguments
 

@@ -64,11 +64,14 @@ STATE_FILE = "training_state.json"
 
 def parse_args():
     parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, LoopArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(yaml_file=os.path.abspath(sys.argv[1]))
-    return parser.parse_args_into_dataclasses()
+    try:  # the argument dataclasses check their values: a bad one is a usage error (exit 2), before any work
+        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+        if len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+            return parser.parse_yaml_file(yaml_file=os.path.abspath(sys.argv[1]))
+        return parser.parse_args_into_dataclasses()
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def resume(accelerator, output_dir: str, resume_from_checkpoint: str | None) -> tuple[str | None, dict]:

@@ -37,12 +37,16 @@ logger = logging.getLogger(__name__)
 
 def main():
     parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        model_args, data_args, recipe_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-    elif len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
-        model_args, data_args, recipe_args, training_args = parser.parse_yaml_file(yaml_file=os.path.abspath(sys.argv[1]))
-    else:
-        model_args, data_args, recipe_args, training_args = parser.parse_args_into_dataclasses()
+    try:  # the argument dataclasses check their values: a bad one is a usage error (exit 2), before any work
+        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            parsed = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+        elif len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+            parsed = parser.parse_yaml_file(yaml_file=os.path.abspath(sys.argv[1]))
+        else:
+            parsed = parser.parse_args_into_dataclasses()
+    except ValueError as error:
+        parser.error(str(error))
+    model_args, data_args, recipe_args, training_args = parsed
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",

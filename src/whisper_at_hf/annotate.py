@@ -52,7 +52,13 @@ from .audio import Audio, AudioDecodeError, load_audio
 from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
 from .hub_utils import upload_folder
 from .labels import model_label_names
-from .options import check_at_time_res, check_tag_threshold
+from .options import (
+    check_at_time_res,
+    check_language_and_task,
+    check_max_new_tokens,
+    check_num_beams,
+    check_tag_threshold,
+)
 from .original_variants import default_variant
 from .release_resolver import resolve_model
 from .tags import name_events, top_tags, window_bounds, windows_for_duration
@@ -154,6 +160,10 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             check_tag_threshold(args.tag_threshold)
         if args.at_time_res is not None:
             check_at_time_res(args.at_time_res)
+        if args.num_beams is not None:
+            check_num_beams(args.num_beams, "--num-beams")
+        if args.max_new_tokens is not None:
+            check_max_new_tokens(args.max_new_tokens, name="--max-new-tokens")
     except ValueError as error:
         parser.error(str(error))
     if args.max_inputs is not None and args.max_inputs < 0:
@@ -430,13 +440,10 @@ class Annotator:
             kwargs["at_time_res"] = args.at_time_res
         if args.events:
             kwargs["return_events"] = True
-        if getattr(self.model.generation_config, "is_multilingual", True):
-            if args.language:
-                kwargs["language"] = args.language
-            if args.task:
-                kwargs["task"] = args.task
-        elif args.language not in (None, "en", "english", "English") or args.task == "translate":
-            raise ValueError(f"{self.model_name} is English-only: --language/--task translate do not apply.")
+        # options' one rule: English / transcribe on an English-only model are dropped, the rest refused
+        multilingual = getattr(self.model.generation_config, "is_multilingual", True)
+        kwargs.update(check_language_and_task(args.language or None, args.task, multilingual, self.model_name,
+                                              ("--language", "--task")))
         return kwargs
 
     # ----- one batch ------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Decoding: WAV/FLAC/OGG (and anything else libsndfile reads) through `soundfile`; MP3 and other containers through
 an `ffmpeg` subprocess. Multi-channel audio is down-mixed by averaging channels; other sampling rates are converted
 with `soxr` (the resampler librosa uses: high quality, memory linear in the audio's length whatever the rates).
-A WAV file cut short of the length its header declares is read as far as it goes, with an [`AudioTruncatedWarning`].
+A file cut short of the length its header declares (a WAV's `data` chunk, libsndfile's frame count, ffmpeg's
+container duration) is read as far as it goes, with an [`AudioTruncatedWarning`].
 
 Every problem is an [`AudioDecodeError`] (a `ValueError`) that names the input and what is wrong with it, so a caller
 processing many files can report the bad one and carry on.
@@ -13,9 +14,11 @@ This module is copied beside checkpoints for `trust_remote_code` pipelines, so i
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import warnings
@@ -24,6 +27,12 @@ from typing import Any
 
 import numpy as np
 import torch
+
+# Float audio lies in [-1, 1]; a little over is clipping, but 40 dB over full scale is not audio (raw 16-bit values
+# in a float array, a corrupt float WAV): refused, since Whisper's log-mel features are not scale-free (far out of
+# their range, and NaN from ~1e17 on, where the power spectrum overflows float32).
+MAX_SAMPLE_PEAK = 100.0
+
 
 class AudioDecodeError(ValueError):
     """An input could not be turned into audio. `source` names the input (a path, or a short description)."""
@@ -77,18 +86,48 @@ def describe_input(inputs: Any) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------------------------------
+# What a path that is no regular file is, for the message (opening a FIFO or socket would block or fail obscurely,
+# and a device such as /dev/zero never ends)
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "is a directory, not an audio file"),
+    (stat.S_ISFIFO, "is a named pipe (FIFO), not an audio file; save the stream to a file first"),
+    (stat.S_ISSOCK, "is a socket, not an audio file"),
+    (stat.S_ISCHR, "is a character device, not an audio file"),
+    (stat.S_ISBLK, "is a block device, not an audio file"),
+)
+
+
 def read_audio_file(path: str | os.PathLike, source: str | None = None) -> tuple[np.ndarray, int]:
     """Reads a file as `(array (num_samples,) or (num_samples, channels) float32, sampling_rate)`."""
     path = os.fspath(path)
     source = source or path
-    if not os.path.exists(path):
-        raise AudioDecodeError(source, "no such file")
-    if os.path.isdir(path):
-        raise AudioDecodeError(source, "is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
+    mode = _stat_mode(path, source)
+    for is_kind, problem in _NOT_REGULAR:
+        if is_kind(mode):
+            raise AudioDecodeError(source, problem)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise AudioDecodeError(source, f"cannot read it: {error.strerror or error}") from error
+    if not data:  # read, not stat'ed: files such as /proc/self/environ report 0 bytes and yet hold some
         raise AudioDecodeError(source, "file is empty (0 bytes)")
-    with open(path, "rb") as handle:
-        return read_audio_bytes(handle.read(), source)
+    return read_audio_bytes(data, source)
+
+
+def _stat_mode(path: str, source: str) -> int:
+    """`st_mode` of `path`, following links; a missing file, a broken link or a link loop each say which."""
+    try:
+        return os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise AudioDecodeError(source, "symbolic link loop (its links lead back to themselves)") from error
+        if error.errno == errno.ENOENT and os.path.islink(path):
+            target = os.readlink(path)
+            raise AudioDecodeError(source, f"broken symbolic link (to {target!r}, which does not exist)") from error
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise AudioDecodeError(source, "no such file") from error
+        raise AudioDecodeError(source, f"cannot read it: {error.strerror or error}") from error
 
 
 def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, int]:
@@ -98,7 +137,9 @@ def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, 
     import soundfile
 
     try:
-        array, sampling_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        with soundfile.SoundFile(io.BytesIO(data)) as sound:
+            declared, sampling_rate = sound.frames, sound.samplerate
+            array = sound.read(dtype="float32", always_2d=True)
     except MemoryError as error:  # e.g. a header declaring billions of channels
         raise AudioDecodeError(source, f"not enough memory to decode it ({error})") from error
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as sndfile_error:
@@ -106,9 +147,27 @@ def read_audio_bytes(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, 
         # named by the caller
         sndfile_problem = str(sndfile_error).split(">: ", 1)[-1]
     else:
-        _warn_if_wav_truncated(data, array.shape[0], int(sampling_rate), source)
-        return array, int(sampling_rate)
+        if _cut_short(declared / sampling_rate, array.shape[0] / sampling_rate):  # e.g. an MP3's Xing frame count
+            _warn_truncated(source, "file", declared / sampling_rate, array.shape[0] / sampling_rate)
+        else:  # libsndfile counts a WAV's frames from the file's size: look at what its header declares
+            _warn_if_wav_truncated(data, array.shape[0], int(sampling_rate), source)
+        return (array[:, 0] if array.shape[1] == 1 else array), int(sampling_rate)
     return _ffmpeg_decode(data, source, sndfile_problem)
+
+
+def _cut_short(declared_seconds: float, read_seconds: float) -> bool:
+    """Less audio than declared, beyond what codec priming/padding and bitrate estimates (an MP3 without a Xing
+    header, whose length libsndfile guesses) account for."""
+    return declared_seconds - read_seconds > max(0.25, 0.02 * declared_seconds)
+
+
+def _warn_truncated(source: str, kind: str, declared_seconds: float, read_seconds: float) -> None:
+    warnings.warn(
+        f"{source}: {kind} is truncated: its header declares {declared_seconds:.2f} s of audio but only "
+        f"{read_seconds:.2f} s could be read (file cut short?); using what is there.",
+        AudioTruncatedWarning,
+        stacklevel=5,
+    )
 
 
 def _warn_if_wav_truncated(data: bytes, frames_read: int, sampling_rate: int, source: str) -> None:
@@ -125,13 +184,7 @@ def _warn_if_wav_truncated(data: bytes, frames_read: int, sampling_rate: int, so
         elif chunk_id == b"data":
             available = len(data) - body
             if block_align and 0 < size < 0xFFFFFFFF and size > available:
-                declared = size / block_align / sampling_rate
-                warnings.warn(
-                    f"{source}: WAV file is truncated: its header declares {declared:.2f} s of audio but only "
-                    f"{frames_read / sampling_rate:.2f} s could be read (file cut short?); using what is there.",
-                    AudioTruncatedWarning,
-                    stacklevel=4,
-                )
+                _warn_truncated(source, "WAV file", size / block_align / sampling_rate, frames_read / sampling_rate)
             return
         offset = body + size + (size & 1)  # chunks are padded to an even size
 
@@ -148,7 +201,7 @@ def _ffmpeg_decode(data: bytes, source: str, sndfile_problem: str) -> tuple[np.n
     probe = _ffmpeg_stream_info(ffmpeg, data)
     if probe is None:
         raise AudioDecodeError(source, "not an audio file (neither libsndfile nor ffmpeg can decode it)")
-    sampling_rate, channels = probe
+    sampling_rate, channels, declared_seconds = probe
     command = [ffmpeg, "-nostdin", "-v", "error", "-i", "pipe:0", "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
     result = subprocess.run(command, input=data, capture_output=True, check=False)
     if result.returncode != 0:
@@ -157,15 +210,23 @@ def _ffmpeg_decode(data: bytes, source: str, sndfile_problem: str) -> tuple[np.n
     array = np.frombuffer(result.stdout, dtype=np.float32)
     if channels > 1:
         array = array[: array.shape[0] // channels * channels].reshape(-1, channels)
+    read_seconds = array.shape[0] / sampling_rate  # frames: rows of (samples, channels)
+    # a container's declared length (e.g. FLAC's STREAMINFO) against what decoded: ffmpeg stops silently at a cut
+    if declared_seconds is not None and _cut_short(declared_seconds, read_seconds):
+        _warn_truncated(source, "file", declared_seconds, read_seconds)
     return array.copy(), sampling_rate
 
 
-def _ffmpeg_stream_info(ffmpeg: str, data: bytes) -> tuple[int, int] | None:
-    """`(sampling_rate, channels)` of the first audio stream, read from ffmpeg's banner; `None` if there is none."""
+def _ffmpeg_stream_info(ffmpeg: str, data: bytes) -> tuple[int, int, float | None] | None:
+    """`(sampling_rate, channels, declared seconds or None)` of the first audio stream, read from ffmpeg's banner;
+    `None` if there is none."""
     result = subprocess.run(
         [ffmpeg, "-nostdin", "-hide_banner", "-i", "pipe:0"], input=data, capture_output=True, check=False
     )
+    declared = None
     for line in result.stderr.decode(errors="replace").splitlines():
+        if line.strip().startswith("Duration:"):  # "Duration: 00:00:06.00, start: ..." or "Duration: N/A, ..."
+            declared = _banner_seconds(line.strip()[len("Duration:") :].split(",")[0].strip())
         if "Audio:" not in line:
             continue
         fields = [field.strip() for field in line.split("Audio:", 1)[1].split(",")]
@@ -178,8 +239,18 @@ def _ffmpeg_stream_info(ffmpeg: str, data: bytes) -> tuple[int, int] | None:
             if "." in layout.split()[0]:  # "5.1" -> 6 channels
                 channels = sum(int(part) for part in layout.split()[0].split("(")[0].split(".") if part.isdigit())
         if rate:
-            return rate, channels
+            return rate, channels, declared
     return None
+
+
+def _banner_seconds(text: str) -> float | None:
+    """`"01:02:03.50"` -> 3723.5; `None` for `"N/A"` or anything else."""
+    parts = text.split(":")
+    try:
+        hours, minutes, seconds = (float(part) for part in parts) if len(parts) == 3 else (None,) * 3
+    except ValueError:
+        return None
+    return None if hours is None else hours * 3600 + minutes * 60 + seconds
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -219,7 +290,7 @@ def resample(array: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 def check_waveform(array: np.ndarray, source: str) -> np.ndarray:
-    """Rejects empty, non-finite and non-numeric audio; returns float32."""
+    """Rejects empty, non-finite, non-numeric audio and float audio peaking above `MAX_SAMPLE_PEAK`; returns float32."""
     if array.dtype.kind not in "fiu":
         raise AudioDecodeError(source, f"audio array has non-numeric dtype {array.dtype}")
     if array.dtype.kind == "i":  # signed PCM -> [-1, 1)
@@ -233,6 +304,14 @@ def check_waveform(array: np.ndarray, source: str) -> np.ndarray:
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
         raise AudioDecodeError(source, f"audio contains {bad} NaN/Inf samples")
+    peak = float(np.abs(array).max())
+    if peak > MAX_SAMPLE_PEAK:
+        hint = " (16-bit sample values? divide by 32768)" if peak <= 32768 else ""
+        raise AudioDecodeError(
+            source,
+            f"audio peaks at {peak:.3g}, which is no audio level: float samples lie in [-1, 1] (at most "
+            f"{MAX_SAMPLE_PEAK:g} is accepted){hint}",
+        )
     return array
 
 
@@ -260,8 +339,10 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
         if str(inputs).startswith(("http://", "https://")):
             raise AudioDecodeError(source, "URLs are not fetched; download the file and pass its path")
         array, rate = read_audio_file(inputs, source)
+        channels_first = False  # decoders give (samples, channels), whatever the number of channels
     elif isinstance(inputs, (bytes, bytearray)):
         array, rate = read_audio_bytes(bytes(inputs), source)
+        channels_first = False
     elif isinstance(inputs, dict):
         data = inputs.get("raw", inputs.get("array"))
         if data is None:
@@ -271,6 +352,7 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
                 array, rate = read_audio_file(inputs["path"], source)
             else:
                 raise AudioDecodeError(source, 'an audio dict needs "array" (or "raw") and "sampling_rate"')
+            channels_first = False
         else:
             if "sampling_rate" not in inputs:
                 raise AudioDecodeError(source, 'an audio dict needs a "sampling_rate" beside its array')
@@ -292,9 +374,15 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
     array = check_waveform(np.asarray(array), source)
     array = to_mono(array, source, channels_first)
     try:
-        array = resample(array, int(rate), sampling_rate)
+        resampled = resample(array, int(rate), sampling_rate)
     except (MemoryError, RuntimeError, ValueError) as error:
         raise AudioDecodeError(source, f"cannot resample from {int(rate)} Hz to {sampling_rate} Hz: {error}") from error
+    if resampled.shape[0] == 0:
+        raise AudioDecodeError(
+            source,
+            f"audio is too short: {array.shape[0]} samples at {int(rate)} Hz are 0 samples at {sampling_rate} Hz",
+        )
+    array = resampled
     return Audio(array=np.ascontiguousarray(array, dtype=np.float32), sampling_rate=sampling_rate, source=source)
 
 
@@ -326,6 +414,7 @@ def _as_numpy(data: Any, source: str) -> np.ndarray:
 
 
 __all__ = [
+    "MAX_SAMPLE_PEAK",
     "Audio",
     "AudioDecodeError",
     "AudioTruncatedWarning",

@@ -27,10 +27,14 @@ from .labels import model_label_names
 from .options import (
     WINDOW_SECONDS,
     check_at_time_res,
+    check_chunk_length_s,
+    check_device,
     check_event_options,
     check_int,
     check_language,
-    check_number,
+    check_language_and_task,
+    check_max_new_tokens,
+    check_num_beams,
     check_tag_threshold,
 )
 from .original_variants import is_variant_name
@@ -154,16 +158,22 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument(
         "--chunk-length-s",
-        type=_checked(lambda value: check_number("--chunk-length-s", value, 0.0, WINDOW_SECONDS, True), "seconds"),
+        type=_checked(lambda value: check_chunk_length_s(value, "--chunk-length-s", allow_off=False), "seconds"),
         default=None,
         help="chunked long-form (default: sequential)",
     )
     parser.add_argument("--batch-size", type=_whole("--batch-size"), default=1)
     parser.add_argument(
-        "--num-beams", type=_whole("--num-beams"), default=None, help="beam size (default: the pipeline's, 5)"
+        "--num-beams",
+        type=_checked(lambda value: check_num_beams(value, "--num-beams"), "--num-beams"),
+        default=None,
+        help="beam size (default: the pipeline's, 5)",
     )
     parser.add_argument(
-        "--max-new-tokens", type=_whole("--max-new-tokens"), default=None, help="token limit per 30 s window"
+        "--max-new-tokens",
+        type=_checked(lambda value: check_max_new_tokens(value, name="--max-new-tokens"), "--max-new-tokens"),
+        default=None,
+        help="token limit per 30 s window",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
@@ -203,10 +213,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_args(args: argparse.Namespace) -> str | None:
     """Why the options cannot be used (checked before any audio is decoded or the model loads), or `None`."""
-    problem = check_output_dir(args.output_dir) or _check_device(args.device)
-    if args.language is not None and not problem:
+    problem = check_output_dir(args.output_dir)
+    if not problem:
         try:
-            check_language("--language", args.language)
+            check_device(args.device, "--device")
+            if args.language is not None:
+                check_language("--language", args.language)
         except ValueError as error:
             problem = str(error)
     if args.revision is not None and not problem:
@@ -243,7 +255,11 @@ class _Run:
         logging.getLogger(__package__).setLevel(logging.ERROR)
         self.label_names = model_label_names(self.pipe.model, args.revision)
         self.classes = SoundClasses.for_labels(self.label_names.get("en"))
-        self.call_kwargs = _call_kwargs(args, self.pipe.model.generation_config.is_multilingual)
+        # options' one rule for --language / --task: English / transcribe on an English-only model are dropped, the
+        # rest refused (a ValueError: exit code 2, as for a model that cannot be loaded)
+        multilingual = getattr(self.pipe.model.generation_config, "is_multilingual", True)
+        check_language_and_task(args.language, args.task, multilingual, args.model or "the model", ("--language", "--task"))
+        self.call_kwargs = _call_kwargs(args, multilingual)
         self.formats = list(OUTPUT_FORMATS) if args.output_format == "all" else [args.output_format]
         self.args = args
         self.plotting_failed = False
@@ -328,20 +344,6 @@ def _call_kwargs(args: argparse.Namespace, multilingual: bool) -> dict:
     if args.chunk_length_s:
         call_kwargs["ignore_warning"] = True
     return {key: value for key, value in call_kwargs.items() if value is not None}
-
-
-def _check_device(device: str) -> str | None:
-    """Why `--device` cannot be used here (CUDA asked for but absent, or a GPU index past the last), or `None`."""
-    import torch
-
-    if not device.startswith("cuda"):
-        return None
-    if not torch.cuda.is_available():
-        return f"--device {device}: CUDA is not available on this machine (use --device cpu)"
-    index = device.partition(":")[2]
-    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-        return f"--device {device}: no such GPU (this machine has {torch.cuda.device_count()})"
-    return None
 
 
 def _run_group(pipe, group: list[str], call_kwargs: dict) -> list[dict]:

@@ -46,7 +46,19 @@ from .audio import load_audio
 from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names
 from .modeling_whisper_at import WhisperForAudioTaggingAndASR
-from .options import check_at_time_res, check_class_indices, check_int, check_number
+from .options import (
+    check_at_time_res,
+    check_class_indices,
+    check_int,
+    check_language_and_task,
+    check_max_new_tokens,
+    check_num_beams,
+    check_number,
+    check_optional_number,
+    check_suppress_tokens,
+    check_tagging_result,
+    check_temperature,
+)
 from .original_format import read_original_label_names
 from .original_variants import (
     ALIASES,
@@ -426,31 +438,27 @@ class WhisperATModel:
         decode_options = dict(decode_options)
         language = decode_options.pop("language", language)
         task = decode_options.pop("task", task)
-        kwargs: dict[str, Any] = {}
-        if self.is_multilingual:
-            if language is not None:
-                kwargs["language"] = language
-            kwargs["task"] = task
-        else:
-            if language is not None and language.lower() not in ("en", "english", "<|en|>"):
-                warnings.warn(f"{self.name_or_path} is English-only; ignoring language={language!r}.", stacklevel=3)
-            if task != "transcribe":
-                warnings.warn(f"{self.name_or_path} is English-only; it cannot {task}. Transcribing.", stacklevel=3)
-        kwargs["temperature"] = tuple(temperature) if isinstance(temperature, (list, tuple)) else float(temperature)
-        kwargs["compression_ratio_threshold"] = compression_ratio_threshold
-        kwargs["logprob_threshold"] = logprob_threshold
-        kwargs["no_speech_threshold"] = no_speech_threshold
+        # options' one rule: English / transcribe on an English-only model are dropped, the rest refused
+        kwargs: dict[str, Any] = check_language_and_task(language, task, self.is_multilingual, self.name_or_path)
+        kwargs["temperature"] = check_temperature(temperature)
+        kwargs["compression_ratio_threshold"] = check_optional_number(
+            "compression_ratio_threshold", compression_ratio_threshold, 0.0
+        )
+        kwargs["logprob_threshold"] = check_optional_number("logprob_threshold", logprob_threshold)
+        kwargs["no_speech_threshold"] = check_optional_number("no_speech_threshold", no_speech_threshold, 0.0, 1.0)
         kwargs["condition_on_prev_tokens"] = condition_on_previous_text
         if initial_prompt is not None:
             prompt_ids = self.pipeline.tokenizer.get_prompt_ids(initial_prompt.strip(), return_tensors="pt")
             kwargs["prompt_ids"] = prompt_ids.to(self.device)
         # The original decodes greedily unless told a beam size; the ASR pipeline's own default is 5 beams.
         beam_size = decode_options.pop("beam_size", None)
-        kwargs["num_beams"] = check_int("beam_size", beam_size) if beam_size is not None else 1
+        kwargs["num_beams"] = check_num_beams(beam_size, "beam_size") if beam_size is not None else 1
         sample_len = decode_options.pop("sample_len", None)
         if sample_len is not None:
-            kwargs["max_new_tokens"] = check_int("sample_len", sample_len)
-        max_initial_timestamp = decode_options.pop("max_initial_timestamp", 1.0)
+            kwargs["max_new_tokens"] = check_max_new_tokens(sample_len, self.model.config, "sample_len")
+        max_initial_timestamp = check_optional_number(
+            "max_initial_timestamp", decode_options.pop("max_initial_timestamp", 1.0), 0.0
+        )
         if max_initial_timestamp is not None:
             kwargs["max_initial_timestamp_index"] = int(round(max_initial_timestamp / _TIME_PRECISION))
         suppress = _suppress_tokens(decode_options.pop("suppress_tokens", "-1"), self.model.generation_config)
@@ -487,11 +495,9 @@ def transcribe(model: WhisperATModel, audio: Any, **kwargs: Any) -> dict[str, An
 
 def _suppress_tokens(value: Any, generation_config: Any) -> list[int] | None:
     """The original's `suppress_tokens`: "-1" stands for the default set; `None` keeps the checkpoint's."""
-    if value is None or value == "-1":
+    tokens = check_suppress_tokens(value)
+    if tokens is None or tokens == [-1]:
         return None
-    if isinstance(value, str):
-        value = [int(token) for token in value.split(",") if token.strip()]
-    tokens = [int(token) for token in value]
     if -1 in tokens:
         tokens = [token for token in tokens if token >= 0] + list(generation_config.suppress_tokens or [])
     return sorted(set(tokens))
@@ -550,6 +556,8 @@ def parse_at_label(
         `audio_tag`, tags by decreasing logit. Times are the window grid, as in the original (not clipped to the
         audio's end).
     """
+    _, audio_tag = check_tagging_result(result)
+    at_time_res = result["at_time_res"]  # as given (the original's times keep its type)
     top_k = check_int("top_k", top_k)
     p_threshold = check_number("p_threshold", p_threshold, allow_infinite=True)
     if not isinstance(language, str):
@@ -558,8 +566,7 @@ def parse_at_label(
     if language == "follow_asr":
         language = result.get("language") or "en"
     label_list = names.get(language)
-    at_time_res = result["at_time_res"]
-    audio_tag = torch.as_tensor(result["audio_tag"]).float().numpy()
+    audio_tag = torch.as_tensor(audio_tag).float().numpy()
     num_labels = audio_tag.shape[-1]
     if len(label_list) != num_labels:
         raise ValueError(f"{len(label_list)} label names for {num_labels} tag classes in result['audio_tag'].")

@@ -31,8 +31,9 @@ def window_frames(at_time_res: Any, frame_seconds: float, max_frames: int) -> in
     Raises `ValueError` unless `at_time_res` is a positive multiple of `frame_seconds` and at most `max_frames`
     frames (what one encoder pass sees: a longer window means nothing to the head, and would only cost memory).
     """
+    # any real number (numpy scalars too), but not a bool
     is_number = isinstance(at_time_res, numbers.Real) and type(at_time_res).__name__ not in ("bool", "bool_")
-    frames = at_time_res / frame_seconds if is_number else float("nan")
+    frames = float(at_time_res) / frame_seconds if is_number else float("nan")
     if not (math.isfinite(frames) and frames > 0 and abs(frames - round(frames)) < 1e-6):
         raise ValueError(
             f"at_time_res must be a positive multiple of {frame_seconds:g} s (e.g. {frame_seconds:g}, "

@@ -22,6 +22,15 @@ from .tags import EVENT_THRESHOLD
 # frames of 20 ms) and 30 s seen by one encoder pass. With a config at hand, `config.at_window_frames` decides.
 POOLED_FRAME_SECONDS = 0.4
 WINDOW_SECONDS = 30.0
+# Upper bounds that keep memory bounded by the input, not by an option: beams multiply the decoder's cache (3000
+# beams took 19.8 GB); a decoder sees at most `max_target_positions` tokens (448 for every Whisper), of which up to
+# 4 are start tokens (start of transcript, language, task, no-timestamps); a chunk shorter than a few seconds still
+# costs a padded 30 s encoder pass, so tiny chunks multiply the work without bound.
+MAX_NUM_BEAMS = 64
+MAX_TARGET_POSITIONS = 448
+DECODER_START_TOKENS = 4
+MIN_CHUNK_SECONDS = 5.0
+TASKS = ("transcribe", "translate")
 
 
 def _is_real(value: Any) -> bool:
@@ -39,10 +48,12 @@ def _is_whole(value: Any) -> bool:
     return _is_real(value) and math.isfinite(value) and float(value).is_integer()
 
 
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """A whole number `>= minimum` (e.g. `top_k`, `batch_size`, `num_beams`)."""
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, why: str = "") -> int:
+    """A whole number `>= minimum` (and `<= maximum`, if given; `why` says where that bound comes from)."""
     if not _is_whole(value) or value < minimum:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be a whole number <= {maximum}{why}, got {value!r}.")
     return int(value)
 
 
@@ -110,7 +121,7 @@ def check_at_time_res(value: Any, config: Any = None) -> float:
     the CLI before the model is loaded), Whisper's 0.4 s / 30 s.
     """
     if config is not None:
-        config.at_window_frames(value)
+        config.at_window_frames(float(value) if _is_real(value) else value)  # numpy scalars as Python floats
     else:
         window_frames(value, POOLED_FRAME_SECONDS, round(WINDOW_SECONDS / POOLED_FRAME_SECONDS))
     return float(value)
@@ -182,20 +193,196 @@ def check_not_a_sample_list(inputs: Any) -> None:
         )
 
 
+def check_num_beams(value: Any, name: str = "num_beams") -> int:
+    """A beam count in `[1, MAX_NUM_BEAMS]`."""
+    return check_int(name, value, 1, MAX_NUM_BEAMS, " (each beam holds its own copy of the decoder's cache)")
+
+
+def check_max_new_tokens(value: Any, config: Any = None, name: str = "max_new_tokens") -> int:
+    """New tokens per 30 s window: at least 1, at most what the decoder can see (`config.max_target_positions`,
+    448 without a config) less its start tokens."""
+    positions = getattr(config, "max_target_positions", None) or MAX_TARGET_POSITIONS
+    why = f" (the decoder sees {positions} tokens, up to {DECODER_START_TOKENS} of them start tokens)"
+    return check_int(name, value, 1, positions - DECODER_START_TOKENS, why)
+
+
+def check_chunk_length_s(value: Any, name: str = "chunk_length_s", allow_off: bool = True) -> float:
+    """Seconds per chunk of chunked long-form decoding, in `[MIN_CHUNK_SECONDS, WINDOW_SECONDS]`; also `0` (no
+    chunking, the pipeline's default) where `allow_off`."""
+    if allow_off and _is_real(value) and value == 0:
+        return 0.0
+    if not (_is_real(value) and MIN_CHUNK_SECONDS <= value <= WINDOW_SECONDS):
+        off = "0 (no chunking) or " if allow_off else ""
+        raise ValueError(
+            f"{name} must be {off}a number of seconds >= {MIN_CHUNK_SECONDS:g} and <= {WINDOW_SECONDS:g} (every "
+            f"chunk costs a padded {WINDOW_SECONDS:g} s encoder pass, so shorter ones multiply the work), "
+            f"got {value!r}."
+        )
+    return float(value)
+
+
+def check_generate_kwargs(value: Any) -> dict[str, Any]:
+    """`generate_kwargs`: `None` or a dict of `generate` arguments keyed by name; returned as a (new) dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError(
+            f"generate_kwargs must be a dict of generate() arguments, e.g. {{'num_beams': 1}}, got {value!r}."
+        )
+    return dict(value)
+
+
+def check_language_and_task(
+    language: Any,
+    task: Any,
+    multilingual: bool,
+    model_name: str = "this model",
+    names: Sequence[str] = ("language", "task"),
+) -> dict[str, Any]:
+    """The one rule for `language` / `task` (pipeline, CLI, annotate, compat): returns what to pass to `generate`.
+
+    A multilingual model takes any of Whisper's languages and either task. An English-only model has no language or
+    task tokens: English (or no language) and `"transcribe"` are what it does anyway and are dropped; another
+    language or `"translate"` cannot be honoured and is refused (never dropped silently). `names` name the options in
+    the message (e.g. `("--language", "--task")`).
+    """
+    if task is not None and task not in TASKS:
+        raise ValueError(f'{names[1]} must be "transcribe" or "translate", got {task!r}.')
+    if language is not None:
+        check_language(names[0], language)
+    if multilingual:
+        return {key: value for key, value in (("language", language), ("task", task)) if value is not None}
+    languages = language if isinstance(language, (list, tuple)) else [language]
+    foreign = [item for item in languages if item is not None and _language_code(item) != "en"]
+    if foreign or task == "translate":
+        asked = [f"{names[0]} {foreign[0]!r}"] if foreign else []
+        asked += [f"{names[1]} 'translate'"] if task == "translate" else []
+        raise ValueError(
+            f"{model_name} is an English-only model: it has no {' or '.join(asked)}. Use a multilingual model "
+            f"(e.g. small rather than small.en), or leave out {' and '.join(names)}."
+        )
+    return {}
+
+
+def _language_code(value: str) -> str:
+    """`"English"`, `"en"`, `"<|en|>"` -> `"en"` (a checked language)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    text = value.strip().lower()
+    text = text[2:-2] if text.startswith("<|") and text.endswith("|>") else text
+    return TO_LANGUAGE_CODE.get(text, text)
+
+
+def check_device(device: Any, name: str = "device") -> Any:
+    """A torch device that exists on this machine (`cpu`, `cuda`, `cuda:N`, `mps`, ...); returned as given.
+
+    Unknown names and accelerators that are absent (no CUDA, no MPS, a GPU index past the last) are refused here,
+    before a model is loaded onto them.
+    """
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} {device!r} is not a device: use cpu, cuda, cuda:N or mps.") from None
+    kind = parsed.type
+    if kind in ("cpu", "meta"):
+        return device
+    if kind == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    else:
+        backend = getattr(torch, kind, None)
+        available = bool(getattr(backend, "is_available", lambda: False)())
+        count = backend.device_count() if available and hasattr(backend, "device_count") else None
+    if not available:
+        raise ValueError(f"{name} {device}: {kind.upper()} is not available on this machine (use {name} cpu)")
+    if parsed.index is not None and count is not None and parsed.index >= count:
+        raise ValueError(f"{name} {device}: no such {kind.upper()} device (this machine has {count})")
+    return device
+
+
+def check_temperature(value: Any) -> float | tuple[float, ...]:
+    """Whisper's sampling temperature: a number `>= 0` or a non-empty list of them (the fallback schedule)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(_is_real(item) and math.isfinite(item) and item >= 0 for item in values):
+        raise ValueError(f"temperature must be a number >= 0 or a non-empty list of them, got {value!r}.")
+    return tuple(float(item) for item in values) if isinstance(value, (list, tuple)) else float(value)
+
+
+def check_optional_number(
+    name: str, value: Any, minimum: float | None = None, maximum: float | None = None
+) -> float | None:
+    """`None` (the check is off), or a finite number within the bounds (e.g. `no_speech_threshold`)."""
+    return None if value is None else check_number(name, value, minimum, maximum)
+
+
+def check_suppress_tokens(value: Any) -> list[int] | None:
+    """Token ids to suppress: a list, or a comma-separated string (`"-1"`, `"50256,50257"`); `-1` stands for the
+    checkpoint's default set. `None` keeps the checkpoint's."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, (bytes, Mapping)) or not isinstance(items, Iterable):
+        items = [items]
+    tokens = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else item
+        if text == "":
+            continue
+        number = int(text) if isinstance(text, str) and text.lstrip("-").isdigit() else text
+        if not _is_whole(number) or number < -1:
+            raise ValueError(
+                'suppress_tokens must be token ids: a list or a comma-separated string such as "-1" or '
+                f'"50256,50257" (-1 = the checkpoint\'s default set), got {value!r}.'
+            )
+        tokens.append(int(number))
+    return tokens
+
+
+def check_tagging_result(result: Any) -> tuple[float, Any]:
+    """A `transcribe` result as `parse_at_label` reads it: a dict with `at_time_res` (seconds) and `audio_tag`, a
+    `(num_windows, num_labels)` array of logits. Returns `(at_time_res, audio_tag)`."""
+    if not isinstance(result, Mapping):
+        raise ValueError(
+            f"result must be what transcribe() returned (a dict with 'audio_tag' and 'at_time_res'), got {result!r}."
+        )
+    missing = [key for key in ("audio_tag", "at_time_res") if result.get(key) is None]
+    if missing:
+        raise ValueError(f"result has no {' or '.join(repr(key) for key in missing)}: pass what transcribe() returned.")
+    at_time_res = check_number("result['at_time_res']", result["at_time_res"], 0.0, strict_minimum=True)
+    audio_tag = result["audio_tag"]
+    shape = tuple(audio_tag.shape) if hasattr(audio_tag, "shape") else None
+    if shape is None or len(shape) != 2:
+        raise ValueError(
+            "result['audio_tag'] must be a (num_windows, num_labels) array of logits, got "
+            f"{'shape ' + str(shape) if shape is not None else type(audio_tag).__name__}."
+        )
+    return at_time_res, audio_tag
+
+
 def check_pipeline_options(
-    config: Any = None, known_labels: Iterable[str] | None = None, **options: Any
+    config: Any = None,
+    known_labels: Iterable[str] | None = None,
+    multilingual: bool | None = None,
+    model_name: str = "this model",
+    **options: Any,
 ) -> dict[str, Any]:
     """Checks the `pipeline("whisper-at")` call options that are given (not `None`); returns them canonical.
 
     Args:
-        config: the model's `WhisperATConfig` (for `at_time_res`); `None` checks Whisper's default geometry.
+        config: the model's `WhisperATConfig` (for `at_time_res`, `max_new_tokens`); `None` checks Whisper's
+            defaults.
         known_labels: every class name the checkpoint has (all languages), for `include_labels`/`exclude_labels`.
+        multilingual: whether the model is (its `generation_config.is_multilingual`); when given, `language` and
+            `task` go through [`check_language_and_task`] (named `model_name` in its message).
         options: `at_time_res`, `top_k`, `tag_threshold`, `include_labels`, `exclude_labels`, `sampling_rate`,
-            `batch_size`, `num_beams`, `max_new_tokens`, `chunk_length_s`, `stride_length_s`, `language`,
-            `label_language`, `return_timestamps`, `return_events`, `event_threshold`, `event_offset_threshold`,
-            `event_min_duration`, `event_min_gap`; others are passed through unchecked.
+            `batch_size`, `num_beams`, `max_new_tokens`, `chunk_length_s`, `stride_length_s`, `language`, `task`,
+            `label_language`, `return_timestamps`, `generate_kwargs`, `return_events`, `event_threshold`,
+            `event_offset_threshold`, `event_min_duration`, `event_min_gap`; others are passed through unchecked.
     """
     checked = dict(options)
+    if multilingual is not None and (options.get("language") is not None or options.get("task") is not None):
+        check_language_and_task(options.get("language"), options.get("task"), multilingual, model_name)
     event_names = ("event_threshold", "event_offset_threshold", "event_min_duration", "event_min_gap")
     if any(options.get(name) is not None for name in event_names):
         events = check_event_options(*(options.get(name) for name in event_names))
@@ -205,8 +392,17 @@ def check_pipeline_options(
             continue
         if name == "at_time_res":
             checked[name] = check_at_time_res(value, config)
-        elif name in ("top_k", "batch_size", "num_beams", "max_new_tokens"):
+        elif name in ("top_k", "batch_size"):
             checked[name] = check_int(name, value)
+        elif name == "num_beams":
+            checked[name] = check_num_beams(value)
+        elif name == "max_new_tokens":
+            checked[name] = check_max_new_tokens(value, config)
+        elif name == "generate_kwargs":
+            checked[name] = check_generate_kwargs(value)
+        elif name == "task":
+            if value not in TASKS:
+                raise ValueError(f'task must be "transcribe" or "translate", got {value!r}.')
         elif name == "tag_threshold":
             checked[name] = check_tag_threshold(value)
         elif name == "sampling_rate":
@@ -214,13 +410,13 @@ def check_pipeline_options(
         elif name in ("include_labels", "exclude_labels"):
             checked[name] = check_labels(name, value, known_labels if known_labels is not None else ())
         elif name == "chunk_length_s":
-            checked[name] = check_number(name, value, 0.0, WINDOW_SECONDS)
+            checked[name] = check_chunk_length_s(value)
         elif name == "stride_length_s":
             values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
             if len(values) not in (1, 2):
                 raise ValueError(f"stride_length_s must be a number or a (left, right) pair, got {value!r}.")
-            for item in values:
-                check_number(name, item, 0.0)
+            items = [check_number(name, item, 0.0) for item in values]
+            checked[name] = items[0] if values is not value else items  # numpy scalars as Python floats
         elif name == "language":
             checked[name] = check_language(name, value)
         elif name == "label_language":
@@ -237,17 +433,32 @@ def check_pipeline_options(
 
 
 __all__ = [
+    "DECODER_START_TOKENS",
+    "MAX_NUM_BEAMS",
+    "MAX_TARGET_POSITIONS",
+    "MIN_CHUNK_SECONDS",
     "POOLED_FRAME_SECONDS",
+    "TASKS",
     "WINDOW_SECONDS",
     "check_at_time_res",
+    "check_chunk_length_s",
     "check_class_indices",
+    "check_device",
     "check_event_options",
+    "check_generate_kwargs",
     "check_int",
     "check_labels",
     "check_language",
+    "check_language_and_task",
+    "check_max_new_tokens",
     "check_not_a_sample_list",
+    "check_num_beams",
     "check_number",
+    "check_optional_number",
     "check_pipeline_options",
     "check_sampling_rate",
+    "check_suppress_tokens",
     "check_tag_threshold",
+    "check_tagging_result",
+    "check_temperature",
 ]

@@ -23,7 +23,7 @@ from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
 from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
 from .labels import model_label_names
-from .options import check_not_a_sample_list, check_pipeline_options
+from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .pipeline_asr_whisper_at import whisper_processing_type
 from .remote_code import PIPELINE_TASK as TASK
 from .remote_code import custom_pipelines_entry
@@ -125,10 +125,13 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         **kwargs: Any,
     ):
         # Every option is checked here, before any audio is decoded or the model runs.
-        generation = {**(kwargs.get("generate_kwargs") or {}), **kwargs}
+        generation = {**check_generate_kwargs(kwargs.get("generate_kwargs")), **kwargs}
+        multilingual = getattr(self.model.generation_config, "is_multilingual", True)
         checked = check_pipeline_options(
             self.model.config,
             self._all_label_names() if include_labels is not None or exclude_labels is not None else None,
+            multilingual=multilingual,
+            model_name=self.model.name_or_path or type(self.model).__name__,
             sampling_rate=sampling_rate,
             at_time_res=at_time_res,
             top_k=top_k,
@@ -147,10 +150,19 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             num_beams=generation.get("num_beams"),
             max_new_tokens=generation.get("max_new_tokens"),
             language=generation.get("language"),
+            task=generation.get("task"),
         )
         if return_word_segments and kwargs.get("return_timestamps") != "word":
             raise ValueError("return_word_segments=True needs return_timestamps='word'.")
+        if isinstance(at_time_res, np.generic):  # a numpy scalar as the Python number it holds (int stays int)
+            at_time_res = at_time_res.item()
+        for name in ("chunk_length_s", "stride_length_s"):  # canonical: the chunking tests for Python numbers
+            if kwargs.get(name) is not None:
+                kwargs[name] = checked[name]
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
+        if not multilingual:  # English / "transcribe": what an English-only model does anyway (options' one rule)
+            forward_params.pop("language", None)
+            forward_params.pop("task", None)
         if sampling_rate is not None:
             preprocess_params["sampling_rate"] = checked["sampling_rate"]
         if at_time_res is not None:

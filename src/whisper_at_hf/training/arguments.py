@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..options import check_int, check_number
+
 
 @dataclass
 class ModelArguments:
@@ -85,6 +87,16 @@ class RecipeArguments:
         default=None, metadata={"help": "Average the head weights of epochs >= this (1-based); None = off."}
     )
 
+    def __post_init__(self) -> None:
+        # checked when parsed, before any data or model is loaded (the scripts turn a ValueError into a usage error)
+        check_number("--mixup_alpha", self.mixup_alpha, 0.0)
+        check_number("--mixup_probability", self.mixup_probability, 0.0, 1.0)
+        # targets become smoothing / 1 - smoothing: at 0.5 every target is 0.5, above it they are inverted
+        if not 0.0 <= check_number("--label_smoothing", self.label_smoothing, 0.0) < 0.5:
+            raise ValueError(f"--label_smoothing must be a number >= 0 and < 0.5, got {self.label_smoothing!r}.")
+        if self.weight_averaging_start_epoch is not None:
+            check_int("--weight_averaging_start_epoch", self.weight_averaging_start_epoch, 1)
+
 
 @dataclass
 class LoopArguments:
@@ -119,3 +131,25 @@ class LoopArguments:
     hub_token: str | None = field(default=None)
     hub_private_repo: bool = field(default=False)
     disable_tqdm: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        check_int("--num_train_epochs", self.num_train_epochs, 1)  # 0 or less would save an untrained head
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+            check_int(f"--{name}", getattr(self, name), 1)
+        check_number("--learning_rate", self.learning_rate, 0.0, strict_minimum=True)
+        check_number("--warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        check_int("--warmup_steps", self.warmup_steps, 0)
+        self.report_to = check_report_to(self.report_to)
+
+
+def check_report_to(report_to: list[str] | str | None) -> list[str]:
+    """`--report_to`: Accelerate tracker names, or `none` (as for transformers' `TrainingArguments`) for none."""
+    from accelerate.utils import LoggerType
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = [name for name in names if name != "none"]
+    known = [kind.value for kind in LoggerType]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"--report_to {' '.join(unknown)}: not a tracker; use none or one of {', '.join(known)}.")
+    return names
