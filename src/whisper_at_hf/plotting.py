@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from .captions import transcript_segments
+from .configuration_whisper_at import AUDIOSET_NUM_LABELS
 from .file_utils import atomic_write
+from .original_format import read_original_label_names
 
 FIGURE_WIDTH_IN = 14.0
 DPI = 100
@@ -54,16 +56,12 @@ def _pyplot():
 def display_label_names(label_names: list[str]) -> list[str]:
     """The names to draw: a fresh 527-class head's generic `LABEL_i` become AudioSet's class names when the original
     release's label files are installed (the `whisper-at` package); otherwise the names as given."""
-    from .configuration_whisper_at import AUDIOSET_NUM_LABELS
-
     generic = all(
         (match := _GENERIC_LABEL.match(str(name))) and int(match.group(1)) == index
         for index, name in enumerate(label_names)
     )
     if len(label_names) != AUDIOSET_NUM_LABELS or not generic:
         return list(label_names)
-    from .original_format import read_original_label_names
-
     try:
         return read_original_label_names().get("en")
     except (FileNotFoundError, OSError, ValueError):
