@@ -13,7 +13,8 @@ from conftest import REPO_ROOT, tiny_whisper
 from safetensors import safe_open
 from transformers import AutoModelForSpeechSeq2Seq
 
-from whisper_at_hf import WhisperForAudioTaggingAndASR
+from whisper_at_hf import WhisperATConfig, WhisperForAudioTaggingAndASR
+from whisper_at_hf.head_only import HEAD_ONLY_MARKER
 from whisper_at_hf.modeling_whisper_at import HEAD_WEIGHTS_NAME
 
 LABELS = {0: "Speech", 1: "Music", 2: "Dog"}
@@ -81,6 +82,15 @@ def test_loading_kwargs_reach_the_base_whisper(saved, tmp_path):
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     half = WhisperForAudioTaggingAndASR.from_pretrained(saved["root"] / "head", dtype=torch.float16)
     assert next(half.model.encoder.parameters()).dtype == torch.float16
+
+
+def test_full_save_of_a_model_built_from_a_head_only_config_is_full(saved, tmp_path):
+    config = WhisperATConfig.from_pretrained(saved["root"] / "head")
+    assert getattr(config, HEAD_ONLY_MARKER)
+    WhisperForAudioTaggingAndASR(config).save_pretrained(tmp_path / "full")
+    assert HEAD_ONLY_MARKER not in json.loads((tmp_path / "full" / "config.json").read_text())
+    loaded = WhisperForAudioTaggingAndASR.from_pretrained(tmp_path / "full")  # full weights, not the named base
+    assert loaded.config.num_labels == config.num_labels
 
 
 def test_attach_to_another_whisper(saved):

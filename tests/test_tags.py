@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from whisper_at_hf.labels import read_original_label_names
+from whisper_at_hf.original_format import read_original_label_names
 from whisper_at_hf.tags import (
     EventSegmenter,
     candidate_ids,

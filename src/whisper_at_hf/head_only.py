@@ -16,6 +16,7 @@ this module never imports the model (the model class is passed in).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import warnings
 from typing import Any
@@ -237,6 +238,18 @@ def base_loading_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def unmark_full_checkpoint(save_directory: str | os.PathLike) -> None:
+    """Drops the head-only marker from a full checkpoint's `config.json`: a model built from a head-only checkpoint's
+    config carries it, and a full save of that model must not read back as head-only."""
+    config_file = os.path.join(save_directory, "config.json")
+    with open(config_file, encoding="utf-8") as handle:
+        config = json.load(handle)
+    if config.pop(HEAD_ONLY_MARKER, None) is not None:
+        with open(config_file, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+
+
 # ----- saving -------------------------------------------------------------------------------------------------------
 def save_head_only(model: Any, save_directory: str | os.PathLike, is_main_process: bool = True) -> None:
     """Writes a head-only checkpoint of `model` to `save_directory` (see the module docstring)."""
@@ -298,6 +311,7 @@ def trainable_parameters_summary(model: nn.Module) -> str:
 
 __all__ = [
     "HEAD_ONLY_MARKER",
+    "unmark_full_checkpoint",
     "HEAD_PREFIX",
     "HEAD_WEIGHTS_NAME",
     "check_whisper_fits_head",

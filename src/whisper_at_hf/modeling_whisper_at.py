@@ -42,6 +42,7 @@ from .head_only import (
     load_head_only,
     load_head_weights,
     save_head_only,
+    unmark_full_checkpoint,
     trainable_parameters_summary,
     unreadable_weights_error,
 )
@@ -477,6 +478,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             kwargs.update(hub_only)
             if is_main_process:
                 save_remote_code(save_directory, type(self))
+                unmark_full_checkpoint(save_directory)
         if push_to_hub and is_main_process:
             self._push_folder(save_directory, head_only, **kwargs)
 
