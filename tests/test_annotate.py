@@ -162,8 +162,7 @@ def test_language_and_task_follow_the_one_rule_of_options():
 
     def call_kwargs(multilingual: bool, *flags: str) -> dict:
         model = SimpleNamespace(generation_config=SimpleNamespace(is_multilingual=multilingual))
-        fake = SimpleNamespace(args=_args("x.wav", *flags), model=model)
-        fake.args.model_name = "tiny.en"
+        fake = SimpleNamespace(args=_args("x.wav", *flags), model=model, model_name="tiny.en")
         return annotate.Annotator._call_kwargs(fake)
 
     assert "language" not in call_kwargs(False, "--language", "<|en|>", "--task", "transcribe")

@@ -190,8 +190,13 @@ def test_init_time_kwargs_equal_call_time_kwargs(tiny_en_at_dir, pipe):
     options = dict(return_timestamps=True, return_language=True, top_k=2, **FAST)
     at_init = pipeline("whisper-at", model=str(tiny_en_at_dir), dtype=torch.float32, **options)
     assert at_init.type == "seq2seq_whisper"
-    result = at_init(speech)
-    assert result == pipe(speech, **options)
+    result, expected = at_init(speech), pipe(speech, **options)
+    # the same decoding; tag scores of two runs agree to fp32 rounding (thread blocking differs between runs)
+    assert {k: v for k, v in result.items() if k != "audio_tags"} == {k: v for k, v in expected.items() if k != "audio_tags"}
+    for ours, theirs in zip(result["audio_tags"], expected["audio_tags"], strict=True):
+        assert ours["timestamp"] == theirs["timestamp"]
+        assert [t["label"] for t in ours["tags"]] == [t["label"] for t in theirs["tags"]]
+        assert [t["score"] for t in ours["tags"]] == pytest.approx([t["score"] for t in theirs["tags"]], rel=1e-5)
     assert result["chunks"] and "language" in result["chunks"][0]
 
 

@@ -199,12 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("whisper-at: no audio files found", file=sys.stderr)
         return 1
+    # the run quiets this package's logger (it reports skipped inputs itself): as it was again when main returns,
+    # for callers that run main in their own process (tests, notebooks)
+    package_logger = logging.getLogger(__package__)
+    level = package_logger.level
     try:
         run = _Run(args)
+        failed = list(empty_folders) + run.process(files)
     except (OSError, ValueError) as error:  # a model that cannot be found or loaded
         print(f"whisper-at: error: {error}", file=sys.stderr)
         return 2
-    failed = list(empty_folders) + run.process(files)
+    finally:
+        package_logger.setLevel(level)
     if failed:
         total = len(files) + len(empty_folders)
         print(f"whisper-at: {len(failed)} of {total} inputs failed: {', '.join(failed)}", file=sys.stderr)
