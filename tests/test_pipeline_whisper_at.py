@@ -388,3 +388,132 @@ def test_threads_sharing_one_pipeline_give_the_sequential_results(pipe, long_mix
             assert result["text"] == want["text"]
             assert [w["timestamp"] for w in result["audio_tags"]] == [w["timestamp"] for w in want["audio_tags"]]
             np.testing.assert_allclose(result["audio_tag_logits"], want["audio_tag_logits"], atol=1e-4, rtol=1e-4)
+
+
+# ----- sound events (return_events=True) ------------------------------------------------------------------------------
+# A model whose tags are known from the audio: whisper-tiny.en with its encoder made local and transparent (pooled
+# channel 0 = the log-mel energy of the low band, channel 1 of the high band; layers add nothing) and a head that
+# says "Low" / "High" when a window's band energy is up. Band-limited noise then gives events with known bounds.
+RATE = 16000
+EVENTS_FAST = {"num_beams": 1, "max_new_tokens": 2}
+
+
+class BandHead(torch.nn.Module):
+    """Logits per window: class 0 "Low" and 1 "High" from the mean band energy of the window; 2 "Other" never."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.gain, self.midpoint = 8.0, 1.5
+
+    def forward(self, pooled_states: torch.Tensor, at_time_res: float | None = None) -> torch.Tensor:
+        from whisper_at_hf.timeline import windows_of
+
+        windows = windows_of(pooled_states, self.config.at_window_frames(at_time_res))  # (B, W, L, window, d)
+        energy = windows[..., :2].mean(dim=(2, 3))  # (B, W, 2)
+        logits = self.gain * (energy - self.midpoint)
+        return torch.cat([logits, torch.full_like(logits[..., :1], -20.0)], dim=-1)
+
+
+@pytest.fixture(scope="module")
+def band_pipe(shared_dir):
+    model = WhisperForAudioTaggingAndASR.from_whisper(str(TINY_EN), id2label={0: "Low", 1: "High", 2: "Other"})
+    encoder = model.model.encoder
+    with torch.no_grad():
+        encoder.conv1.weight.zero_()
+        encoder.conv1.bias.fill_(2.0)  # positive, where GELU is monotonic
+        encoder.conv1.weight[0, :27, 1] = 1 / 27  # mel bins up to ~1 kHz
+        encoder.conv1.weight[1, 45:, 1] = 1 / 35  # mel bins above ~2.5 kHz
+        encoder.conv2.weight.zero_()
+        encoder.conv2.bias.zero_()
+        encoder.conv2.weight[torch.arange(384), torch.arange(384), 1] = 1.0
+        encoder.embed_positions.weight.zero_()
+        for layer in encoder.layers:
+            for linear in (layer.self_attn.out_proj, layer.fc2):
+                linear.weight.zero_()
+                linear.bias.zero_()
+    model.audio_tagging_head = BandHead(model.config)
+    processor = WhisperProcessor.from_pretrained(TINY_EN)
+    return WhisperATPipeline(model=model.eval(), tokenizer=processor.tokenizer,
+                             feature_extractor=processor.feature_extractor)
+
+
+def band_noise(n: int, low: float, high: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / RATE)
+    spectrum[(freqs < low) | (freqs > high)] = 0
+    noise = np.fft.irfft(spectrum, n)
+    return (0.1 * noise / noise.std()).astype(np.float32)
+
+
+def place(total: float, *sounds: tuple[str, float, float]) -> np.ndarray:
+    waveform = np.zeros(round(total * RATE), dtype=np.float32)
+    for index, (band, start, end) in enumerate(sounds):
+        low, high = (100, 800) if band == "Low" else (3000, 7000)
+        first, last = round(start * RATE), round(end * RATE)
+        waveform[first:last] += band_noise(last - first, low, high, index)
+    return waveform
+
+
+def assert_events(events: list[dict], expected: list[tuple[str, float, float]], tolerance: float = 0.8) -> None:
+    assert [event["label"] for event in events] == [label for label, _, _ in expected], events
+    for event, (label, start, end) in zip(events, expected):
+        assert abs(event["start"] - start) <= tolerance and abs(event["end"] - end) <= tolerance, (event, start, end)
+        assert set(event) == {"label", "label_id", "start", "end", "score"} and event["score"] > 0.9
+        assert event["label_id"] == ["Low", "High", "Other"].index(label)
+
+
+def test_events_overlapping_classes_and_unchanged_tags(band_pipe):
+    waveform = place(20.0, ("Low", 2.0, 12.0), ("High", 8.0, 16.0))
+    plain = band_pipe({"raw": waveform, "sampling_rate": RATE}, generate_kwargs=EVENTS_FAST)
+    result = band_pipe({"raw": waveform, "sampling_rate": RATE}, return_events=True, generate_kwargs=EVENTS_FAST)
+    assert "events" not in plain and {key: result[key] for key in plain} == plain  # tags and text unchanged
+    assert_events(result["events"], [("Low", 2.0, 12.0), ("High", 8.0, 16.0)])
+    only = band_pipe({"raw": waveform, "sampling_rate": RATE}, return_events=True, exclude_labels=["Low"],
+                     generate_kwargs=EVENTS_FAST)
+    assert_events(only["events"], [("High", 8.0, 16.0)])
+    strict = band_pipe({"raw": waveform, "sampling_rate": RATE}, return_events=True, event_min_duration=9.0,
+                       generate_kwargs=EVENTS_FAST)
+    assert_events(strict["events"], [("Low", 2.0, 12.0)])
+
+
+def test_silence_has_no_events(band_pipe):
+    result = band_pipe({"raw": np.zeros(12 * RATE, np.float32), "sampling_rate": RATE}, return_events=True,
+                       generate_kwargs=EVENTS_FAST)
+    assert result["events"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunking", [{}, {"chunk_length_s": 30}], ids=["sequential", "chunked"])
+def test_events_across_30s_pass_boundaries_and_at_the_very_end(band_pipe, chunking):
+    """Low 20-41 s spans the 30 s pass boundary (sequential) and chunk boundaries (chunks every 20 s): one event;
+    the last Low runs to the input's end (70.3 s)."""
+    waveform = place(70.3, ("Low", 20.0, 41.0), ("High", 35.0, 50.0), ("Low", 64.0, 70.3))
+    result = band_pipe({"raw": waveform, "sampling_rate": RATE}, return_events=True, generate_kwargs=EVENTS_FAST,
+                       **chunking)
+    assert_events(result["events"], [("Low", 20.0, 41.0), ("High", 35.0, 50.0), ("Low", 64.0, 70.3)])
+    assert result["events"][-1]["end"] == 70.3
+
+
+def test_event_options_are_checked_before_any_audio_is_decoded(band_pipe, monkeypatch):
+    import whisper_at_hf.pipeline_whisper_at as pipeline_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("audio was decoded before the options were checked")
+
+    monkeypatch.setattr(pipeline_module, "load_audio", refuse)
+    bad = {
+        "event_threshold": (0, 1.5, math.nan, "high"),
+        "event_offset_threshold": (-0.1, 2, math.nan),
+        "event_min_duration": (-1, math.inf),
+        "event_min_gap": (-0.5, "1"),
+        "return_events": ("yes", 2),
+    }
+    for name, values in bad.items():
+        for value in values:
+            for inputs in ("missing.wav", ["missing.wav", "other.wav"]):
+                with pytest.raises(ValueError, match=name):
+                    band_pipe(inputs, **{name: value})
+    with pytest.raises(ValueError, match=r"event_offset_threshold must be <= the onset event_threshold \(0.3\)"):
+        band_pipe("missing.wav", return_events=True, event_threshold=0.3, event_offset_threshold=0.4)

@@ -163,7 +163,7 @@ def test_pipeline_factory_lets_config_custom_pipelines_shadow_registered_tasks()
     assert "trust_remote_code=True" in source
 
 
-# ----- pipeline_whisper_at.py ---------------------------------------------------------------------------------------
+# ----- pipeline_whisper_at.py, generate_output.py ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def processor():
     if not TINY_EN.is_dir():
@@ -232,16 +232,16 @@ def test_whisper_segments_hold_the_full_sequence():
     features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         out = model.generate(features, return_segments=True, language="de", max_new_tokens=3)
-    from whisper_at_hf.pipeline_whisper_at import _full_sequence
+    from whisper_at_hf.generate_output import full_sequence
 
-    full = _full_sequence(out["segments"][0])
+    full = full_sequence(out["segments"][0])
     assert full[:3].tolist() == [100, 103, 104]  # start, <|de|>, transcribe
     assert 103 not in out["sequences"][0].tolist()
 
 
 def test_asr_postprocess_prepends_the_language_token():
     """The ASR postprocess puts the language token in front of `tokens` (not of `token_timestamps`) when
-    `return_language`: `_times_for_language_token` keeps the two aligned."""
+    `return_language`: `generate_output.times_for_language_token` keeps the two aligned."""
     from transformers import AutomaticSpeechRecognitionPipeline
 
     source = inspect.getsource(AutomaticSpeechRecognitionPipeline.postprocess)

@@ -49,6 +49,7 @@ import numpy as np
 
 from .audio import AUDIO_EXTENSIONS, Audio, AudioDecodeError, expand_audio_paths, load_audio
 from .file_utils import atomic_write
+from .tags import name_events, top_tags, window_bounds, windows_for_duration
 
 TOOL = "whisper-at-annotate"
 SAMPLING_RATE = 16000
@@ -60,7 +61,7 @@ LIST_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jso
 # Settings that change the rows: a rerun into the same folder must use the same ones (or pass --overwrite).
 _RESULT_OPTIONS = (
     "tags_only", "top_k", "tag_threshold", "at_time_res", "label_language", "save_probs", "segments", "language",
-    "task", "num_beams", "max_new_tokens", "dtype", "at_low_compute",
+    "task", "num_beams", "max_new_tokens", "dtype", "at_low_compute", "events",
 )
 
 
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     tags.add_argument("--label-language", default=None,
                       help='label names: "follow_asr" (default; "en" with --tags-only) or a code such as "de"')
     tags.add_argument("--save-probs", action="store_true", help="also store every window's probabilities (float16)")
+    tags.add_argument("--events", action="store_true",
+                      help="also store sound events [{label, label_id, start, end, score}] (not with --tags-only)")
     asr = parser.add_argument_group("transcript")
     asr.add_argument("--segments", action="store_true", help="also store Whisper's timestamped segments")
     asr.add_argument("--language", default=None, help="spoken language (default: detected)")
@@ -155,7 +158,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.tags_only:
         given = [flag for flag, value in (("--segments", args.segments), ("--language", args.language),
                                           ("--task", args.task), ("--num-beams", args.num_beams),
-                                          ("--max-new-tokens", args.max_new_tokens)) if value]
+                                          ("--max-new-tokens", args.max_new_tokens), ("--events", args.events))
+                 if value]
         if given:
             parser.error(f"--tags-only runs no decoder: {', '.join(given)} would have no effect")
         if args.label_language == "follow_asr":
@@ -352,6 +356,7 @@ def build_features(args: argparse.Namespace):
     - `audio_tags`: per `at_time_res` window `{start, end, labels, label_ids, scores}`, the top-k labels by sigmoid
       probability (at least `--tag-threshold`);
     - `tag_probs` (with `--save-probs`): `(num_windows, num_labels)` probabilities as float16;
+    - `events` (with `--events`): the pipeline's sound events `[{label, label_id, start, end, score}]`, sorted by start;
     - `model`, `model_revision`, `options` (JSON of the settings): how the row was made.
     """
     from datasets import Features, List, Value
@@ -369,6 +374,9 @@ def build_features(args: argparse.Namespace):
     })
     if args.save_probs:
         columns["tag_probs"] = List(List(Value("float16")))
+    if getattr(args, "events", False):
+        columns["events"] = List({"label": Value("string"), "label_id": Value("int32"), "start": Value("float32"),
+                                  "end": Value("float32"), "score": Value("float32")})
     columns.update(model=Value("string"), model_revision=Value("string"), options=Value("string"))
     return Features(columns)
 
@@ -393,7 +401,7 @@ class Annotator:
         from transformers import pipeline
 
         from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-        from .labels import load_label_names
+        from .labels import model_label_names
 
         dtype = args.dtype
         if dtype == "auto":
@@ -405,7 +413,7 @@ class Annotator:
         config = self.model.config
         self.resolution = float(args.at_time_res if args.at_time_res is not None else config.at_time_res)
         config.at_window_frames(self.resolution)  # validates: a positive multiple of 0.4 s
-        self.label_names = load_label_names(self.model.name_or_path or None, config.id2label, revision=args.revision)
+        self.label_names = model_label_names(self.model, revision=args.revision)
         self.revision = revision
         self.model_name = args.model_name
         self.call_kwargs = None if args.tags_only else self._call_kwargs()
@@ -424,6 +432,8 @@ class Annotator:
             kwargs["generate_kwargs"] = generate_kwargs
         if args.at_time_res is not None:
             kwargs["at_time_res"] = args.at_time_res
+        if args.events:
+            kwargs["return_events"] = True
         if getattr(self.model.generation_config, "is_multilingual", True):
             if args.language:
                 kwargs["language"] = args.language
@@ -454,7 +464,8 @@ class Annotator:
             segments = [{"start": chunk["timestamp"][0], "end": chunk["timestamp"][1], "text": chunk["text"]}
                         for chunk in result.get("chunks") or []]
             out.append({"text": result["text"], "language": result.get("language"), "segments": segments,
-                        "logits": np.asarray(result["audio_tag_logits"], dtype=np.float32)})
+                        "logits": np.asarray(result["audio_tag_logits"], dtype=np.float32),
+                        "events": result.get("events")})
         return out
 
     def _tags_only(self, audios: list[Audio]) -> list[dict]:
@@ -482,24 +493,15 @@ class Annotator:
     def row(self, item: Item, audio: Audio, annotation: dict, options_json: str) -> dict:
         args = self.args
         seconds = audio.duration
-        num_windows = max(math.ceil(round(seconds / self.resolution, 6)), 1)
-        logits = annotation["logits"][:num_windows]
+        logits = annotation["logits"][: windows_for_duration(seconds, self.resolution)]
         probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         language = annotation.get("language")
         names = self.label_names.get(language if args.label_language == "follow_asr" else args.label_language)
-        k = min(args.top_k, probs.shape[-1])
         windows = []
-        for window, window_probs in enumerate(probs):
-            top = np.argsort(-window_probs, kind="stable")[:k]
-            if args.tag_threshold is not None:
-                top = top[window_probs[top] >= args.tag_threshold]
-            windows.append({
-                "start": round(window * self.resolution, 2),
-                "end": round(min((window + 1) * self.resolution, seconds), 2),
-                "labels": [names[i] for i in top],
-                "label_ids": [int(i) for i in top],
-                "scores": [float(window_probs[i]) for i in top],
-            })
+        for window, top in enumerate(top_tags(probs, top_k=args.top_k, threshold=args.tag_threshold)):
+            start, end = window_bounds(window, self.resolution, seconds)
+            windows.append({"start": start, "end": end, "labels": [names[i] for i in top], "label_ids": top,
+                            "scores": [float(probs[window, i]) for i in top]})
         row: dict[str, Any] = {"index": item.index, "id": item.id, "path": item.path, "duration": seconds}
         if not args.tags_only:
             row["text"] = annotation["text"]
@@ -509,6 +511,8 @@ class Annotator:
         row["audio_tags"] = windows
         if args.save_probs:
             row["tag_probs"] = probs.astype(np.float16).tolist()
+        if args.events:  # named in this row's label language
+            row["events"] = name_events(annotation["events"], names)
         row.update(model=self.model_name, model_revision=self.revision, options=options_json)
         return row
 

@@ -47,6 +47,7 @@ from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names, read_original_label_names
 from .options import check_at_time_res, check_class_indices, check_int, check_number
 from .original_release import HUB_NAMESPACE, ORIGINAL_VARIANTS, released_checkpoint
+from .tags import candidate_ids, top_tags
 
 logger = logging.get_logger(__name__)
 
@@ -559,24 +560,18 @@ def parse_at_label(
         language = result.get("language") or "en"
     label_list = names.get(language)
     at_time_res = result["at_time_res"]
-    audio_tag = torch.as_tensor(result["audio_tag"]).float()
+    audio_tag = torch.as_tensor(result["audio_tag"]).float().numpy()
     num_labels = audio_tag.shape[-1]
     if len(label_list) != num_labels:
         raise ValueError(f"{len(label_list)} label names for {num_labels} tag classes in result['audio_tag'].")
-    if include_class_list is None:
-        candidates = torch.arange(num_labels)
-    else:
+    candidates = None
+    if include_class_list is not None:
         indices = check_class_indices("include_class_list", include_class_list, num_labels)
-        candidates = torch.as_tensor(sorted(set(indices)), dtype=torch.long)
-    k = min(top_k, candidates.numel())
-    values, positions = audio_tag[:, candidates].topk(k, dim=-1)
+        candidates = candidate_ids(num_labels, include=indices)
     parsed = []
-    for window in range(audio_tag.shape[0]):
-        tags = [
-            (label_list[int(candidates[position])], value)
-            for value, position in zip(values[window].tolist(), positions[window].tolist())
-            if value > p_threshold
-        ]
+    for window, ids in enumerate(top_tags(audio_tag, candidates, top_k, p_threshold, strictly_above=True)):
+        tags = [(label_list[i], float(audio_tag[window, i])) for i in ids]
+        # the original's grid: not clipped to the audio's end
         parsed.append({"time": {"start": window * at_time_res, "end": (window + 1) * at_time_res}, "audio tags": tags})
     return parsed
 

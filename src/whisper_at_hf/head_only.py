@@ -19,6 +19,7 @@ from torch import nn
 
 from .configuration_whisper_at import WhisperATConfig
 from .hub_utils import find_file, hub_kwargs, upload_folder
+from .labels import load_label_names
 from .remote_code import save_remote_code
 
 HEAD_PREFIX = "audio_tagging_head"
@@ -154,8 +155,9 @@ def load_head_only(
         if type(error).__name__ == "SafetensorError":
             raise unreadable_weights_error(head_file, None, error) from error
         raise
-    # the head repo is the model's name (the pipeline reads label_names.json from it), not the base Whisper
+    # the head checkpoint is the model's name, not the base Whisper; its label names travel with the model
     model.config.name_or_path = model.name_or_path = os.fspath(head_name_or_path)
+    model.label_names = load_label_names(head_name_or_path, model.config.id2label, revision=revision)
     model.eval()
     return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
 

@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .hub_utils import find_file
 
@@ -86,6 +87,16 @@ def load_label_names(
     return LabelNames.from_id2label(id2label)
 
 
+def model_label_names(model: Any, revision: str | None = None) -> LabelNames:
+    """A loaded model's label names: those it carries (`model.label_names`, set when a head-only checkpoint is loaded:
+    they come from the head's folder, not the base Whisper's), else its checkpoint's (`name_or_path`), else English
+    names from `config.id2label`."""
+    carried = getattr(model, "label_names", None)
+    if isinstance(carried, LabelNames):
+        return carried
+    return load_label_names(getattr(model, "name_or_path", None) or None, model.config.id2label, revision=revision)
+
+
 def original_assets_dir() -> Path:
     """The data folder of an installed original `whisper-at` package (holds the AudioSet label files)."""
     import importlib.util
@@ -117,4 +128,4 @@ def read_original_label_names(folder: str | os.PathLike | None = None) -> LabelN
     return LabelNames(names)
 
 
-__all__ = ["LABEL_NAMES_FILE", "LabelNames", "load_label_names", "read_original_label_names"]
+__all__ = ["LABEL_NAMES_FILE", "LabelNames", "load_label_names", "model_label_names", "read_original_label_names"]

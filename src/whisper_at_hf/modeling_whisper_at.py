@@ -39,7 +39,7 @@ from .head_only import (
     unreadable_weights_error,
 )
 from .remote_code import save_remote_code
-from .timeline import WindowAssembler, pass_spans, windows_of
+from .timeline import WindowAssembler, pass_features, pass_spans, windows_of
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -510,10 +510,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         assemblers = [WindowAssembler(window) for _ in range(input_features.shape[0])]
         logits = []
         for span in pass_spans(total_pooled, per_pass):
-            start = span.offset * segment_frames // per_pass
-            segment = input_features[..., start : start + segment_frames]
-            segment = F.pad(segment, (0, segment_frames - segment.shape[-1]))
-            pooled = self.encode(segment).pooled_hidden_states
+            pooled = self.encode(pass_features(input_features, span, per_pass, segment_frames)).pooled_hidden_states
             windows = torch.stack([assembler.push(item, span) for assembler, item in zip(assemblers, pooled)])
             if windows.shape[1]:  # (batch, n, L, window, d): one head call for the n windows of every item
                 batch, count = windows.shape[:2]

@@ -21,12 +21,22 @@ from transformers.utils import logging
 
 from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
-from .labels import load_label_names
+from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
+from .labels import model_label_names
 from .options import check_not_a_sample_list, check_pipeline_options
 from .remote_code import PIPELINE_TASK as TASK
 from .remote_code import custom_pipelines_entry
-from .tags import candidate_ids, format_window_tags, windows_for_duration
-from .timeline import PooledSpan, WindowAssembler, pass_spans
+from .tags import (
+    EVENT_HOP_SECONDS,
+    EVENT_SMOOTHING_POINTS,
+    EVENT_WINDOW_SECONDS,
+    candidate_ids,
+    events_from_curve,
+    format_window_tags,
+    smooth_curve,
+    windows_for_duration,
+)
+from .timeline import CallTimelines, PooledSpan, pass_features, pass_spans, tag_passes
 
 logger = logging.get_logger(__name__)
 
@@ -34,23 +44,10 @@ logger = logging.get_logger(__name__)
 _MAX_HELD_WINDOWS = 16
 # `__call__` arguments that the base pipeline takes itself (not passed to `_sanitize_parameters`).
 _CALL_ONLY_PARAMS = ("num_workers", "batch_size")
-
-
-class _CallTimelines:
-    """Per-call state of the tag timelines: the assembler of the input whose 30 s passes are arriving.
-
-    One is made for every pipeline call (in `_sanitize_parameters`) and handed to `_forward` with the forward
-    parameters, so calls sharing one pipeline (threads) never share a timeline. Passes of one input arrive in time
-    order and inputs one after the other, so one current assembler suffices.
-    """
-
-    def __init__(self) -> None:
-        self.current: WindowAssembler | None = None
-
-    def push(self, pooled: torch.Tensor, span: PooledSpan, window: int) -> torch.Tensor:
-        if span.start == 0:
-            self.current = WindowAssembler(window)
-        return self.current.push(pooled, span)
+# Our options that reach `postprocess`.
+_EVENT_OPTIONS = ("event_threshold", "event_offset_threshold", "event_min_duration", "event_min_gap")
+_POSTPROCESS_OPTIONS = ("at_time_res", "top_k", "tag_threshold", "include_labels", "exclude_labels",
+                        "return_tag_logits", "label_language", "return_word_segments", "return_events", *_EVENT_OPTIONS)
 
 
 class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
@@ -113,6 +110,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return_tag_logits: bool | None = None,
         label_language: str | None = None,
         return_word_segments: bool | None = None,
+        return_events: bool | None = None,
+        event_threshold: float | None = None,
+        event_offset_threshold: float | None = None,
+        event_min_duration: float | None = None,
+        event_min_gap: float | None = None,
         **kwargs: Any,
     ):
         # Every option is checked here, before any audio is decoded or the model runs.
@@ -127,6 +129,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             include_labels=include_labels,
             exclude_labels=exclude_labels,
             label_language=label_language,
+            return_events=return_events,
+            event_threshold=event_threshold,
+            event_offset_threshold=event_offset_threshold,
+            event_min_duration=event_min_duration,
+            event_min_gap=event_min_gap,
             chunk_length_s=kwargs.get("chunk_length_s"),
             stride_length_s=kwargs.get("stride_length_s"),
             return_timestamps=kwargs.get("return_timestamps"),
@@ -134,36 +141,34 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             max_new_tokens=generation.get("max_new_tokens"),
             language=generation.get("language"),
         )
-        sampling_rate, top_k, include_labels, exclude_labels = (
-            checked[name] for name in ("sampling_rate", "top_k", "include_labels", "exclude_labels")
-        )
+        if return_word_segments and kwargs.get("return_timestamps") != "word":
+            raise ValueError("return_word_segments=True needs return_timestamps='word'.")
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if sampling_rate is not None:
-            preprocess_params["sampling_rate"] = sampling_rate
+            preprocess_params["sampling_rate"] = checked["sampling_rate"]
         if at_time_res is not None:
-            preprocess_params["at_time_res"] = at_time_res
-            forward_params["at_time_res"] = at_time_res
-            postprocess_params["at_time_res"] = at_time_res
-        if top_k is not None:
-            postprocess_params["top_k"] = top_k
-        if tag_threshold is not None:
-            postprocess_params["tag_threshold"] = tag_threshold
-        for name, labels in (("include_labels", include_labels), ("exclude_labels", exclude_labels)):
-            if labels is not None:
-                postprocess_params[name] = labels
-        if return_tag_logits is not None:
-            postprocess_params["return_tag_logits"] = return_tag_logits
-        if label_language is not None:
-            postprocess_params["label_language"] = label_language
-        if return_word_segments:
-            if kwargs.get("return_timestamps") != "word":
-                raise ValueError("return_word_segments=True needs return_timestamps='word'.")
-            postprocess_params["return_word_segments"] = True
+            preprocess_params["at_time_res"] = forward_params["at_time_res"] = at_time_res
+        # as given: `at_time_res=10` and `10.0` keep their JSON (window bounds are multiples of it)
+        values = {**checked, "at_time_res": at_time_res, "return_tag_logits": return_tag_logits,
+                  "return_word_segments": return_word_segments or None}
+        postprocess_params.update({name: values[name] for name in _POSTPROCESS_OPTIONS if values.get(name) is not None})
         # The language in `text` is needed to pick label names (and to report it).
         forward_params.setdefault("return_language", postprocess_params.get("return_language"))
         # A fresh timeline state per call: calls sharing this pipeline (threads) never share one.
-        forward_params["timelines"] = _CallTimelines()
+        forward_params["timelines"] = self._timelines(at_time_res, bool(return_events))
         return preprocess_params, forward_params, postprocess_params
+
+    def _timelines(self, at_time_res: float | None, events: bool) -> CallTimelines:
+        """A call's timeline state: `at_time_res` windows and, with `events`, the sliding event windows."""
+        config = self.model.config
+        window = config.at_window_frames(at_time_res)
+        if not events:
+            return CallTimelines(window)
+        return CallTimelines(window, config.at_window_frames(EVENT_WINDOW_SECONDS), self._event_hop_frames)
+
+    @property
+    def _event_hop_frames(self) -> int:
+        return max(round(EVENT_HOP_SECONDS / self.model.config.at_pooled_frame_seconds), 1)
 
     # ----- calling --------------------------------------------------------------------------------------------------
     def __call__(self, inputs: Any, **kwargs: Any):
@@ -281,28 +286,49 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps=False,
         return_language=None,
         at_time_res=None,
-        timelines: _CallTimelines | None = None,
+        timelines: CallTimelines | None = None,
         tag_batch_size: int = 1,
         **generate_kwargs,
     ):
         is_last = model_inputs.pop("is_last")
         batched = isinstance(is_last, list)
-        items = len(is_last) if batched else 1
-
-        def per_item(key: str) -> list:
-            if key not in model_inputs:
-                return [None] * items
-            value = model_inputs.pop(key)
-            return value if batched else [value]
-
-        decode, spans, strides = per_item("decode"), per_item("span"), per_item("stride")
-        seconds, sources, timeline_frames = per_item("audio_seconds"), per_item("source"), per_item("timeline_frames")
-        timelines = timelines if timelines is not None else _CallTimelines()
+        items = _take_per_item(model_inputs, _PER_ITEM_FIELDS, batched, len(is_last) if batched else 1)
         features = model_inputs.pop("input_features")
         attention_mask = model_inputs.pop("attention_mask", None)
-        batch_size = features.shape[0]
-
+        timelines = timelines if timelines is not None else self._timelines(at_time_res, events=False)
         return_timestamps = return_timestamps or getattr(self.model.generation_config, "return_timestamps", False)
+        generate_kwargs = self._generation_arguments(generate_kwargs, return_timestamps, return_language)
+        rows = [index for index, decode in enumerate(items["decode"]) if decode]
+
+        if features.shape[-1] <= self.feature_extractor.nb_max_frames:
+            tags, events, encoded, generated = self._tag_and_generate_one_pass(
+                features, attention_mask, items["span"], rows, timelines, at_time_res, generate_kwargs
+            )
+        else:
+            tags, events, generated = self._tag_and_generate_long(
+                features, attention_mask, items["timeline_frames"], timelines, at_time_res, tag_batch_size,
+                generate_kwargs,
+            )
+            encoded = None
+        out = self._read_generated(
+            generated, rows, generate_kwargs, return_timestamps == "word", encoded, features.shape[0]
+        )
+
+        result = {"is_last": is_last, **out}
+        if any(stride is not None for stride in items["stride"]):
+            result["stride"] = items["stride"]
+        result.update(audio_tag_logits=tags, audio_event_logits=events, decode=items["decode"],
+                      audio_seconds=items["audio_seconds"], source=items["source"])
+        if not batched:  # one item: tensors as `(1, ...)`, as the pack iterator makes batched items look
+            result = {
+                key: (value[0][None] if isinstance(value[0], torch.Tensor) else value[0]) if key != "is_last" else value
+                for key, value in result.items()
+            }
+        return result
+
+    def _generation_arguments(self, generate_kwargs: dict, return_timestamps: Any, return_language: Any) -> dict:
+        """`generate` arguments for the call: timestamps, the pipeline's defaults, and segments when the language
+        must be read from the full sequences."""
         if return_timestamps:
             generate_kwargs["return_timestamps"] = True
             if return_timestamps == "word":
@@ -311,167 +337,99 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         # upstream-coupled: the pipeline's generation defaults, as the ASR pipeline applies them
         # (Pin: test_pipeline_prepare_generate_kwargs_adds_the_defaults)
         generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
-        told_language = generate_kwargs.get("language")
-        multilingual = getattr(generate_kwargs.get("generation_config", self.model.generation_config), "is_multilingual", False)
-        if return_language or (multilingual and told_language is None):
+        if return_language or (self._multilingual(generate_kwargs) and generate_kwargs.get("language") is None):
             generate_kwargs["return_segments"] = True  # the full sequences hold the language token
+        return generate_kwargs
 
-        segment_frames = self.feature_extractor.nb_max_frames
-        rows = [index for index in range(batch_size) if decode[index]]
-        if features.shape[-1] <= segment_frames:
-            # One encoder pass per 30 s item feeds the head and the decoder: generate runs on the features (so
-            # Whisper's timestamp seeks, temperature fallback and no-speech checks work as in the ASR pipeline) while
-            # its encoder calls on these same features are answered from this pass.
-            encoded = self.model.encode(features)
-            window_logits = self._tag_passes(encoded.pooled_hidden_states, spans, at_time_res, timelines)
-            generated = None
-            if rows:
-                select = rows if len(rows) < batch_size else slice(None)
-                generated = self.model.generate(
-                    input_features=features[select],
-                    attention_mask=None if attention_mask is None else attention_mask[select],
-                    encoder_pass_cache=EncoderPassCache(features, encoded),
-                    **generate_kwargs,
-                )
-        else:
-            # Tag passes first, kept (up to a bound) with the windows they ran on: Whisper's first window (seek 0) and
-            # every seek that lands on a 30 s boundary (common after music or silence) are answered from them.
-            window_logits, held = self._tag_long(features, timeline_frames, at_time_res, tag_batch_size)
-            # Whisper's sequential long-form decoding moves by its timestamps, so it always predicts them (as the
-            # original does); the text is the same, and `chunks` are returned only when asked for.
-            generate_kwargs["return_timestamps"] = True
+    def _multilingual(self, generate_kwargs: dict) -> bool:
+        generation_config = generate_kwargs.get("generation_config", self.model.generation_config)
+        return getattr(generation_config, "is_multilingual", False)
+
+    def _tag_and_generate_one_pass(self, features, attention_mask, spans, rows, timelines, at_time_res, kwargs):
+        """Up to 30 s: one encoder pass per item feeds the head and the decoder. `generate` runs on the features (so
+        Whisper's timestamp seeks, temperature fallback and no-speech checks work as in the ASR pipeline) while its
+        encoder calls on these same features are answered from this pass."""
+        encoded = self.model.encode(features)
+        tags, events = tag_passes(
+            self.model.tag_pooled, encoded.pooled_hidden_states, spans, timelines, at_time_res,
+            self._event_seconds(timelines), self.model.config.num_labels,
+        )
+        generated = None
+        if rows:
+            select = rows if len(rows) < features.shape[0] else slice(None)
             generated = self.model.generate(
-                input_features=features, attention_mask=attention_mask, encoder_pass_cache=held, **generate_kwargs
+                input_features=features[select],
+                attention_mask=None if attention_mask is None else attention_mask[select],
+                encoder_pass_cache=EncoderPassCache(features, encoded),
+                **kwargs,
             )
+        return tags, events, encoded, generated
 
+    def _tag_and_generate_long(self, features, attention_mask, timeline_frames, timelines, at_time_res, group, kwargs):
+        """Longer than 30 s: tag passes first, kept (up to a bound) with the windows they ran on: Whisper's first
+        window (seek 0) and every seek that lands on a 30 s boundary (common after music or silence) are answered
+        from them."""
+        tags, events, held = self._tag_long(features, timeline_frames, timelines, at_time_res, group)
+        # Whisper's sequential long-form decoding moves by its timestamps, so it always predicts them (as the
+        # original does); the text is the same, and `chunks` are returned only when asked for.
+        kwargs = {**kwargs, "return_timestamps": True}
+        generated = self.model.generate(
+            input_features=features, attention_mask=attention_mask, encoder_pass_cache=held, **kwargs
+        )
+        return tags, events, generated
+
+    def _read_generated(self, generated, rows, generate_kwargs, word_timestamps, encoded, batch_size) -> dict:
+        """Per batch item its `tokens`, `token_timestamps`, `lang_id` and `language` from `generate`'s output."""
         out = {key: [None] * batch_size for key in ("tokens", "token_timestamps", "lang_id", "language")}
-        if generated is not None:
-            self._split_generated(generated, rows, told_language, return_timestamps == "word", out)
-            undetected = [row for row in rows if out["language"][row] is None]
-            if undetected and multilingual and features.shape[-1] <= segment_frames:
-                # Whisper detected a language but returned no segment to read it from (no-speech skip): ask again,
-                # one decoder step on the same encoder pass (the original reports the language here too).
-                self._detect_language(encoded.last_hidden_state[undetected], undetected, out)
-        result = {"is_last": is_last, **out}
-        if any(stride is not None for stride in strides):
-            result["stride"] = strides
-        result.update(audio_tag_logits=window_logits, decode=decode, audio_seconds=seconds, source=sources)
-        if not batched:  # one item: tensors as `(1, ...)`, as the pack iterator makes batched items look
-            result = {
-                key: (value[0][None] if isinstance(value[0], torch.Tensor) else value[0]) if key != "is_last" else value
-                for key, value in result.items()
-            }
-        return result
-
-    def _split_generated(self, generated, rows, told_language, word_timestamps, out) -> None:
-        """Spreads `generate`'s output for the decoded `rows` over the batch's items."""
-        sequences = generated["sequences"] if isinstance(generated, dict) else generated
-        segments = generated.get("segments") if isinstance(generated, dict) else None
-        token_timestamps = generated.get("token_timestamps") if isinstance(generated, dict) else None
+        if generated is None:
+            return out
         generation_config = self.model.generation_config
-        id_to_language = _id_to_language(generation_config)
-        for position, row in enumerate(rows):
-            out["tokens"][row] = sequences[position].long()  # a skipped (no-speech) window comes back as float []
-            if word_timestamps:
-                if segments is not None and segments[position]:
-                    out["token_timestamps"][row] = torch.cat([s["token_timestamps"] for s in segments[position]])
-                elif token_timestamps is not None:
-                    out["token_timestamps"][row] = token_timestamps[position]
-            language = None
-            if segments is not None and segments[position]:
-                full = _full_sequence(segments[position])
-                found = next((int(t) for t in full.tolist() if int(t) in id_to_language), None)
-                if found is not None:
-                    out["lang_id"][row] = torch.tensor(found)
-                    language = id_to_language[found]
-            if language is None:
-                given = told_language[position] if isinstance(told_language, (list, tuple)) else told_language
-                language = _language_code(given) if given else None
-            if language is None and not getattr(generation_config, "is_multilingual", True):
-                language = "en"
-            out["language"][row] = language
-        if all(value is None for value in out["token_timestamps"]):
-            out.pop("token_timestamps")
-
-    def _detect_language(self, encoder_states: torch.Tensor, rows: list[int], out: dict) -> None:
-        """Fills `lang_id`/`language` of `rows` from Whisper's language detection on `encoder_states` `(n, T, d)`."""
-        from transformers.modeling_outputs import BaseModelOutput
-
-        generation_config = self.model.generation_config
-        id_to_language = _id_to_language(generation_config)
-        with torch.no_grad():
-            detected = self.model.detect_language(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states))
-        for row, token_id in zip(rows, detected.tolist()):
-            if token_id in id_to_language:
-                out["lang_id"][row] = torch.tensor(token_id)
-                out["language"][row] = id_to_language[token_id]
+        split_generated(generated, rows, generate_kwargs.get("language"), word_timestamps, generation_config, out)
+        undetected = [row for row in rows if out["language"][row] is None]
+        if undetected and encoded is not None and self._multilingual(generate_kwargs):
+            # Whisper detected a language but returned no segment to read it from (no-speech skip): ask again,
+            # one decoder step on the same encoder pass (the original reports the language here too).
+            detect_language(self.model, encoded.last_hidden_state[undetected], undetected, out)
+        return out
 
     # ----- tags -----------------------------------------------------------------------------------------------------
-    def _tag_passes(
-        self, pooled: torch.Tensor, spans: list, at_time_res: float | None, timelines: _CallTimelines
-    ) -> list[torch.Tensor | None]:
-        """Head logits for the windows each 30 s pass completes. `pooled`: `(B, L, 75, d)` -> per item `(n, C)`."""
-        window = self.model.config.at_window_frames(at_time_res)
-        pieces, counts = [], []
-        for index, span in enumerate(spans):
-            if span is None:
-                counts.append(None)
-                continue
-            windows = timelines.push(pooled[index], span, window)
-            pieces.append(windows)
-            counts.append(windows.shape[0])
-        return self._run_head(pieces, counts, at_time_res)
+    @staticmethod
+    def _event_seconds(timelines: CallTimelines) -> float | None:
+        return EVENT_WINDOW_SECONDS if timelines.shape[1] else None
 
-    def _run_head(self, pieces: list[torch.Tensor], counts: list, at_time_res: float | None) -> list:
-        """One head call for all windows of the batch: `(n, L, window, d)` pieces -> `(n_i, C)` per item."""
-        if pieces and sum(piece.shape[0] for piece in pieces):
-            windows = torch.cat(pieces)
-            logits = self.model.tag_pooled(windows, at_time_res)[:, 0]  # (n, 1, C) -> (n, C)
-        else:
-            logits = torch.zeros(0, self.model.config.num_labels)
-        results, position = [], 0
-        for count in counts:
-            if count is None:
-                results.append(None)
-                continue
-            results.append(logits[position : position + count])
-            position += count
-        return results
+    def _tag_long(self, features, timeline_frames: list[int], timelines: CallTimelines, at_time_res, group: int):
+        """Tags (and event logits) for long-form items by extra passes over aligned 30 s windows of their features, at
+        least `group` passes per encoder call (Whisper's own long-form passes move by decoded timestamps, off the
+        pooled grid).
 
-    def _tag_long(self, features: torch.Tensor, timeline_frames: list[int], at_time_res: float | None, group: int):
-        """Tags for long-form items by extra passes over aligned 30 s windows of their features, at least `group`
-        passes per encoder call (Whisper's own long-form passes move by decoded timestamps, off the pooled grid).
-
-        Returns `(logits per item, cache)`: an [`EncoderPassCache`] of the passes `generate` may reuse — every item's
-        first window (also Whisper's first) and, up to `_MAX_HELD_WINDOWS` in all, the following ones (memory stays
-        bounded for hours of audio)."""
+        Returns `(tag logits per item, event logits per item or None, cache)`: an [`EncoderPassCache`] of the passes
+        `generate` may reuse — every item's first window (also Whisper's first) and, up to `_MAX_HELD_WINDOWS` in all,
+        the following ones (memory stays bounded for hours of audio)."""
         segment_frames = self.feature_extractor.nb_max_frames
         per_pass = self.model.config.at_pooled_frames_per_window
-        window = self.model.config.at_window_frames(at_time_res)
         passes = [(index, span) for index, total in enumerate(timeline_frames) for span in pass_spans(total, per_pass)]
-        group = max(group or 1, features.shape[0])
-        assemblers = [WindowAssembler(window) for _ in timeline_frames]
-        per_item: list[list[torch.Tensor]] = [[] for _ in timeline_frames]
+        inputs = [timelines.new_input() for _ in timeline_frames]
+        tags, events = [[] for _ in timeline_frames], [[] for _ in timeline_frames]
         held_windows, held_states = [], []
+        group = max(group or 1, features.shape[0])
         for begin in range(0, len(passes), group):
             chunk = passes[begin : begin + group]
-            segments = []
-            for index, span in chunk:
-                start = span.offset * segment_frames // per_pass
-                segment = features[index, :, start : start + segment_frames]
-                segments.append(torch.nn.functional.pad(segment, (0, segment_frames - segment.shape[-1])))
+            segments = [pass_features(features[index], span, per_pass, segment_frames) for index, span in chunk]
             encoded = self.model.encode(torch.stack(segments))
-            pieces = []
+            chunk_tags, chunk_events = tag_passes(
+                self.model.tag_pooled, encoded.pooled_hidden_states, [span for _, span in chunk],
+                [inputs[index] for index, _ in chunk], at_time_res, self._event_seconds(timelines),
+                self.model.config.num_labels,
+            )
             for row, (index, span) in enumerate(chunk):
-                pieces.append(assemblers[index].push(encoded.pooled_hidden_states[row], span))
+                tags[index].append(chunk_tags[row])
+                events[index].append(chunk_events[row])
                 if span.offset == 0 or len(held_windows) < _MAX_HELD_WINDOWS:
                     held_windows.append(segments[row])
                     held_states.append(encoded.last_hidden_state[row])
-            logits = self._run_head(pieces, [piece.shape[0] for piece in pieces], at_time_res)
-            for (index, _), item_logits in zip(chunk, logits):
-                per_item[index].append(item_logits)
         held = EncoderPassCache(torch.stack(held_windows), (torch.stack(held_states),))
-        return [torch.cat(logits) for logits in per_item], held
+        events = [torch.cat(pieces) if pieces[0] is not None else None for pieces in events]
+        return [torch.cat(pieces) for pieces in tags], events, held
 
     # ----- postprocess ----------------------------------------------------------------------------------------------
     def postprocess(
@@ -488,29 +446,15 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return_tag_logits=False,
         label_language="follow_asr",
         return_word_segments=False,
+        return_events=False,
+        **event_options: float,
     ):
         logits = [output.pop("audio_tag_logits") for output in model_outputs]
+        event_logits = [output.pop("audio_event_logits", None) for output in model_outputs]
         decode = [output.pop("decode") for output in model_outputs]
         languages = [output.pop("language") for output in model_outputs]
         seconds = model_outputs[0].pop("audio_seconds")
-        for output in model_outputs:
-            output.pop("audio_seconds", None)
-            output.pop("source", None)
-            if output.get("lang_id") is None or not return_language:
-                output.pop("lang_id", None)
-            if output.get("token_timestamps", 0) is None:
-                output.pop("token_timestamps")
-            elif "token_timestamps" in output and "lang_id" in output:
-                output["token_timestamps"] = _times_for_language_token(output["token_timestamps"])
-        text_outputs = [output for output, wanted in zip(model_outputs, decode) if wanted]
-        segments = None
-        if return_word_segments and return_timestamps == "word":
-            # The same tokens decoded a second time at segment level (the ASR postprocess consumes its inputs: copies).
-            copies = [{key: value for key, value in output.items() if key != "token_timestamps"} for output in text_outputs]
-            segments = super().postprocess(copies, return_timestamps=True, return_language=return_language)["chunks"]
-        result = super().postprocess(text_outputs, return_timestamps=return_timestamps, return_language=return_language)
-        if segments is not None:
-            result["segments"] = _nest_words(segments, result.get("chunks", []))
+        result = self._text(model_outputs, decode, return_timestamps, return_language, return_word_segments)
         language = next((code for code, wanted in zip(languages, decode) if wanted and code), None)
 
         tag_logits = torch.cat([item[0] for item in logits if item is not None]).float()
@@ -525,11 +469,51 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         ordered["audio_tags"] = format_window_tags(probs, names, resolution, seconds, top_k, tag_threshold, candidates)
         if return_tag_logits:
             ordered["audio_tag_logits"] = tag_logits.numpy()
+        if return_events:
+            curve = torch.sigmoid(torch.cat([item[0] for item in event_logits if item is not None]).float()).numpy()
+            ordered["events"] = self._events(curve, seconds, names, candidates, event_options)
         return ordered
+
+    def _text(self, model_outputs, decode, return_timestamps, return_language, return_word_segments) -> dict:
+        """The ASR pipeline's postprocess of the decoded items (`text`, `chunks`, ...), plus `segments` with words."""
+        for output in model_outputs:
+            output.pop("audio_seconds", None)
+            output.pop("source", None)
+            if output.get("lang_id") is None or not return_language:
+                output.pop("lang_id", None)
+            if output.get("token_timestamps", 0) is None:
+                output.pop("token_timestamps")
+            elif "token_timestamps" in output and "lang_id" in output:
+                output["token_timestamps"] = times_for_language_token(output["token_timestamps"])
+        text_outputs = [output for output, wanted in zip(model_outputs, decode) if wanted]
+        segments = None
+        if return_word_segments and return_timestamps == "word":
+            # The same tokens decoded a second time at segment level (the ASR postprocess consumes its inputs: copies).
+            copies = [{key: value for key, value in output.items() if key != "token_timestamps"} for output in text_outputs]
+            segments = super().postprocess(copies, return_timestamps=True, return_language=return_language)["chunks"]
+        result = super().postprocess(text_outputs, return_timestamps=return_timestamps, return_language=return_language)
+        if segments is not None:
+            result["segments"] = nest_words(segments, result.get("chunks", []))
+        return result
+
+    def _events(self, curve: np.ndarray, seconds: float, names: list[str], candidates, options: dict) -> list[dict]:
+        """`(num_points, C)` event probabilities (one point per event hop, from time 0) -> `result["events"]`."""
+        hop_seconds = self._event_hop_frames * self.model.config.at_pooled_frame_seconds
+        return events_from_curve(
+            smooth_curve(curve, EVENT_SMOOTHING_POINTS),
+            candidates,
+            hop_seconds,
+            duration=seconds,
+            names=names,
+            threshold=options.get("event_threshold"),
+            offset_threshold=options.get("event_offset_threshold"),
+            min_duration=options.get("event_min_duration"),
+            min_gap=options.get("event_min_gap"),
+        )
 
     def _names(self, language: str | None) -> list[str]:
         if getattr(self, "_label_names", None) is None:
-            self._label_names = load_label_names(self.model.name_or_path or None, self.model.config.id2label)
+            self._label_names = model_label_names(self.model)
         return self._label_names.get(language or "en")
 
     def _all_label_names(self) -> set[str]:
@@ -565,58 +549,19 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
 
-def _id_to_language(generation_config) -> dict[int, str]:
-    """Language token id -> code (`50259 -> "en"`) from a Whisper generation config (empty for English-only)."""
-    return {token_id: token[2:-2] for token, token_id in getattr(generation_config, "lang_to_id", {}).items()}
+_PER_ITEM_FIELDS = ("decode", "span", "stride", "audio_seconds", "source", "timeline_frames")
 
 
-def _nest_words(segments: list[dict], words: list[dict]) -> list[dict]:
-    """Segment chunks `{"text", "timestamp"}` -> the same with `"words"`: the word chunks holding their characters.
-
-    Both lists decode the same tokens, so their non-space characters line up in order; words are handed to segments
-    by character count (word times come from cross-attention alignment and may straddle segment boundaries).
-    """
-    nested, position = [], 0
-    for segment in segments:
-        remaining = len("".join(segment["text"].split()))
-        held = []
-        while position < len(words) and remaining > 0:
-            held.append(words[position])
-            remaining -= len("".join(words[position]["text"].split()))
-            position += 1
-        nested.append({**segment, "words": held})
-    if nested and position < len(words):  # characters the segment decode dropped: keep the words anyway
-        nested[-1]["words"].extend(words[position:])
-    return nested
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Upstream-coupled helpers (transformers' Whisper generate and ASR pipeline), pinned by tests/test_upstream_pins.py
-# --------------------------------------------------------------------------------------------------------------------
-def _full_sequence(segment_list: list[dict]) -> torch.Tensor:
-    """One item's full first-segment sequence (language token included) from Whisper's `return_segments` output;
-    `generate` strips the init tokens from `sequences`. Pin: test_whisper_segments_hold_the_full_sequence."""
-    result = segment_list[0]["result"]
-    return result["sequences"] if isinstance(result, dict) else result
-
-
-def _times_for_language_token(times: torch.Tensor) -> torch.Tensor:
-    """The ASR postprocess puts the language token in front of the tokens but not of their times, which would give
-    every word the next token's time: shift the times along (token i spans t[i-1]..t[i]).
-    Pin: test_asr_postprocess_prepends_the_language_token."""
-    return torch.cat([times.new_zeros(times.shape[:-1] + (1,)), times], dim=-1)
-
-
-def _language_code(language: str | None) -> str | None:
-    """`"German"`, `"german"`, `"de"` or `"<|de|>"` -> `"de"`."""
-    if language is None:
-        return None
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
-
-    language = language.strip()
-    if language.startswith("<|") and language.endswith("|>"):
-        return language[2:-2]
-    return TO_LANGUAGE_CODE.get(language.lower(), language.lower())
+def _take_per_item(model_inputs: dict, keys: Sequence[str], batched: bool, items: int) -> dict[str, list]:
+    """Pops `keys` from a (collated) model input: per key one entry per batch item (`None`s where it is missing)."""
+    taken = {}
+    for key in keys:
+        if key not in model_inputs:
+            taken[key] = [None] * items
+            continue
+        value = model_inputs.pop(key)
+        taken[key] = value if batched else [value]
+    return taken
 
 
 def _first_item(items):

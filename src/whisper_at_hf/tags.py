@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# ----- event defaults (one place: tuned by benchmarks/events.py) -------------------------------------------------------
+# ----- event defaults (one place: tuned by benchmarks/events.py) ------------------------------------------------------
 EVENT_WINDOW_SECONDS = 2.0
 EVENT_HOP_SECONDS = 0.4
 EVENT_SMOOTHING_POINTS = 3
@@ -63,7 +63,7 @@ _NOT_MUSIC = frozenset({
 })
 
 
-# ----- per-window tags -------------------------------------------------------------------------------------------------
+# ----- per-window tags ------------------------------------------------------------------------------------------------
 def window_bounds(index: int, at_time_res: float, duration: float) -> tuple[float, float]:
     """`(start_s, end_s)` of window `index`, the last one clipped to the input's `duration`; 10 ms precision
     (Whisper's timestamps step by 20 ms: an 89.002 s file ends its last window at 89.0)."""
@@ -165,7 +165,7 @@ def format_window_tags(
     return windows
 
 
-# ----- class kinds -----------------------------------------------------------------------------------------------------
+# ----- class kinds ----------------------------------------------------------------------------------------------------
 def is_speech_class(label_id: int, english_names: Sequence[str]) -> bool:
     """Whether class `label_id` is Speech or one of its AudioSet children (Male speech, Conversation, Narration, ...),
     by its English name."""
@@ -187,7 +187,7 @@ def is_music_class(label_id: int, english_names: Sequence[str]) -> bool:
     return label_id in music_class_ids(english_names)
 
 
-# ----- the fine curve --------------------------------------------------------------------------------------------------
+# ----- the fine curve -------------------------------------------------------------------------------------------------
 def smooth_curve(curve: np.ndarray, points: int = EVENT_SMOOTHING_POINTS) -> np.ndarray:
     """Median over `points` (odd) neighbouring curve points per class, edges repeated. `(n, C)` -> `(n, C)`.
 
@@ -202,7 +202,7 @@ def smooth_curve(curve: np.ndarray, points: int = EVENT_SMOOTHING_POINTS) -> np.
     return np.median(stacked, axis=0).astype(curve.dtype)
 
 
-# ----- events ----------------------------------------------------------------------------------------------------------
+# ----- events ---------------------------------------------------------------------------------------------------------
 @dataclass
 class _Run:
     """One class's event being built: curve points `[first, last]`, its peak, and whether it is still above offset."""
@@ -354,7 +354,7 @@ def events_from_curve(
 def name_events(events: Iterable[dict], names: Sequence[str]) -> list[dict]:
     """Events with their `label` in `names` (a label language), as `{label, label_id, start, end, score}`, sorted by
     start, then label."""
-    named = [{"label": names[event["label_id"]], **event} for event in events]
+    named = [{"label": names[event["label_id"]], **{k: v for k, v in event.items() if k != "label"}} for event in events]
     return sorted(named, key=lambda event: (event["start"], event["label"]))
 
 
