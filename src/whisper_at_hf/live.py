@@ -325,9 +325,10 @@ class LiveTranscriber:
             raise ValueError(f"language {self.language!r}: this checkpoint is English-only.")
 
     def _names_for_labels(self, include: Any, exclude: Any, label_language: str) -> None:
-        from .labels import load_label_names
+        from .labels import model_label_names
 
-        names = load_label_names(self.model.name_or_path, self.model.config.id2label)
+        names = model_label_names(self.model)
+        self.label_names = names
         self.names = names.get(label_language) if label_language in names.languages else None
         if self.names is None:
             raise ValueError(f"label_language {label_language!r}: this checkpoint has names in {names.languages}.")
