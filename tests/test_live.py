@@ -14,7 +14,6 @@ from whisper_at_hf.live import (
     LiveTranscriber,
     LocalAgreement,
     live_updates,
-    token_end_times,
     words_from_tokens,
 )
 from whisper_at_hf.tags import EVENT_HOP_SECONDS, EventSegmenter, events_from_curve, smooth_curve
@@ -93,6 +92,14 @@ def test_live_event_curve_windows_are_centred_and_clamped():
     assert live.ready_points(7, total_frames=10) == range(0, 10)
 
 
+def _wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    from whisper_at_hf.live import normalize_for_wer
+
+    return jiwer.wer(normalize_for_wer(reference), normalize_for_wer(hypothesis))
+
+
 # ----- on real tiny.en (random head) ---------------------------------------------------------------------------------
 
 
@@ -107,29 +114,6 @@ def _speech() -> np.ndarray:
     audio, rate = sf.read(SHARED_AUDIO / "speech_en.wav", dtype="float32")
     assert rate == 16000
     return audio
-
-
-@pytest.mark.needs_shared
-def test_token_end_times_match_generate(live_model):
-    """Pin for token_end_times: the same DTW times as generate(return_token_timestamps=True)."""
-    from transformers import WhisperProcessor
-
-    processor = WhisperProcessor.from_pretrained(TINY_EN)
-    audio = _speech()[: 16000 * 3]
-    inputs = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
-    prompt = processor.tokenizer.get_prompt_ids("The quick", return_tensors="pt")
-    with torch.inference_mode():
-        reference = live_model.generate(
-            inputs.input_features, attention_mask=inputs.attention_mask, prompt_ids=prompt,
-            return_token_timestamps=True, return_dict_in_generate=True,
-        )
-        states = live_model.get_encoder()(inputs.input_features).last_hidden_state
-        sequence = reference["sequences"]
-        prefix = sequence[0].tolist().index(live_model.generation_config.decoder_start_token_id) + 2
-        mine = token_end_times(live_model, sequence, states, int(inputs.attention_mask.sum()), prefix)
-    expected = reference["token_timestamps"]
-    assert mine.shape == expected.shape
-    assert torch.allclose(mine, expected, atol=0.021)  # DTW on 20 ms frames: at most one frame apart
 
 
 @pytest.mark.needs_shared
@@ -157,9 +141,18 @@ def test_live_transcript_of_speech_matches_offline_words(live_model):
         hook.remove()
     assert len(passes) == len(updates)  # one encoder pass per step feeds the decoder and the head
     words = [word for update in updates for word in update["new_words"]]
-    text = " ".join(w["word"] for w in words).lower()
-    for expected in ("quick", "brown", "fox", "whisper", "background", "noise"):
-        assert expected in text, text
+    text = " ".join(w["word"] for w in words)
+    from transformers import WhisperProcessor
+
+    processor = WhisperProcessor.from_pretrained(TINY_EN)
+    features = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        offline = processor.tokenizer.decode(live_model.generate(features)[0], skip_special_tokens=True)
+    # tiny.en greedy is unstable on this clip ("brown fox" comes out as "round-fark stump"): live may differ from
+    # offline in a few words, not in most of them
+    assert _wer(offline, text) <= 0.35, (offline, text)
+    for expected in ("quick", "lazy", "whisper", "recognize", "background", "noise"):
+        assert expected in text.lower(), text
     assert updates[-1]["committed_text"].lower().count("quick") == 1  # committed once, not per step
     assert all(0 <= w["start"] <= w["end"] <= audio.size / 16000 + 0.05 for w in words)
     assert all(a["start"] <= b["start"] for a, b in zip(words, words[1:]))

@@ -59,6 +59,12 @@ def _norm(word: str) -> str:
     return re.sub(r"[^\w']", "", word.lower())
 
 
+def normalize_for_wer(text: str) -> str:
+    """Text as word error rates compare it: lower case, hyphens as spaces, no punctuation, single spaces."""
+    words = (_norm(word) for word in text.replace("-", " ").split())
+    return " ".join(word for word in words if word)
+
+
 # ----- hypotheses ------------------------------------------------------------------------------------------------------
 def words_from_tokens(
     tokens: Sequence[int], starts: Sequence[float], ends: Sequence[float], tokenizer: Any, offset_s: float
@@ -86,6 +92,42 @@ def words_from_tokens(
     return words
 
 
+def alignment_cross_attentions(model: Any, sequences: torch.Tensor, encoder_states: torch.Tensor) -> tuple:
+    """Cross-attention weights of the decoder's layers on `sequences[:, :-1]` teacher-forced, as eager attention's
+    `cross_attentions`: per layer `(b, heads, n - 1, frames)`; only the layers holding an alignment head are
+    computed (the others are zeros, never materialised).
+
+    Computed from the decoder's hidden states (any attention implementation; asking `generate` for
+    `return_token_timestamps` instead switches the shared model's config to eager attention for good, and keeps
+    attention at every decoding step).
+    """
+    # ----- upstream-coupled: the layout of Whisper's decoder layer (self-attention, then the cross-attention's query
+    # from `encoder_attn_layer_norm`, scaled as `encoder_attn.scaling`). Pinned by
+    # tests/test_upstream_pins.py::test_alignment_cross_attentions_equal_eager_attentions.
+    decoder = model.get_decoder()
+    inputs = sequences[:, :-1]
+    output = decoder(input_ids=inputs, encoder_hidden_states=encoder_states, output_hidden_states=True, use_cache=False)
+    batch, length = inputs.shape
+    frames = encoder_states.shape[1]
+    wanted = {int(layer) for layer, _ in model.generation_config.alignment_heads}
+    causal = torch.full((length, length), float("-inf"), device=inputs.device).triu(1)[None, None]
+    per_layer = []
+    for index, layer in enumerate(decoder.layers):
+        attention = layer.encoder_attn
+        if index not in wanted:
+            per_layer.append(encoder_states.new_zeros(()).expand(batch, attention.num_heads, length, frames))
+            continue
+        hidden = output.hidden_states[index]  # the layer's input
+        mask = causal.to(hidden.dtype)
+        hidden = hidden + layer.self_attn(layer.self_attn_layer_norm(hidden), attention_mask=mask)[0]
+        query = attention.q_proj(layer.encoder_attn_layer_norm(hidden)) * attention.scaling
+        key = attention.k_proj(encoder_states)
+        query = query.view(batch, length, attention.num_heads, -1).transpose(1, 2)
+        key = key.view(batch, frames, attention.num_heads, -1).transpose(1, 2)
+        per_layer.append(torch.softmax((query @ key.transpose(-1, -2)).float(), dim=-1))
+    return tuple(per_layer)
+
+
 def token_end_times(
     model: Any,
     sequences: torch.Tensor,
@@ -95,21 +137,18 @@ def token_end_times(
 ) -> torch.Tensor:
     """Where each token of `sequences` `(b, n)` ends, in seconds of its 30 s window, from the alignment heads.
 
-    The same DTW over the same cross-attention heads as `generate(..., return_token_timestamps=True)`, but from one
-    teacher-forced decoder pass after a fast (SDPA) decoding, instead of eager attention kept at every decoding step
-    (2-3x the decoding time on CPU). Returns `(b, n)`: entry `i` is where token `i` ends (entry `i - 1` where it
-    starts), as transformers' `token_timestamps`. `num_frames`: mel frames of real audio (DTW stays inside them);
-    `num_input_ids`: the forced prefix (prompt, start, language, task tokens), left out of the DTW as by `generate`.
+    The same DTW over the same heads as `generate(..., return_token_timestamps=True)`, on the cross-attentions of
+    one teacher-forced pass ([`alignment_cross_attentions`]) after a fast decoding. Returns `(b, n)`: entry `i` is
+    where token `i` ends (entry `i - 1` where it starts), as transformers' `token_timestamps`. `num_frames`: mel frames
+    of real audio (DTW stays inside them); `num_input_ids`: the forced prefix (prompt, start, language, task tokens),
+    left out of the DTW as by `generate`.
     """
-    # ----- upstream-coupled: Whisper's `_extract_token_timestamps` fed one "step" holding every position's cross
-    # attentions. Pinned by tests/test_upstream_pins.py::test_token_end_times_equal_generate_token_timestamps.
+    # ----- upstream-coupled: Whisper's DTW (`_extract_token_timestamps`) fed one "step" holding every position.
+    # Pinned by tests/test_upstream_pins.py::test_token_end_times_equal_generate_token_timestamps.
     from transformers.generation.utils import GenerateEncoderDecoderOutput
 
-    decoder = model.get_decoder()
-    output = decoder(
-        input_ids=sequences[:, :-1], encoder_hidden_states=encoder_states, output_attentions=True, use_cache=False
-    )
-    steps = GenerateEncoderDecoderOutput(sequences=sequences, cross_attentions=(output.cross_attentions,))
+    attentions = alignment_cross_attentions(model, sequences, encoder_states)
+    steps = GenerateEncoderDecoderOutput(sequences=sequences, cross_attentions=(attentions,))
     alignment_heads = model.generation_config.alignment_heads
     return model._extract_token_timestamps(steps, alignment_heads, num_frames=num_frames, num_input_ids=num_input_ids)
 
@@ -624,6 +663,9 @@ __all__ = [
     "LiveStreamStalled",
     "LiveTranscriber",
     "LocalAgreement",
+    "alignment_cross_attentions",
     "live_updates",
+    "normalize_for_wer",
+    "token_end_times",
     "words_from_tokens",
 ]
