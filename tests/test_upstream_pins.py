@@ -283,11 +283,13 @@ def test_alignment_cross_attentions_equal_eager_attentions():
     states = torch.randn(2, 1500, 64)
     sequences = torch.randint(0, 100, (2, 9))
     with torch.no_grad():
-        mine = alignment_cross_attentions(sdpa, sequences, states)
+        mine, hidden = alignment_cross_attentions(sdpa, sequences, states)
         reference = eager.get_decoder()(
             input_ids=sequences[:, :-1], encoder_hidden_states=states, output_attentions=True, use_cache=False
         ).cross_attentions
     assert sdpa.config._attn_implementation == "sdpa"  # nothing switched on the (shared) model
+    expected = eager.get_decoder()(input_ids=sequences[:, :-1], encoder_hidden_states=states).last_hidden_state
+    torch.testing.assert_close(hidden, expected, rtol=1e-4, atol=1e-5)
     for layer, head in heads:
         assert mine[layer].shape == reference[layer].shape
         torch.testing.assert_close(mine[layer][:, head], reference[layer][:, head], rtol=1e-4, atol=1e-6)
@@ -301,7 +303,7 @@ def test_token_end_times_equal_generate_token_timestamps():
     from conftest import SHARED_AUDIO
     from transformers import WhisperProcessor
 
-    from whisper_at_hf.live import token_end_times
+    from whisper_at_hf.live import alignment_cross_attentions, token_end_times
 
     model = WhisperForConditionalGeneration.from_pretrained(TINY_EN, dtype=torch.float32).eval()
     processor = WhisperProcessor.from_pretrained(TINY_EN)
@@ -314,7 +316,8 @@ def test_token_end_times_equal_generate_token_timestamps():
         states = model.get_encoder()(inputs.input_features).last_hidden_state
         fast = model.generate(inputs.input_features, prompt_ids=prompt, return_dict_in_generate=True)["sequences"]
         prefix = fast[0].tolist().index(model.generation_config.decoder_start_token_id) + 2  # sot, notimestamps
-        mine = token_end_times(model, fast, states, int(inputs.attention_mask.sum()), prefix)
+        attentions, _ = alignment_cross_attentions(model, fast, states)
+        mine = token_end_times(model, fast, attentions, int(inputs.attention_mask.sum()), prefix)
         reference = model.generate(
             inputs.input_features, attention_mask=inputs.attention_mask, prompt_ids=prompt,
             return_token_timestamps=True, return_dict_in_generate=True,

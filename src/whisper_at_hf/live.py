@@ -26,6 +26,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import zlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -51,7 +52,13 @@ SAMPLING_RATE = 16000
 FRAME_SAMPLES = int(EVENT_HOP_SECONDS * SAMPLING_RATE)  # one pooled frame (0.4 s): buffer cuts fall on this grid
 PROMPT_CHARS = 200  # committed text handed to the decoder as its prompt (whisper_streaming uses 200 too)
 TEXT_CHARS = 2000  # committed text kept for `committed_text` (older text came in earlier updates' `new_words`)
+TOKENS_PER_SECOND = 6
 _SENTENCE_END = re.compile(r"[.!?。！？]['\")\]]*$")
+
+
+def features_seconds(attention_mask: torch.Tensor) -> float:
+    """Seconds of real audio in the features (100 mel frames a second)."""
+    return float(attention_mask.sum()) / 100
 
 
 def _norm(word: str) -> str:
@@ -92,10 +99,13 @@ def words_from_tokens(
     return words
 
 
-def alignment_cross_attentions(model: Any, sequences: torch.Tensor, encoder_states: torch.Tensor) -> tuple:
+def alignment_cross_attentions(
+    model: Any, sequences: torch.Tensor, encoder_states: torch.Tensor
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """Cross-attention weights of the decoder's layers on `sequences[:, :-1]` teacher-forced, as eager attention's
     `cross_attentions`: per layer `(b, heads, n - 1, frames)`; only the layers holding an alignment head are
-    computed (the others are zeros, never materialised).
+    computed (the others are zeros, never materialised). Also returns the decoder's last hidden state
+    `(b, n - 1, d_model)` (its logits score the hypothesis).
 
     Computed from the decoder's hidden states (any attention implementation; asking `generate` for
     `return_token_timestamps` instead switches the shared model's config to eager attention for good, and keeps
@@ -125,20 +135,20 @@ def alignment_cross_attentions(model: Any, sequences: torch.Tensor, encoder_stat
         query = query.view(batch, length, attention.num_heads, -1).transpose(1, 2)
         key = key.view(batch, frames, attention.num_heads, -1).transpose(1, 2)
         per_layer.append(torch.softmax((query @ key.transpose(-1, -2)).float(), dim=-1))
-    return tuple(per_layer)
+    return tuple(per_layer), output.last_hidden_state
 
 
 def token_end_times(
     model: Any,
     sequences: torch.Tensor,
-    encoder_states: torch.Tensor,
+    attentions: tuple[torch.Tensor, ...],
     num_frames: int | None = None,
     num_input_ids: int | None = None,
 ) -> torch.Tensor:
     """Where each token of `sequences` `(b, n)` ends, in seconds of its 30 s window, from the alignment heads.
 
     The same DTW over the same heads as `generate(..., return_token_timestamps=True)`, on the cross-attentions of
-    one teacher-forced pass ([`alignment_cross_attentions`]) after a fast decoding. Returns `(b, n)`: entry `i` is
+    one teacher-forced pass (`attentions` from [`alignment_cross_attentions`]) after a fast decoding. Returns `(b, n)`: entry `i` is
     where token `i` ends (entry `i - 1` where it starts), as transformers' `token_timestamps`. `num_frames`: mel frames
     of real audio (DTW stays inside them); `num_input_ids`: the forced prefix (prompt, start, language, task tokens),
     left out of the DTW as by `generate`.
@@ -147,10 +157,31 @@ def token_end_times(
     # Pinned by tests/test_upstream_pins.py::test_token_end_times_equal_generate_token_timestamps.
     from transformers.generation.utils import GenerateEncoderDecoderOutput
 
-    attentions = alignment_cross_attentions(model, sequences, encoder_states)
     steps = GenerateEncoderDecoderOutput(sequences=sequences, cross_attentions=(attentions,))
     alignment_heads = model.generation_config.alignment_heads
     return model._extract_token_timestamps(steps, alignment_heads, num_frames=num_frames, num_input_ids=num_input_ids)
+
+
+def looks_like_no_speech(
+    model: Any, sequence: torch.Tensor, hidden: torch.Tensor, positions: list[int], no_speech_id: int | None
+) -> bool:
+    """Whisper's own hallucination checks on one hypothesis: no-speech probability above 0.6 with a mean token
+    log-probability below -1, or text that compresses more than 2.4x (a loop).
+
+    `sequence` `(n,)`, `hidden` `(n - 1, d_model)` the decoder's states on it, `positions` its text tokens.
+    """
+    text_ids = sequence[positions]
+    logits = model.proj_out(hidden[[p - 1 for p in positions]]).float()
+    mean_logprob = float(torch.log_softmax(logits, -1).gather(-1, text_ids[:, None]).mean())
+    if no_speech_id is not None:
+        start = positions[0] - 1
+        while start > 0 and int(sequence[start]) != model.generation_config.decoder_start_token_id:
+            start -= 1  # the <|startoftranscript|> position predicts <|nospeech|>
+        no_speech = float(torch.softmax(model.proj_out(hidden[start]).float(), -1)[no_speech_id])
+        if no_speech > 0.6 and mean_logprob < -1.0:
+            return True
+    text = " ".join(str(int(t)) for t in text_ids)
+    return len(positions) > 12 and len(text) / len(zlib.compress(text.encode())) > 2.4
 
 
 class LocalAgreement:
@@ -360,6 +391,8 @@ class LiveTranscriber:
             raise ValueError(f"the feature extractor reads {feature_extractor.sampling_rate} Hz; live needs 16 kHz.")
         self.model, self.feature_extractor, self.tokenizer = model, feature_extractor, tokenizer
         self.multilingual = bool(getattr(model.generation_config, "is_multilingual", False))
+        known = tokenizer.get_vocab()
+        self._no_speech_id = next((known[t] for t in ("<|nospeech|>", "<|nocaptions|>") if t in known), None)
         if not self.multilingual and self.language not in (None, "en", "english", "English", "<|en|>"):
             raise ValueError(f"language {self.language!r}: this checkpoint is English-only.")
 
@@ -486,6 +519,8 @@ class LiveTranscriber:
             "encoder_pass_cache": EncoderPassCache(features, encoded),
             "return_dict_in_generate": True,
             "num_beams": self.num_beams,
+            # a bound on hallucinated loops over noise (speech runs at about 3 tokens a second)
+            "max_new_tokens": int(TOKENS_PER_SECOND * features_seconds(attention_mask)) + 8,
         }
         if self.multilingual:
             kwargs["task"] = self.task
@@ -508,9 +543,10 @@ class LiveTranscriber:
                 break
         if not positions:
             return []
-        num_frames = int(attention_mask.sum())
-        states = encoded.last_hidden_state
-        times = token_end_times(self.model, sequences, states, num_frames, positions[0])[0].tolist()
+        attentions, hidden = alignment_cross_attentions(self.model, sequences, encoded.last_hidden_state)
+        if looks_like_no_speech(self.model, sequences[0], hidden[0], positions, self._no_speech_id):
+            return []
+        times = token_end_times(self.model, sequences, attentions, int(attention_mask.sum()), positions[0])[0].tolist()
         tokens = [sequence[i] for i in positions]
         starts, ends = [times[i - 1] for i in positions], [times[i] for i in positions]
         return words_from_tokens(tokens, starts, ends, self.tokenizer, offset_s)
@@ -665,6 +701,7 @@ __all__ = [
     "LocalAgreement",
     "alignment_cross_attentions",
     "live_updates",
+    "looks_like_no_speech",
     "normalize_for_wer",
     "token_end_times",
     "words_from_tokens",
