@@ -104,7 +104,7 @@ def _update(words, events=(), audio_time=0.0):
 def test_caption_files_cues_follow_subtitle_conventions(tmp_path):
     english = ["Speech", "Music", "Dog"]
     files = CaptionFiles(str(tmp_path), "talk", english)
-    assert pysubs2.load(str(tmp_path / "talk.srt")).events == []  # the files exist from the start
+    assert pysubs2.load(str(tmp_path / "talk.srt"), format_="srt").events == []  # the files exist from the start
     words = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4} for i, w in enumerate(
         "This sentence is long enough that it must be split into more than one cue for sure. Short one.".split()
     )]
@@ -116,7 +116,7 @@ def test_caption_files_cues_follow_subtitle_conventions(tmp_path):
     ]))
     files.finish()
     for suffix in ("srt", "vtt"):
-        cues = pysubs2.load(str(tmp_path / f"talk.{suffix}")).events
+        cues = pysubs2.load(str(tmp_path / f"talk.{suffix}"), format_=suffix).events
         texts = [cue.plaintext for cue in cues]
         assert "[Dog]" in texts and "[Speech]" not in texts and "[Music]" not in texts
         speech = [cue for cue in cues if not cue.plaintext.startswith("[")]
