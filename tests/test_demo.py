@@ -40,6 +40,9 @@ def test_captions_and_timeline_html():
     timeline = timeline_html(events, 40.0)
     assert timeline.count("position:absolute") == 2 and "Dog" in timeline and "10 s … 40 s" in timeline
     assert "left:33.3%;width:16.7%" in timeline and "left:83.3%;width:16.7%" in timeline
+    many = {(f"L{i}", 30.0): {"label": f"L{i}", "start": 30.0, "end": 31.0, "score": i / 20} for i in range(20)}
+    rows = timeline_html(many, 40.0)
+    assert rows.count("position:absolute") == 8 and "L19" in rows and "L11" not in rows  # the strongest labels
 
 
 def _free_port() -> int:
@@ -86,7 +89,7 @@ def test_live_page_in_a_real_browser_shows_words_and_changing_tags(tiny_en_at_di
                     break
             page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
             if os.environ.get("WHISPER_AT_DEMO_SCREENSHOT"):
-                page.screenshot(path=os.environ["WHISPER_AT_DEMO_SCREENSHOT"], full_page=True)
+                page.screenshot(path=os.environ["WHISPER_AT_DEMO_SCREENSHOT"])
             browser.close()
         assert any(word in words for word in ("quick", "noise", "background", "recognize")), words
         assert len(seen_tags) > 2, seen_tags  # the tag bars change with the audio

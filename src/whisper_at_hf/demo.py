@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import html
+import queue
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from .audio import resample, to_mono
 
 EVENT_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
 TIMELINE_SECONDS = 30.0  # the live timeline shows the last 30 s
+TIMELINE_ROWS = 8  # ... for the labels with the strongest events in it
 
 
 def load_pipeline(model: str | None, device: str = "cpu") -> Any:
@@ -49,13 +52,19 @@ def captions_html(update: dict | None) -> str:
         return "<div id='live-captions'><i>Press record and speak.</i></div>"
     committed = html.escape(update["committed_text"][-600:])
     tentative = html.escape(update["tentative_text"])
-    return f"<div id='live-captions'>{committed} <span style='opacity:0.45'>{tentative}</span></div>"
+    return (f"<div id='live-captions' style='font-size:1.3em;line-height:1.5'>{committed} "
+            f"<span style='opacity:0.45'>{tentative}</span></div>")
 
 
 def timeline_html(events: dict[tuple, dict], now: float) -> str:
-    """The events of the last `TIMELINE_SECONDS` as bars on one row per label (an ongoing one runs to `now`)."""
+    """The events of the last `TIMELINE_SECONDS` as bars on one row per label (an ongoing one runs to `now`), for the
+    `TIMELINE_ROWS` labels with the strongest events there."""
     start = max(now - TIMELINE_SECONDS, 0.0)
-    labels = sorted({event["label"] for event in events.values()})
+    strongest: dict[str, float] = {}
+    for event in events.values():
+        if event["end"] is None or event["end"] >= start:
+            strongest[event["label"]] = max(strongest.get(event["label"], 0.0), event["score"])
+    labels = sorted(strongest, key=lambda label: (-strongest[label], label))[:TIMELINE_ROWS]
     rows = []
     for row, label in enumerate(labels):
         bars = []
@@ -76,7 +85,9 @@ def timeline_html(events: dict[tuple, dict], now: float) -> str:
 
 
 class LiveSession:
-    """One browser session's stream: its [`LiveTranscriber`], its last update and the events seen so far."""
+    """One browser session's stream. Chunks are queued by the (quick) Gradio callback; a thread runs them through
+    `live_updates(..., coalesce=True)`, so a slow machine skips steps instead of queueing the browser's chunks
+    (bounded lag), and the page always shows the newest update."""
 
     def __init__(self, pipe: Any, step_s: float):
         from .live import LiveTranscriber
@@ -84,19 +95,44 @@ class LiveSession:
         self.stream = LiveTranscriber(pipe, step_s=step_s)
         self.update: dict | None = None
         self.events: dict[tuple, dict] = {}  # (label, start) -> event; the ongoing one is replaced when it ends
+        self.error: str | None = None
+        self._inbox: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="live-session", daemon=True).start()
 
     def push(self, sampling_rate: int, samples: np.ndarray) -> None:
-        for update in self.stream.push(as_16k_mono(sampling_rate, samples)):
-            self.update = update
-            for event in update["events"]:
-                self.events[(event["label"], event["start"])] = event
-            horizon = update["audio_time"] - TIMELINE_SECONDS
-            self.events = {k: e for k, e in self.events.items() if e["end"] is None or e["end"] >= horizon}
+        self._inbox.put(as_16k_mono(sampling_rate, samples))
+
+    def close(self) -> None:
+        self._inbox.put(None)
+
+    def _chunks(self):
+        while (chunk := self._inbox.get()) is not None:
+            yield chunk
+
+    def _run(self) -> None:
+        from .live import live_updates
+
+        try:
+            for update in live_updates(self._chunks(), stream=self.stream, coalesce=True):
+                with self._lock:
+                    self.update = update
+                    for event in update["events"]:
+                        self.events[(event["label"], event["start"])] = event
+                    horizon = update["audio_time"] - TIMELINE_SECONDS
+                    self.events = {k: e for k, e in self.events.items() if e["end"] is None or e["end"] >= horizon}
+        except Exception as error:  # noqa: BLE001  (shown on the page instead of a dead stream)
+            self.error = f"{type(error).__name__}: {error}"
 
     def outputs(self) -> tuple[str, dict, str]:
-        tags = {tag["label"]: tag["score"] for tag in self.update["tags"]} if self.update else {}
-        now = self.update["audio_time"] if self.update else 0.0
-        return captions_html(self.update), tags, timeline_html(self.events, now)
+        with self._lock:
+            update, events = self.update, dict(self.events)
+        tags = {tag["label"]: tag["score"] for tag in update["tags"]} if update else {}
+        now = update["audio_time"] if update else 0.0
+        captions = captions_html(update)
+        if self.error:
+            captions += f"<div style='color:#b00'>{html.escape(self.error)}</div>"
+        return captions, tags, timeline_html(events, now)
 
 
 def offline_result(pipe: Any, path: str | None) -> tuple[str, str, str | None]:
@@ -124,6 +160,11 @@ def build_demo(pipe: Any, step_s: float = 1.0) -> Any:
             session.push(*chunk)
         return (*session.outputs(), session)
 
+    def stop(session: LiveSession | None):
+        if session is not None:
+            session.close()
+        return None  # the next recording starts a new stream
+
     with gr.Blocks(title="Whisper-AT live") as demo:
         gr.Markdown("# Whisper-AT: captions and sound tags, live")
         with gr.Tab("Live"):
@@ -133,7 +174,8 @@ def build_demo(pipe: Any, step_s: float = 1.0) -> Any:
             timeline = gr.HTML(timeline_html({}, 0.0), label="Events")
             session = gr.State(None)
             microphone.stream(stream, [microphone, session], [captions, tags, timeline, session], stream_every=0.5,
-                              concurrency_limit=None)
+                              show_progress="hidden")
+            microphone.stop_recording(stop, session, session)
         with gr.Tab("File"):
             upload = gr.Audio(sources=["upload"], type="filepath", label="Audio file")
             text = gr.Textbox(label="Transcript")
