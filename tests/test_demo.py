@@ -19,6 +19,7 @@ from conftest import REPO_ROOT, SHARED_AUDIO
 from whisper_at_hf.demo import as_16k_mono, captions_html, timeline_html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CLIP_WORDS = ("quick", "fox", "whisper", "recognize", "lot", "background", "noise")  # tiny.en hears these reliably
 
 
 def test_browser_chunks_become_16k_mono_float():
@@ -85,13 +86,13 @@ def test_live_page_in_a_real_browser_shows_words_and_changing_tags(tiny_en_at_di
                 time.sleep(2)
                 seen_tags.add(page.locator("#live-tags").inner_text())
                 words = page.locator("#live-captions").inner_text().lower()
-                if any(word in words for word in ("quick", "noise", "background", "recognize")) and len(seen_tags) > 2:
+                if sum(word in words for word in CLIP_WORDS) >= 3 and len(seen_tags) > 2:
                     break
             page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
             if os.environ.get("WHISPER_AT_DEMO_SCREENSHOT"):
                 page.screenshot(path=os.environ["WHISPER_AT_DEMO_SCREENSHOT"])
             browser.close()
-        assert any(word in words for word in ("quick", "noise", "background", "recognize")), words
+        assert sum(word in words for word in CLIP_WORDS) >= 3, words
         assert len(seen_tags) > 2, seen_tags  # the tag bars change with the audio
     finally:
         server.terminate()
