@@ -157,7 +157,7 @@ def measure_long(pipe, minutes: float, step_s: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
-    parser.add_argument("--clips", nargs="+", default=[*TRUTH])
+    parser.add_argument("--clips", nargs="*", default=[*TRUTH], help="clips to measure (none: only --long-minutes)")
     parser.add_argument("--step", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--long-minutes", type=float, default=0.0, help="also a long stream of this many minutes")
