@@ -186,6 +186,23 @@ def analytic_head(config: WhisperConfig, at_low_dim: int | None = None, at_time_
     return flops
 
 
+def analytic_event_head(
+    config: WhisperConfig, at_low_dim: int | None = None, window_s: float = 2.0, hop_s: float = 0.4, batch: int = 1
+) -> int:
+    """The head on the sliding event windows of one 30 s pass (`return_events=True`): one window of `window_s`
+    per curve point, a point every `hop_s` (75 points for 0.4 s), on top of the `at_time_res` windows."""
+    layers, d = config.encoder_layers, config.d_model
+    points = -(-(config.max_source_positions // 20) // round(hop_s / 0.4))
+    window = round(window_s / 0.4)
+    width = at_low_dim or d
+    seqs = batch * points * layers
+    flops = _linear(seqs * window, d, width) if at_low_dim else 0
+    flops += _transformer_block(seqs, window, width, 4 * width)
+    flops += _transformer_block(batch * points, layers, width, 4 * width)
+    flops += _linear(batch * points, width, AUDIOSET_LABELS)
+    return flops
+
+
 def analytic_ast(config: ASTConfig | None = None, batch: int = 1) -> int:
     config = config or ast_config()
     p = config.patch_size

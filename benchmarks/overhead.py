@@ -4,7 +4,8 @@ Two levels, each interleaved (plain, joint, joint, plain, ...) with the median a
 
 * model: `WhisperForAudioTaggingAndASR.generate(x, return_audio_tags=True)` vs `WhisperForConditionalGeneration
   .generate(x)`, the same weight tensors (the joint model adopts the plain model's), features computed up front.
-* pipeline: `pipeline("whisper-at")` vs `pipeline("automatic-speech-recognition")` on the same audio arrays.
+* pipeline: `pipeline("whisper-at")` vs `pipeline("automatic-speech-recognition")` on the same audio arrays, and
+  `pipeline("whisper-at")(..., return_events=True)` (the head on the sliding event windows too) in the same rotation.
 
 The measured overhead is compared with the FLOP overhead head / (encoder + decoder) for the tokens actually decoded
 (analytic count of benchmarks/flops.py, which that script checks against torch's FLOP counter). It also counts
@@ -53,10 +54,17 @@ class EncoderPassCounter:
         self._handle.remove()
 
 
-def flop_overhead(config, token_counts: list[int], at_low_dim: int | None, at_time_res: float | None) -> float:
-    """Head FLOPs / (encoder + decoder) FLOPs summed over the clips, one 30 s window each."""
+def flop_overhead(
+    config, token_counts: list[int], at_low_dim: int | None, at_time_res: float | None, events: bool = False
+) -> float:
+    """Head FLOPs / (encoder + decoder) FLOPs summed over the clips, one 30 s window each (`events`: with the head on
+    the sliding event windows too)."""
+    from whisper_at_hf.tags import EVENT_HOP_SECONDS, EVENT_WINDOW_SECONDS
+
     res = at_time_res or 10.0
     head = len(token_counts) * flops.analytic_head(config, at_low_dim, res)
+    if events:
+        head += len(token_counts) * flops.analytic_event_head(config, at_low_dim, EVENT_WINDOW_SECONDS, EVENT_HOP_SECONDS)
     asr = sum(
         flops.analytic_encoder(config) + flops.analytic_decoder(config, n, prompt_tokens=min(n, 3))
         for n in token_counts
@@ -208,6 +216,10 @@ def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict:
         tokens.append(len(tagger.tokenizer(out["text"], add_special_tokens=False).input_ids) + 1)  # + end of text
         if out["text"] != asr(audio, **pipe_kwargs)["text"]:
             mismatches.append(name)
+        if args.events:  # events reuse the transcribing pass: still one encoder pass per 30 s window
+            counter.calls = 0
+            tagger(audio, return_events=True, **tag_kwargs)
+            passes.append(counter.calls / math.ceil(len(audio) / 16000 / 30))
     long_passes = None
     if args.long_clip:
         audio = load_clip(args.long_clip)
@@ -216,17 +228,19 @@ def pipeline_level(path: str, clips: dict[str, "np.ndarray"], args) -> dict:
         long_passes = (counter.calls, math.ceil(len(audio) / 16000 / 30))
     counter.remove()
 
-    times = interleaved(
-        {
-            "plain": lambda: [asr(audio, **pipe_kwargs) for audio in clips.values()],
-            "joint": lambda: [tagger(audio, **tag_kwargs) for audio in clips.values()],
-        },
-        args.repeats,
-        args.warmup,
-    )
+    runs = {
+        "plain": lambda: [asr(audio, **pipe_kwargs) for audio in clips.values()],
+        "joint": lambda: [tagger(audio, **tag_kwargs) for audio in clips.values()],
+    }
+    if args.events:
+        runs["events"] = lambda: [tagger(audio, return_events=True, **tag_kwargs) for audio in clips.values()]
+    times = interleaved(runs, args.repeats, args.warmup)
     return {
         "times": times,
         "ratios": ratios(times["joint"], times["plain"]),
+        "event_ratios": ratios(times["events"], times["plain"]) if args.events else None,
+        "event_vs_tags": ratios(times["events"], times["joint"]) if args.events else None,
+        "event_flop_overhead": flop_overhead(tagger.model.config, tokens, args.at_low_dim, args.at_time_res, True),
         "passes": passes,
         "tokens": tokens,
         "flop_overhead": flop_overhead(tagger.model.config, tokens, args.at_low_dim, args.at_time_res),
@@ -249,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-clip", default="long_mix.wav", help="pipeline: count passes on it ('' to skip)")
     parser.add_argument("--language", default=None, help="tell multilingual models the language (no detection)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false")
+    parser.add_argument("--no-events", dest="events", action="store_false", help="pipeline: skip the events row")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -305,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target <= {100 * limit:.2f}%): {'OK' if ok else 'MISSED'}; text tokens per clip {r['tokens']}"
             )
             print(f"  encoder passes per 30 s window {r['passes']}; text differs from ASR on {r['text_mismatches'] or 'none'}")
+            if r["event_ratios"]:
+                print(f"  events: seconds {summary(r['times']['events'])}; ratio events/plain "
+                      f"{summary(r['event_ratios'], '{:.4f}')}, events/joint {summary(r['event_vs_tags'], '{:.4f}')}; "
+                      f"FLOP overhead with events {100 * r['event_flop_overhead']:.2f}%")
             if r["long_passes"]:
                 print(f"  {args.long_clip} with chunk_length_s=30: {r['long_passes'][0]} encoder passes, "
                       f"{r['long_passes'][1]} windows of 30 s")

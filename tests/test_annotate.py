@@ -379,3 +379,29 @@ def test_push_to_hub_and_load_dataset_back(tiny_en_at_dir, tmp_path):
         assert any(r.startswith("GET /datasets/tester/annotations/resolve/") for r in hub.requests)
     finally:
         server.shutdown()
+
+
+def test_events_column_is_the_pipelines_events_in_the_rows_label_language(tiny_en_at_dir, tmp_path):
+    """`--events`: each row's `events` are the pipeline's (`tags` module), named in the row's label language."""
+    import torch
+    from transformers import pipeline
+
+    with pytest.raises(SystemExit):
+        _args("x.wav", "--tags-only", "--events")
+    assert "events" in annotate.build_features(_args("x.wav", "--events"))
+    assert "events" not in annotate.build_features(_args("x.wav"))
+    shutil.copy(SHARED_AUDIO / "beeps_10s.wav", tmp_path / "clip.wav")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "clip.wav"), "--model", str(tiny_en_at_dir), "-o", str(out), "--events",
+            "--label-language", "de", "--num-beams", "1", "--max-new-tokens", "2"]
+    assert annotate.main(argv) == 0
+    row = read_rows(out)[0]
+    pipe = pipeline("whisper-at", model=str(tiny_en_at_dir), dtype=torch.float32)
+    expected = pipe(str(tmp_path / "clip.wav"), return_events=True, label_language="de",
+                    generate_kwargs={"num_beams": 1, "max_new_tokens": 2})["events"]
+    assert expected and [e["label"] for e in row["events"]] == [e["label"] for e in expected]
+    assert all(e["label"].startswith("DE_") for e in row["events"])
+    for ours, theirs in zip(row["events"], expected):
+        assert ours["label_id"] == theirs["label_id"]
+        np.testing.assert_allclose([ours["start"], ours["end"], ours["score"]],
+                                   [theirs["start"], theirs["end"], theirs["score"]], rtol=1e-5, atol=1e-6)

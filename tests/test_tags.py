@@ -166,3 +166,17 @@ def test_smoothing_removes_spikes_and_keeps_edges():
     assert smoothed[:, 0].tolist() == [0.0] * 6 + [1.0] * 6
     assert smoothed[:, 1].max() == 0.0
     assert np.array_equal(smooth_curve(curve, 1), curve)
+
+
+def test_pipeline_annotate_and_compat_rank_tags_here_only():
+    """The three former copies (pipeline `_format_tags`, annotate `Annotator.row`, compat `parse_at_label`) call this
+    module: none of them ranks or windows tags itself any more."""
+    import inspect
+
+    from whisper_at_hf import annotate, compat, pipeline_whisper_at
+
+    for module in (pipeline_whisper_at, annotate, compat):
+        source = inspect.getsource(module)
+        assert "from .tags import" in source, module.__name__
+        for own in ("argsort(", ".topk(", "round(window *", "* self.resolution"):
+            assert own not in source, (module.__name__, own)

@@ -61,7 +61,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
          "audio_tags": [{"timestamp": (start_s, end_s), "tags": [{"label": str, "score": float}, ...]}, ...],
          "audio_tag_logits": np.ndarray (num_windows, num_labels) (with return_tag_logits=True),
          "segments": [{"text", "timestamp", "words": [word chunks]}, ...] (with return_timestamps="word" and
-             return_word_segments=True: Whisper's segments, each with its words, from the same tokens)}
+             return_word_segments=True: Whisper's segments, each with its words, from the same tokens),
+         "events": [{"label", "label_id", "start", "end", "score"}, ...] (with return_events=True)}
 
     `text`, `chunks` and every generation argument (`generate_kwargs`, `language`, `task`, `return_timestamps`,
     `return_language`, `chunk_length_s`, `stride_length_s`) behave exactly as in the ASR pipeline. `language` is
@@ -72,6 +73,11 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     `tag_threshold` (a probability) filter each window's tags after `include_labels`/`exclude_labels` restricted the
     classes; `score` is the sigmoid probability; `label_language` is `"follow_asr"` (default), a code such as
     `"de"`, or `"en"` (English with a warning when the checkpoint lacks that language).
+
+    Event parameters (with `return_events=True`; see `tags.py` for the design and defaults): `event_threshold`
+    (onset probability), `event_offset_threshold`, `event_min_duration` and `event_min_gap` (seconds); the classes
+    are those `include_labels`/`exclude_labels` leave. The head also runs on windows sliding along the pooled frames
+    of the same passes (no extra encoder pass), so events run across 30 s pass and chunk boundaries.
 
     Encoder passes:
     - Up to 30 s: one encoder pass feeds both the decoder (language detection included) and the head. With
