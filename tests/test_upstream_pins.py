@@ -338,3 +338,60 @@ def test_model_loading_kwargs_are_taken_before_the_config():
     for name in MODEL_LOADING_KWARGS:
         assert f'kwargs.pop("{name}"' in source, name
     assert hasattr(PretrainedConfig(), "dtype")
+
+
+# ----- live.py ---------------------------------------------------------------------------------------------------------
+def test_alignment_cross_attentions_equal_eager_attentions():
+    """live.alignment_cross_attentions rebuilds the cross-attention weights from Whisper's decoder-layer layout."""
+    from whisper_at_hf.live import alignment_cross_attentions
+
+    eager = tiny_whisper(seed=3, attn_implementation="eager")
+    sdpa = tiny_whisper(seed=3, attn_implementation="sdpa")
+    assert sdpa.config._attn_implementation == "sdpa"
+    heads = [[0, 1], [1, 3]]
+    sdpa.generation_config.alignment_heads = heads
+    torch.manual_seed(0)
+    states = torch.randn(2, 1500, 64)
+    sequences = torch.randint(0, 100, (2, 9))
+    with torch.no_grad():
+        mine, hidden = alignment_cross_attentions(sdpa, sequences, states)
+        reference = eager.get_decoder()(
+            input_ids=sequences[:, :-1], encoder_hidden_states=states, output_attentions=True, use_cache=False
+        ).cross_attentions
+    assert sdpa.config._attn_implementation == "sdpa"  # nothing switched on the (shared) model
+    expected = eager.get_decoder()(input_ids=sequences[:, :-1], encoder_hidden_states=states).last_hidden_state
+    torch.testing.assert_close(hidden, expected, rtol=1e-4, atol=1e-5)
+    for layer, head in heads:
+        assert mine[layer].shape == reference[layer].shape
+        torch.testing.assert_close(mine[layer][:, head], reference[layer][:, head], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.needs_shared
+def test_token_end_times_equal_generate_token_timestamps():
+    """live.token_end_times feeds Whisper's `_extract_token_timestamps` one step of all positions' attentions: the
+    times equal `generate(return_token_timestamps=True)` (which switches the model to eager attention: a copy here)."""
+    import soundfile as sf
+    from conftest import SHARED_AUDIO
+    from transformers import WhisperProcessor
+
+    from whisper_at_hf.live import alignment_cross_attentions, token_end_times
+
+    model = WhisperForConditionalGeneration.from_pretrained(TINY_EN, dtype=torch.float32).eval()
+    processor = WhisperProcessor.from_pretrained(TINY_EN)
+    audio, _ = sf.read(SHARED_AUDIO / "speech_en.wav", dtype="float32")
+    inputs = processor.feature_extractor(
+        audio[: 16000 * 3], sampling_rate=16000, return_tensors="pt", return_attention_mask=True
+    )
+    prompt = processor.tokenizer.get_prompt_ids("The quick", return_tensors="pt")
+    with torch.inference_mode():
+        states = model.get_encoder()(inputs.input_features).last_hidden_state
+        fast = model.generate(inputs.input_features, prompt_ids=prompt, return_dict_in_generate=True)["sequences"]
+        prefix = fast[0].tolist().index(model.generation_config.decoder_start_token_id) + 2  # sot, notimestamps
+        attentions, _ = alignment_cross_attentions(model, fast, states)
+        mine = token_end_times(model, fast, attentions, int(inputs.attention_mask.sum()), prefix)
+        reference = model.generate(
+            inputs.input_features, attention_mask=inputs.attention_mask, prompt_ids=prompt,
+            return_token_timestamps=True, return_dict_in_generate=True,
+        )
+    assert torch.equal(reference["sequences"], fast)
+    torch.testing.assert_close(mine, reference["token_timestamps"], rtol=0, atol=0.021)  # within one 20 ms frame

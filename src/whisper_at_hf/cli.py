@@ -3,6 +3,7 @@
     whisper-at talk.mp3                                   # default variant (small), downloaded once and cached
     whisper-at talk.mp3 recordings/ "clips/*.wav" --model large-v2 --at-low-compute --output-dir out
     whisper-at talk.mp3 --model DIR_OR_HUB_ID
+    whisper-at --live [SOURCE]                            # live captions and tags (live_cli.py)
 
 Writes `NAME.{txt,json,srt,vtt,tsv,events.tsv}` (and `NAME.tags.png` with `--plot`) per input, each atomically;
 `.srt` / `.vtt` are SDH captions by default (`--captions`). Option values and the output folder are checked before the
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoding_options(parser)
     parser.add_argument("--plot", action="store_true", help="also write NAME.tags.png (needs matplotlib)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
+    parser.add_argument("--live", action="store_true", help="live captions: whisper-at --live [SOURCE] --help")
     return parser
 
 
@@ -190,6 +192,11 @@ def _output_name(path: str, taken: set[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--live" in argv:  # live captions: their own options, in live_cli
+        from .live_cli import main as live_main  # (loaded only for --live: the streaming stack and its sources)
+
+        return live_main([arg for arg in argv if arg != "--live"])
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = _check_args(args)
