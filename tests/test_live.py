@@ -16,7 +16,7 @@ from whisper_at_hf.live import (
     live_updates,
     words_from_tokens,
 )
-from whisper_at_hf.tags import EVENT_HOP_SECONDS, EventSegmenter, events_from_curve, smooth_curve
+from whisper_at_hf.tags import EVENT_HOP_SECONDS, EVENT_WINDOW_SECONDS, EventSegmenter, events_from_curve, smooth_curve
 
 from conftest import SHARED_AUDIO, TINY_EN
 
@@ -160,7 +160,7 @@ def test_live_transcript_of_speech_matches_offline_words(live_model):
     assert [u["audio_time"] for u in updates[:-1]] == [2.0, 4.0, 6.0]
     for update in updates:
         start, end = update["tags_window"]
-        assert end - start == pytest.approx(2.0) and (start / EVENT_HOP_SECONDS) == pytest.approx(
+        assert end - start == pytest.approx(EVENT_WINDOW_SECONDS) and (start / EVENT_HOP_SECONDS) == pytest.approx(
             round(start / EVENT_HOP_SECONDS)
         )  # on the stream's 0.4 s grid
         assert 1 <= len(update["tags"]) <= 5 and all(0 <= tag["score"] <= 1 for tag in update["tags"])

@@ -145,12 +145,15 @@ def test_stdin_stream_prints_updates_and_ends_with_exit_0(tiny_en_at_dir, tmp_pa
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(SHARED_AUDIO / "speech_en.wav"), "-f", "wav",
          "-"], stdout=subprocess.PIPE,
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "whisper_at_hf.cli", "--live", "-", "--model", str(tiny_en_at_dir), "--output-format",
-         "jsonl", "-o", str(tmp_path), "--name", "talk"],
-        stdin=feeder.stdout, capture_output=True, text=True, env=cli_env, timeout=600,
-    )
-    feeder.wait()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "whisper_at_hf.cli", "--live", "-", "--model", str(tiny_en_at_dir),
+             "--output-format", "jsonl", "-o", str(tmp_path), "--name", "talk"],
+            stdin=feeder.stdout, capture_output=True, text=True, env=cli_env, timeout=600,
+        )
+    finally:
+        feeder.stdout.close()  # a CLI that stopped reading early then ends ffmpeg with a broken pipe (no hang)
+        feeder.wait(timeout=60)
     assert run.returncode == 0, run.stderr
     updates = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(updates) >= 2 and updates[-1]["tentative_text"] == ""

@@ -18,10 +18,10 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__  # importing the package registers the "whisper-at" task
+from .file_utils import check_output_dir
 from .file_utils import expand_audio_paths as expand_inputs
 from .captions import SoundClasses
 from .labels import model_label_names
@@ -67,22 +67,6 @@ def _checked(check, name: str):
 
 def _whole(name: str):
     return _checked(lambda value: check_int(name, value), name)
-
-
-def check_output_dir(path: str) -> str | None:
-    """Creates `path` if needed; returns why it cannot be used (not a folder, not writable), or `None`."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        return f"output directory {path!r} exists and is not a directory"
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        return f"cannot create output directory {path!r}: {error.strerror or error}"
-    try:  # a real write (os.access says yes to root, and knows nothing of read-only mounts)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        return f"output directory {path!r} is not writable: {error.strerror or error}"
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 
 from .audio import resample, to_mono
+from .labels import model_label_names
+from .live import LiveTranscriber, live_updates
+from .plotting import plot_tags
+from .release_resolver import resolve_model
 
 EVENT_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
 TIMELINE_SECONDS = 30.0  # the live timeline shows the last 30 s
@@ -31,8 +35,6 @@ def load_pipeline(model: str | None, device: str = "cpu") -> Any:
     """`pipeline("whisper-at")` for a variant name, a checkpoint folder or a Hub id (as the CLI's `--model`)."""
     from transformers import pipeline
 
-    from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-    from .original_release import resolve_model
 
     return pipeline("whisper-at", model=resolve_model(model), device=device)
 
@@ -90,8 +92,6 @@ class LiveSession:
     (bounded lag), and the page always shows the newest update."""
 
     def __init__(self, pipe: Any, step_s: float):
-        from .live import LiveTranscriber
-
         self.stream = LiveTranscriber(pipe, step_s=step_s)
         self.update: dict | None = None
         self.events: dict[tuple, dict] = {}  # (label, start) -> event; the ongoing one is replaced when it ends
@@ -111,8 +111,6 @@ class LiveSession:
             yield chunk
 
     def _run(self) -> None:
-        from .live import live_updates
-
         try:
             for update in live_updates(self._chunks(), stream=self.stream, coalesce=True):
                 with self._lock:
@@ -139,9 +137,6 @@ def offline_result(pipe: Any, path: str | None) -> tuple[str, str, str | None]:
     """Transcript, events (as text) and the heat map PNG of an uploaded file."""
     if not path:
         return "", "", None
-    from .labels import model_label_names
-    from .plotting import plot_tags
-
     result = pipe(path, return_timestamps=True, return_events=True, return_tag_logits=True)
     events = "\n".join(f"{e['start']:7.1f}–{e['end']:7.1f} s  {e['label']}  {e['score']:.2f}" for e in result["events"])
     names = model_label_names(pipe.model).get(result.get("language") or "en")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -71,4 +72,28 @@ def is_saved_dataset(folder: str | os.PathLike) -> bool:
     )
 
 
-__all__ = ["AUDIO_EXTENSIONS", "DATA_FILE_BUILDERS", "atomic_write", "expand_audio_paths", "is_saved_dataset"]
+def check_output_dir(path: str) -> str | None:
+    """Creates `path` if needed; returns why it cannot be used (not a folder, not writable), or `None`."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"output directory {path!r} exists and is not a directory"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        return f"cannot create output directory {path!r}: {error.strerror or error}"
+    try:  # a real write (os.access says yes to root, and knows nothing of read-only mounts)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return f"output directory {path!r} is not writable: {error.strerror or error}"
+    return None
+
+
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "DATA_FILE_BUILDERS",
+    "atomic_write",
+    "check_output_dir",
+    "expand_audio_paths",
+    "is_saved_dataset",
+]

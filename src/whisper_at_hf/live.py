@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .encoder_pass_cache import EncoderPassCache
+from .labels import model_label_names
 from .options import check_event_options, check_int, check_labels, check_language, check_number, check_tag_threshold
 from .tags import (
     EVENT_HOP_SECONDS,
@@ -397,8 +398,6 @@ class LiveTranscriber:
             raise ValueError(f"language {self.language!r}: this checkpoint is English-only.")
 
     def _names_for_labels(self, include: Any, exclude: Any, label_language: str) -> None:
-        from .labels import model_label_names
-
         names = model_label_names(self.model)
         self.label_names = names
         self.names = names.get(label_language) if label_language in names.languages else None

@@ -28,8 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from .file_utils import atomic_write
-from .options import check_event_options, check_int, check_language, check_number, check_tag_threshold
+from .file_utils import atomic_write, check_output_dir
+from .live import LiveStreamStalled, LiveTranscriber, live_updates
+from .options import (
+    check_device,
+    check_event_options,
+    check_int,
+    check_language,
+    check_number,
+    check_tag_threshold,
+)
+from .release_resolver import resolve_model
 from .tags import is_speech_class
 
 SAMPLE_BYTES = 4  # float32
@@ -286,8 +295,6 @@ class TerminalView:
 # ----- main ------------------------------------------------------------------------------------------------------------
 def _problem(args: argparse.Namespace) -> str | None:
     """Why the options cannot work (before the model loads), or `None`."""
-    from .cli import _check_device, check_output_dir
-
     if args.language is not None:
         try:
             check_language("--language", args.language)
@@ -299,7 +306,11 @@ def _problem(args: argparse.Namespace) -> str | None:
             return problem
     if args.name is not None and (not args.name or os.sep in args.name or args.name in (".", "..")):
         return f"--name {args.name!r}: a file name without folders"
-    return _check_device(args.device)
+    try:
+        check_device(args.device, "--device")
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,9 +348,6 @@ def _make_stream(args: argparse.Namespace):
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from . import WhisperATPipeline  # noqa: F401  (registers the "whisper-at" task)
-    from .live import LiveTranscriber
-    from .original_release import resolve_model
 
     hf_logging.set_verbosity_error()  # warnings would scroll the live view away
     if args.quiet:
@@ -357,8 +365,6 @@ def _make_stream(args: argparse.Namespace):
 
 
 def _run(stream, source: FfmpegSource, args: argparse.Namespace, view, files) -> int:
-    from .live import LiveStreamStalled, live_updates
-
     def emit(update: dict) -> None:
         if view is not None:
             view.show(update)
