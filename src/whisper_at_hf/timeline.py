@@ -57,6 +57,15 @@ def pass_spans(total_frames: int, frames_per_pass: int) -> list[PooledSpan]:
     return spans
 
 
+def _pass_frames(pooled: torch.Tensor, span: PooledSpan, expected_start: int) -> tuple[torch.Tensor, int]:
+    """The frames `[span.start, span.stop)` of one pass's pooled states `(num_layers, frames, d)`, and the index in
+    `pooled` where they end. Passes of one input arrive in time order: each starts where the last one stopped."""
+    if span.start != expected_start:
+        raise RuntimeError(f"pooled frames arrive out of order: expected frame {expected_start}, got {span.start}.")
+    last = span.stop - span.offset
+    return pooled[:, span.start - span.offset : last], last
+
+
 class WindowAssembler:
     """One input's timeline, fed pass by pass in time order; hands out complete windows as soon as they exist.
 
@@ -73,12 +82,7 @@ class WindowAssembler:
 
         Returns the windows completed by this pass, `(n, num_layers, window, d)` (`n` may be 0).
         """
-        if span.start != self._next_frame:
-            raise RuntimeError(
-                f"pooled frames arrive out of order: expected frame {self._next_frame}, got {span.start}."
-            )
-        first, last = span.start - span.offset, span.stop - span.offset
-        piece = pooled[:, first:last]
+        piece, last = _pass_frames(pooled, span, self._next_frame)
         pending = piece if self._pending is None else torch.cat([self._pending, piece], dim=1)
         self._next_frame = span.stop
         if span.final:
@@ -129,12 +133,7 @@ class SlidingWindows:
 
         Returns the windows of the curve points completed by this pass, `(n, num_layers, window, d)`.
         """
-        if span.start != self._next_frame:
-            raise RuntimeError(
-                f"pooled frames arrive out of order: expected frame {self._next_frame}, got {span.start}."
-            )
-        first, last = span.start - span.offset, span.stop - span.offset
-        piece = pooled[:, first:last]
+        piece, last = _pass_frames(pooled, span, self._next_frame)
         frames = piece if self._frames is None else torch.cat([self._frames, piece], dim=1)
         self._next_frame = span.stop
         if span.final:
