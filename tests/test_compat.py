@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,6 +216,21 @@ def base_model(base_dir):
     return whisper.load_model(str(base_dir), device="cpu")
 
 
+def test_checkpoint_overrides_do_not_leak_between_threads(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv(whisper.CHECKPOINTS_ENV, raising=False)
+    tables = [{"small": f"/models/small-{i}", "large_low": f"/models/low-{i}"} for i in range(8)]
+
+    def resolve(table: dict) -> tuple:
+        return tuple(whisper.checkpoint_for(*args, checkpoints=table) for args in [("small",), ("large-v2", True)])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(resolve, tables * 4))
+    assert results == [(t["small"], t["large_low"]) for t in tables * 4]
+    assert whisper.checkpoint_for("small") == "whisper-at-hf/whisper-at-small"
+
+
 @pytest.mark.slow
 def test_six_lines_on_whisper_base(base_model):
     model = base_model
@@ -253,12 +269,16 @@ def test_variant_table(monkeypatch):
     with pytest.raises(ValueError, match="no low-dim"):
         whisper.load_model("base", at_low_compute=True)
 
-    monkeypatch.setitem(whisper.CHECKPOINTS, "medium", "x")
-    whisper.register_checkpoint("medium", "/models/medium-at")
-    assert whisper.checkpoint_for("medium") == "/models/medium-at"
-    monkeypatch.setenv(whisper.CHECKPOINTS_ENV, json.dumps({"large_low": "/env/large-low"}))
+    with pytest.raises(TypeError):  # the published table is read-only: overrides are arguments or the env var
+        whisper.CHECKPOINTS["medium"] = "x"
+    mine = {"medium": Path("/models/medium-at")}
+    assert whisper.checkpoint_for("medium", checkpoints=mine) == "/models/medium-at"
+    assert whisper.checkpoint_for("medium") == "whisper-at-hf/whisper-at-medium"  # nothing leaked
+    monkeypatch.setenv(whisper.CHECKPOINTS_ENV, json.dumps({"large_low": "/env/large-low", "medium": "/env/m"}))
     assert whisper.checkpoint_for("large-v2", at_low_compute=True) == "/env/large-low"  # env wins, alias accepted
-    assert whisper.checkpoint_for("medium") == "/models/medium-at"
+    assert whisper.checkpoint_for("medium") == "/env/m"
+    assert whisper.checkpoint_for("medium", checkpoints=mine) == "/models/medium-at"  # the argument wins
+    assert whisper.checkpoint_for("large", True, {"large_low": "/arg/low"}) == "/arg/low"
     monkeypatch.setenv(whisper.CHECKPOINTS_ENV, "large-v2=/x")
     with pytest.raises(ValueError, match="JSON object"):
         whisper.checkpoint_for("large-v2")
@@ -276,7 +296,8 @@ def test_unavailable_checkpoint_message(monkeypatch, tmp_path):
     assert "not in the cache" in message and "HF_HUB_OFFLINE=1" in message
     assert "whisper-at-convert --variant large-v2_low --download-only" in message
     assert not list(tmp_path.rglob("*.safetensors")) and not list(tmp_path.rglob("*.pth"))
-    assert "register_checkpoint" in message and whisper.CHECKPOINTS_ENV in message and "whisper-at-convert" in message
+    assert "checkpoints={'large-v2_low': DIR}" in message and whisper.CHECKPOINTS_ENV in message
+    assert "whisper-at-convert" in message
     with pytest.raises(whisper.CheckpointNotAvailableError, match="no such local directory"):
         whisper.load_model(str(tmp_path / "missing"))
     assert issubclass(whisper.CheckpointNotAvailableError, OSError)

@@ -11,10 +11,11 @@ Moving over is a one-line change:
 Variant names (`"tiny"` ... `"large-v2"`, `"large"` = large-v2, `at_low_compute=True` for the TL-TR-512 heads) are
 resolved by `whisper_at_hf.released_checkpoint` as the original resolves them: downloaded on first use (the converted
 checkpoint from the Hub, [`CHECKPOINTS`], or else the original release's head converted onto the Whisper from the
-Hub) and cached. Point a name at your own converted checkpoint with [`register_checkpoint`] or the
-`WHISPER_AT_HF_CHECKPOINTS` environment variable (a JSON object
-`{"large-v2": "/models/whisper-at-large-v2", "large-v2_low": "org/repo"}`, read at every `load_model`). Any other
-`name_or_path` is taken as a transformers checkpoint dir or Hub id.
+Hub) and cached. Point a name at your own converted checkpoint per call with `load_model(name, checkpoints={...})`
+or for the process with the `WHISPER_AT_HF_CHECKPOINTS` environment variable (a JSON object
+`{"large-v2": "/models/whisper-at-large-v2", "large-v2_low": "org/repo"}`, read at every `load_model`); the argument
+wins. No module state is changed: [`CHECKPOINTS`] is the read-only published table. Any other `name_or_path` is taken
+as a transformers checkpoint dir or Hub id.
 
 Intended differences from the original:
 - `parse_at_label` applies `include_class_list` BEFORE taking the top-k (the original takes the top-k of all classes
@@ -36,6 +37,7 @@ import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -78,11 +80,13 @@ logger = logging.get_logger(__name__)
 # ----------------------------------------------------------------------------------------------------------------------
 #: Environment variable holding a JSON object of overrides, `{"variant": "dir or Hub id"}`; wins over the table.
 CHECKPOINTS_ENV = "WHISPER_AT_HF_CHECKPOINTS"
-#: Original variant (`"large-v2"`, `"large-v2_low"` for the TL-TR-512 head, ...) -> transformers checkpoint
-#: (dir or Hub id). Generated from the release table so names, cards and this table cannot drift apart. A name still
-#: mapped to its published Hub id is resolved by `released_checkpoint` (Hub, else the original release, converted).
-CHECKPOINTS: dict[str, str] = {variant.name: f"{HUB_NAMESPACE}/{variant.repo_name}" for variant in ORIGINAL_VARIANTS}
-_PUBLISHED = dict(CHECKPOINTS)
+#: Original variant (`"large-v2"`, `"large-v2_low"` for the TL-TR-512 head, ...) -> its published Hub id. Generated
+#: from the release table so names, cards and this table cannot drift apart; read-only (overrides are arguments or
+#: `WHISPER_AT_HF_CHECKPOINTS`, never module state). A name mapped to its published Hub id is resolved by
+#: `released_checkpoint` (Hub, else the original release, converted).
+CHECKPOINTS: Mapping[str, str] = MappingProxyType(
+    {variant.name: f"{HUB_NAMESPACE}/{variant.repo_name}" for variant in ORIGINAL_VARIANTS}
+)
 
 _WHISPER_NAMES = tuple(dict.fromkeys(variant.whisper for variant in ORIGINAL_VARIANTS))
 
@@ -96,18 +100,12 @@ def available_models() -> list[str]:
     return [*_WHISPER_NAMES, *(alias for alias, name in ALIASES.items() if name in _WHISPER_NAMES)]
 
 
-def register_checkpoint(name: str, name_or_path: str | os.PathLike, at_low_compute: bool = False) -> None:
-    """Points an original variant name at a checkpoint dir or Hub id, e.g. your own `whisper-at-convert` output.
-
-    `register_checkpoint("large-v2", "/models/whisper-at-large-v2-low", at_low_compute=True)` serves
-    `load_model("large-v2", at_low_compute=True)` (and `"large"`, its alias).
-    """
-    CHECKPOINTS[_variant_key(name, at_low_compute)] = os.fspath(name_or_path)
-
-
-def checkpoint_for(name: str, at_low_compute: bool = False) -> str | None:
-    """The checkpoint (dir or Hub id) an original variant name maps to: `WHISPER_AT_HF_CHECKPOINTS` overrides, then
-    [`CHECKPOINTS`]. `None` when `name` is not a variant name (then it is a checkpoint dir or Hub id itself).
+def checkpoint_for(
+    name: str, at_low_compute: bool = False, checkpoints: Mapping[str, str | os.PathLike] | None = None
+) -> str | None:
+    """The checkpoint (dir or Hub id) an original variant name maps to: `checkpoints` (variant name or alias -> dir or
+    Hub id), then `WHISPER_AT_HF_CHECKPOINTS`, then [`CHECKPOINTS`]. `None` when `name` is not a variant name (then it
+    is a checkpoint dir or Hub id itself).
 
     Raises:
         ValueError: `at_low_compute=True` for a variant without a TL-TR-512 head (tiny, tiny.en, base, base.en), or a
@@ -116,10 +114,8 @@ def checkpoint_for(name: str, at_low_compute: bool = False) -> str | None:
     if not is_variant_name(name):
         return None
     key = _variant_key(name, at_low_compute)
-    overrides = _env_overrides()
-    if key in overrides:
-        return overrides[key]
-    return CHECKPOINTS[key]
+    given = {_canonical_key(variant): os.fspath(path) for variant, path in (checkpoints or {}).items()}
+    return given.get(key) or _env_overrides().get(key) or CHECKPOINTS[key]
 
 
 def _variant_key(name: str, at_low_compute: bool) -> str:
@@ -155,14 +151,15 @@ def load_model(
     download_root: str | os.PathLike | None = None,
     in_memory: bool = False,
     dtype: torch.dtype | None = None,
+    checkpoints: Mapping[str, str | os.PathLike] | None = None,
 ) -> "WhisperATModel":
     """Loads a Whisper-AT model as the original `whisper_at.load_model` does, as a whisper-at-hf model + pipeline.
 
     Args:
         name_or_path: an original variant name (`"tiny"`, ..., `"large-v2"`, `"large"`; see [`available_models`]),
             downloaded on first use and cached by `whisper_at_hf.released_checkpoint` unless pointed elsewhere
-            ([`register_checkpoint`], `WHISPER_AT_HF_CHECKPOINTS`), or a transformers checkpoint dir or Hub id (full
-            or head-only).
+            (`checkpoints`, `WHISPER_AT_HF_CHECKPOINTS`), or a transformers checkpoint dir or Hub id (full or
+            head-only).
         device: `"cpu"`, `"cuda"`, ...; default CUDA when available.
         at_low_compute: with a variant name, the TL-TR-512 head (`<variant>_low`), which exists for small, small.en,
             medium, medium.en, large-v1 and large-v2 only. With a checkpoint path, its config decides the head.
@@ -171,6 +168,9 @@ def load_model(
         in_memory: accepted for compatibility; transformers loads safetensors memory-mapped either way.
         dtype: weights' dtype; default float32, as the original (whose `transcribe(fp16=True)`, the default, computes
             in float16 on CUDA: here by autocast, per call, so threads sharing the model each get their precision).
+        checkpoints: variant name (or alias, `"large_low"`) -> your own checkpoint dir or Hub id, e.g. a
+            `whisper-at-convert` output: `load_model("large", checkpoints={"large-v2": "/models/at-large-v2"})`.
+            Wins over `WHISPER_AT_HF_CHECKPOINTS`.
 
     Raises:
         CheckpointNotAvailableError: the checkpoint is neither a local dir nor on the Hub or in its cache.
@@ -180,14 +180,14 @@ def load_model(
 
     del in_memory
     name = os.fspath(name_or_path)
-    variant_checkpoint = checkpoint_for(name, at_low_compute)
+    variant_checkpoint = checkpoint_for(name, at_low_compute, checkpoints)
     checkpoint = variant_checkpoint or name
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
         dtype = torch.float32  # as the original: float32 weights; `transcribe(fp16=True)` computes in float16 on CUDA
     cache_dir = os.fspath(download_root) if download_root is not None else None
 
-    if variant_checkpoint is not None and variant_checkpoint == _PUBLISHED[_variant_key(name, at_low_compute)]:
+    if variant_checkpoint is not None and variant_checkpoint == CHECKPOINTS[_variant_key(name, at_low_compute)]:
         # not pointed elsewhere: the released variant, from the Hub or the original release (downloaded once, cached)
         try:
             local = released_checkpoint(_variant_key(name, at_low_compute), cache_dir=cache_dir)
@@ -196,7 +196,7 @@ def load_model(
             raise CheckpointNotAvailableError(
                 f"whisper-at variant {key!r} could not be resolved (neither {checkpoint} on the Hub nor the original "
                 f"release's head, converted): {error} To use a checkpoint you converted yourself: "
-                f"whisper_at_hf.compat.register_checkpoint({key!r}, DIR) or {CHECKPOINTS_ENV}='{{\"{key}\": \"DIR\"}}'."
+                f"load_model({key!r}, checkpoints={{{key!r}: DIR}}) or {CHECKPOINTS_ENV}='{{\"{key}\": \"DIR\"}}'."
             ) from error
     else:
         local = _local_checkpoint(
@@ -241,7 +241,7 @@ def _local_checkpoint(checkpoint: str, cache_dir: str | None, variant: str | Non
     what = f"the checkpoint for whisper-at variant {variant!r} ({checkpoint})" if variant else f"{checkpoint!r}"
     hint = (
         f" Convert the original release with `whisper-at-convert` (see the README) and point the name at the "
-        f"output: whisper_at_hf.compat.register_checkpoint({variant!r}, DIR) or "
+        f"output: load_model({variant!r}, checkpoints={{{variant!r}: DIR}}) or "
         f"{CHECKPOINTS_ENV}='{{\"{variant}\": \"DIR\"}}'."
         if variant
         else " Give a transformers checkpoint dir, a Hub id, or an original variant name "
@@ -630,6 +630,5 @@ __all__ = [
     "parse_at_label",
     "print_label_name",
     "print_support_language",
-    "register_checkpoint",
     "transcribe",
 ]
