@@ -25,11 +25,11 @@ from .file_utils import check_output_dir
 from .file_utils import expand_audio_paths as expand_inputs
 from .captions import SoundClasses
 from .labels import model_label_names
+from .cli_options import check_device
 from .options import (
     WINDOW_SECONDS,
     check_at_time_res,
     check_chunk_length_s,
-    check_device,
     check_event_options,
     check_int,
     check_language,

@@ -48,18 +48,20 @@ from .audio import load_audio
 from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names
 from .modeling_whisper_at import WhisperForAudioTaggingAndASR
+from .compat_options import (
+    check_class_indices,
+    check_optional_number,
+    check_suppress_tokens,
+    check_tagging_result,
+    check_temperature,
+)
 from .options import (
     check_at_time_res,
-    check_class_indices,
     check_int,
     check_language_and_task,
     check_max_new_tokens,
     check_num_beams,
     check_number,
-    check_optional_number,
-    check_suppress_tokens,
-    check_tagging_result,
-    check_temperature,
 )
 from .original_format import read_original_label_names
 from .original_variants import (

@@ -30,8 +30,8 @@ import numpy as np
 
 from .file_utils import atomic_write, check_output_dir
 from .live import LiveStreamStalled, LiveTranscriber, live_updates
+from .cli_options import check_device
 from .options import (
-    check_device,
     check_event_options,
     check_int,
     check_language,

@@ -4,7 +4,8 @@ or any model runs, so a wrong value costs no work and the message names the opti
 Every check raises `ValueError` (a `TypeError` is never leaked for a value of the wrong kind) and returns the value
 in its canonical type. `at_time_res` is checked by the config's [`window_frames`], the one rule for it. The pipeline
 copies this module beside checkpoints, so it imports nothing from the package but the config and the event defaults
-of `tags` (numpy only).
+of `tags` (numpy only), and holds only what the pipeline's checks use and what the entry points share with it: the
+original API's own options are in [`compat_options`], `--device` in [`cli_options`].
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MIN_CHUNK_SECONDS = 5.0
 TASKS = ("transcribe", "translate")
 
 
-def _is_real(value: Any) -> bool:
+def is_real_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_bool(value)
 
 
@@ -41,16 +42,16 @@ def _is_bool(value: Any) -> bool:
     return type(value).__name__ in ("bool", "bool_")
 
 
-def _is_whole(value: Any) -> bool:
+def is_whole_number(value: Any) -> bool:
     """An int, a numpy integer or a float holding a whole number (`5.0`), but not a bool."""
     if isinstance(value, numbers.Integral) and not _is_bool(value):
         return True
-    return _is_real(value) and math.isfinite(value) and float(value).is_integer()
+    return is_real_number(value) and math.isfinite(value) and float(value).is_integer()
 
 
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, why: str = "") -> int:
     """A whole number `>= minimum` (and `<= maximum`, if given; `why` says where that bound comes from)."""
-    if not _is_whole(value) or value < minimum:
+    if not is_whole_number(value) or value < minimum:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be a whole number <= {maximum}{why}, got {value!r}.")
@@ -67,7 +68,7 @@ def check_number(
 ) -> float:
     """A real number within `[minimum, maximum]` (`(minimum, maximum]` with `strict_minimum`); never NaN, and
     finite unless `allow_infinite` (e.g. a threshold of `-inf` that keeps everything)."""
-    ok = _is_real(value) and not math.isnan(value) and (allow_infinite or math.isfinite(value))
+    ok = is_real_number(value) and not math.isnan(value) and (allow_infinite or math.isfinite(value))
     if ok and minimum is not None:
         ok = value > minimum if strict_minimum else value >= minimum
     if ok and maximum is not None:
@@ -109,7 +110,7 @@ def check_event_options(
 
 def check_sampling_rate(value: Any) -> int:
     """The sampling rate of array inputs: a positive whole number of Hz."""
-    if not _is_whole(value) or value <= 0:
+    if not is_whole_number(value) or value <= 0:
         raise ValueError(f"sampling_rate must be a positive whole number of Hz (e.g. 16000), got {value!r}.")
     return int(value)
 
@@ -121,7 +122,7 @@ def check_at_time_res(value: Any, config: Any = None) -> float:
     the CLI before the model is loaded), Whisper's 0.4 s / 30 s.
     """
     if config is not None:
-        config.at_window_frames(float(value) if _is_real(value) else value)  # numpy scalars as Python floats
+        config.at_window_frames(float(value) if is_real_number(value) else value)  # numpy scalars as Python floats
     else:
         window_frames(value, POOLED_FRAME_SECONDS, round(WINDOW_SECONDS / POOLED_FRAME_SECONDS))
     return float(value)
@@ -153,17 +154,6 @@ def check_labels(name: str, labels: Any, known: Iterable[str]) -> list[str]:
     return labels
 
 
-def check_class_indices(name: str, indices: Any, num_labels: int) -> list[int]:
-    """Class indices (e.g. the original API's `include_class_list`): whole numbers in `[0, num_labels)`."""
-    if isinstance(indices, (str, bytes, Mapping)) or not isinstance(indices, Iterable):
-        raise ValueError(f"{name} must be a list of class indices, got {indices!r}.")
-    indices = list(indices)
-    bad = [index for index in indices if not _is_whole(index) or not 0 <= index < num_labels]
-    if bad:
-        raise ValueError(f"{name} must hold whole class indices in [0, {num_labels}), got {bad[:5]!r}.")
-    return [int(index) for index in indices]
-
-
 def check_language(name: str, value: Any) -> Any:
     """A spoken language for Whisper: a code (`"de"`), a name (`"German"`) or a token (`"<|de|>"`); a list of them
     (one per batch item) is checked item by item."""
@@ -186,7 +176,7 @@ def check_language(name: str, value: Any) -> Any:
 
 def check_not_a_sample_list(inputs: Any) -> None:
     """A plain list of numbers is one waveform, not a list of inputs: say so once instead of failing per sample."""
-    if isinstance(inputs, list) and inputs and all(_is_real(item) for item in inputs[:64]):
+    if isinstance(inputs, list) and inputs and all(is_real_number(item) for item in inputs[:64]):
         raise ValueError(
             f"got a list of {len(inputs)} numbers: pass a waveform as a numpy array or torch tensor (with "
             "sampling_rate=...), e.g. np.asarray(samples, dtype=np.float32); a list is read as several inputs."
@@ -209,9 +199,9 @@ def check_max_new_tokens(value: Any, config: Any = None, name: str = "max_new_to
 def check_chunk_length_s(value: Any, name: str = "chunk_length_s", allow_off: bool = True) -> float:
     """Seconds per chunk of chunked long-form decoding, in `[MIN_CHUNK_SECONDS, WINDOW_SECONDS]`; also `0` (no
     chunking, the pipeline's default) where `allow_off`."""
-    if allow_off and _is_real(value) and value == 0:
+    if allow_off and is_real_number(value) and value == 0:
         return 0.0
-    if not (_is_real(value) and MIN_CHUNK_SECONDS <= value <= WINDOW_SECONDS):
+    if not (is_real_number(value) and MIN_CHUNK_SECONDS <= value <= WINDOW_SECONDS):
         off = "0 (no chunking) or " if allow_off else ""
         raise ValueError(
             f"{name} must be {off}a number of seconds >= {MIN_CHUNK_SECONDS:g} and <= {WINDOW_SECONDS:g} (every "
@@ -271,93 +261,6 @@ def _language_code(value: str) -> str:
     text = value.strip().lower()
     text = text[2:-2] if text.startswith("<|") and text.endswith("|>") else text
     return TO_LANGUAGE_CODE.get(text, text)
-
-
-def check_device(device: Any, name: str = "device") -> Any:
-    """A torch device that exists on this machine (`cpu`, `cuda`, `cuda:N`, `mps`, ...); returned as given.
-
-    Unknown names and accelerators that are absent (no CUDA, no MPS, a GPU index past the last) are refused here,
-    before a model is loaded onto them.
-    """
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{name} {device!r} is not a device: use cpu, cuda, cuda:N or mps.") from None
-    kind = parsed.type
-    if kind in ("cpu", "meta"):
-        return device
-    if kind == "mps":
-        available, count = torch.backends.mps.is_available(), 1
-    else:
-        backend = getattr(torch, kind, None)
-        available = bool(getattr(backend, "is_available", lambda: False)())
-        count = backend.device_count() if available and hasattr(backend, "device_count") else None
-    if not available:
-        raise ValueError(f"{name} {device}: {kind.upper()} is not available on this machine (use {name} cpu)")
-    if parsed.index is not None and count is not None and parsed.index >= count:
-        raise ValueError(f"{name} {device}: no such {kind.upper()} device (this machine has {count})")
-    return device
-
-
-def check_temperature(value: Any) -> float | tuple[float, ...]:
-    """Whisper's sampling temperature: a number `>= 0` or a non-empty list of them (the fallback schedule)."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    if not values or not all(_is_real(item) and math.isfinite(item) and item >= 0 for item in values):
-        raise ValueError(f"temperature must be a number >= 0 or a non-empty list of them, got {value!r}.")
-    return tuple(float(item) for item in values) if isinstance(value, (list, tuple)) else float(value)
-
-
-def check_optional_number(
-    name: str, value: Any, minimum: float | None = None, maximum: float | None = None
-) -> float | None:
-    """`None` (the check is off), or a finite number within the bounds (e.g. `no_speech_threshold`)."""
-    return None if value is None else check_number(name, value, minimum, maximum)
-
-
-def check_suppress_tokens(value: Any) -> list[int] | None:
-    """Token ids to suppress: a list, or a comma-separated string (`"-1"`, `"50256,50257"`); `-1` stands for the
-    checkpoint's default set. `None` keeps the checkpoint's."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    if isinstance(items, (bytes, Mapping)) or not isinstance(items, Iterable):
-        items = [items]
-    tokens = []
-    for item in items:
-        text = item.strip() if isinstance(item, str) else item
-        if text == "":
-            continue
-        number = int(text) if isinstance(text, str) and text.lstrip("-").isdigit() else text
-        if not _is_whole(number) or number < -1:
-            raise ValueError(
-                'suppress_tokens must be token ids: a list or a comma-separated string such as "-1" or '
-                f'"50256,50257" (-1 = the checkpoint\'s default set), got {value!r}.'
-            )
-        tokens.append(int(number))
-    return tokens
-
-
-def check_tagging_result(result: Any) -> tuple[float, Any]:
-    """A `transcribe` result as `parse_at_label` reads it: a dict with `at_time_res` (seconds) and `audio_tag`, a
-    `(num_windows, num_labels)` array of logits. Returns `(at_time_res, audio_tag)`."""
-    if not isinstance(result, Mapping):
-        raise ValueError(
-            f"result must be what transcribe() returned (a dict with 'audio_tag' and 'at_time_res'), got {result!r}."
-        )
-    missing = [key for key in ("audio_tag", "at_time_res") if result.get(key) is None]
-    if missing:
-        raise ValueError(f"result has no {' or '.join(repr(key) for key in missing)}: pass what transcribe() returned.")
-    at_time_res = check_number("result['at_time_res']", result["at_time_res"], 0.0, strict_minimum=True)
-    audio_tag = result["audio_tag"]
-    shape = tuple(audio_tag.shape) if hasattr(audio_tag, "shape") else None
-    if shape is None or len(shape) != 2:
-        raise ValueError(
-            "result['audio_tag'] must be a (num_windows, num_labels) array of logits, got "
-            f"{'shape ' + str(shape) if shape is not None else type(audio_tag).__name__}."
-        )
-    return at_time_res, audio_tag
 
 
 def check_pipeline_options(
@@ -442,8 +345,6 @@ __all__ = [
     "WINDOW_SECONDS",
     "check_at_time_res",
     "check_chunk_length_s",
-    "check_class_indices",
-    "check_device",
     "check_event_options",
     "check_generate_kwargs",
     "check_int",
@@ -454,11 +355,7 @@ __all__ = [
     "check_not_a_sample_list",
     "check_num_beams",
     "check_number",
-    "check_optional_number",
     "check_pipeline_options",
     "check_sampling_rate",
-    "check_suppress_tokens",
     "check_tag_threshold",
-    "check_tagging_result",
-    "check_temperature",
 ]
