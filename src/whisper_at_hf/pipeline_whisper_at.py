@@ -13,6 +13,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+# What `audio.py` decodes and resamples with, imported here too because, for a local folder, transformers'
+# `check_imports` reads only the module `pipeline()` names: a missing one then fails at load with `pip install ...`.
+import soundfile  # noqa: F401
+import soxr  # noqa: F401
 import torch
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline, chunk_iter
 from transformers.pipelines.base import pad_collate_fn
