@@ -175,7 +175,11 @@ REMOTE_CODE_FILES = {
     "timeline.py",
     "tags.py",
 }
-NEVER_REMOTE = {"annotate", "cli", "compat", "conversion", "convert_original_whisper_at", "model_card", "original_format",
+# Measured 3,991 lines before issue 23's last step and 3,892 after it (the compat-only and CLI-only option checks moved
+# out); every remaining top-level definition is reached from the config, the model or the two pipelines (see the
+# README's "Package layout"). A ceiling, so code only the entry points use does not drift back in.
+REMOTE_CODE_MAX_LINES = 3_950
+NEVER_REMOTE = {"annotate", "cli", "compat", "compat_options", "cli_options", "conversion", "convert_original_whisper_at", "model_card", "original_format",
                 "original_release", "original_variants", "release_downloads", "release_resolver", "checkpoint_folder",
                 "writers", "plotting", "file_utils"}  # fmt: skip
 
@@ -194,3 +198,4 @@ def test_saved_checkpoint_carries_the_pinned_remote_code(tmp_path, head_only):
     assert not {name.removesuffix(".py") for name in saved} & NEVER_REMOTE
     lines = sum(len((tmp_path / name).read_text(encoding="utf-8").splitlines()) for name in saved)
     print(f"remote code: {len(saved)} files, {lines} lines")
+    assert lines <= REMOTE_CODE_MAX_LINES, lines
