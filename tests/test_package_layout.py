@@ -175,7 +175,7 @@ REMOTE_CODE_FILES = {
     "timeline.py",
     "tags.py",
 }
-# Measured 3,991 lines before issue 23's last step and 3,892 after it (the compat-only and CLI-only option checks moved
+# Measured 3,991 lines before issue 23's last step and 3,895 after it (the compat-only and CLI-only option checks moved
 # out); every remaining top-level definition is reached from the config, the model or the two pipelines (see the
 # README's "Package layout"). A ceiling, so code only the entry points use does not drift back in.
 REMOTE_CODE_MAX_LINES = 3_950

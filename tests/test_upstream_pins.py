@@ -211,6 +211,29 @@ def test_one_sided_text_config_is_a_deep_copy():
     assert config.get_text_config() is config  # both sides: no copy, upstream's answer
 
 
+def test_pipeline_reads_a_task_default_only_without_a_model_through_getitem():
+    """`release_resolver.DefaultPipelineModel`, the registered default of "whisper-at": `pipeline()` reads a task's
+    default only when no model is given, as `default["model"] -> (model, revision)`
+    (`get_default_model_and_revision`), while JSON (`Pipeline.save_pretrained` writes the registered entry into
+    `config.custom_pipelines`) reads the dict's stored items."""
+    import json
+
+    from transformers.pipelines import pipeline
+    from transformers.pipelines.base import get_default_model_and_revision
+
+    class Resolving(dict):
+        def __getitem__(self, key):
+            return ("resolved", None) if key == "model" else super().__getitem__(key)
+
+    default = Resolving(model=("stored", None))
+    assert get_default_model_and_revision({"default": default}, None) == ("resolved", None)
+    assert json.loads(json.dumps({"default": default})) == {"default": {"model": ["stored", None]}}
+    source = inspect.getsource(pipeline)
+    read = source.index("get_default_model_and_revision(targeted_task, task_options)")
+    assert source.rindex("if model is None:", 0, read) > source.index("if task in custom_tasks:")
+    assert source.count("get_default_model_and_revision(") == 1
+
+
 def test_pipeline_factory_lets_config_custom_pipelines_shadow_registered_tasks():
     """`pipeline()` looks at `config.custom_pipelines` before the task registry and then demands
     trust_remote_code: why the installed package's config leaves its own task out of that entry."""

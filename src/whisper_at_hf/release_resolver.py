@@ -289,6 +289,8 @@ def resolve_model(
     return name
 
 
+# ----- upstream-coupled: how `pipeline()` reads a task's default, pinned by tests/test_upstream_pins.py
+# (test_pipeline_reads_a_task_default_only_without_a_model_through_getitem). The one place of the package that does.
 class DefaultPipelineModel(dict):
     """The `default` of the registered `"whisper-at"` pipeline: `pipeline("whisper-at")` with no model resolves the
     default variant ([`default_variant`]) when transformers asks for it, not at import.

@@ -5,6 +5,9 @@ trust_remote_code=True)`.
 `WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only) calls [`save_remote_code`] once, after the
 checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
 adds `auto_map` and `custom_pipelines` to the written `config.json`. The model's in-memory config is never touched.
+What that code needs beyond transformers (soundfile, soxr) is imported at the top of `pipeline_whisper_at.py`, the
+module `pipeline()` names: transformers' `check_imports` reads it, and a missing package fails at load with its
+`pip install ...` hint (`tests/test_remote_code.py`).
 
 The model class is deliberately *not* registered with `register_for_auto_class`: transformers treats a registered
 class as remote code, and `generate` then inspects `forward`'s signature on every decoding step (a per-token cost
