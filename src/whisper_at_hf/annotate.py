@@ -52,7 +52,7 @@ from .audio import Audio, AudioDecodeError, load_audio
 from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
 from .hub_utils import upload_folder
 from .labels import model_label_names
-from .model_sources import check_model_source, checkpoint_fingerprint
+from .model_sources import checkpoint_fingerprint, resolve_checked_model
 from .options import (
     check_at_time_res,
     check_language_and_task,
@@ -61,7 +61,6 @@ from .options import (
     check_tag_threshold,
 )
 from .original_variants import default_variant
-from .release_resolver import resolve_model
 from .tags import name_events, top_tags, window_bounds, windows_for_duration
 
 TOOL = "whisper-at-annotate"
@@ -849,8 +848,8 @@ def main(argv: list[str] | None = None) -> int:
         with state.main_process_first():  # datasets prepares / caches the input once
             corpus = open_input(args)
         with state.main_process_first():  # a released variant is downloaded (and converted) once
-            check_model_source(args.model, revision=args.revision)
-            model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)
+            model = resolve_checked_model(args.model, args.at_low_compute, revision=args.revision,
+                                          progress=state.is_main_process and not args.quiet)
         model_name = args.model or default_variant()
         check_decoder_options(args, model, model_name)
     except (OSError, ValueError) as error:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .original_variants import is_variant_name, variant_names
+from .release_resolver import resolve_model
 
-WHISPER_AT_MODEL_TYPE = "whisper_at"  # = WhisperATConfig.model_type (not imported: this module loads no torch)
+WHISPER_AT_MODEL_TYPE = "whisper_at"  # = WhisperATConfig.model_type (not imported: the config module loads torch)
 WHISPER_MODEL_TYPE = "whisper"
 _ADD_A_HEAD = (
     "add a Whisper-AT head with `WhisperForAudioTaggingAndASR.from_whisper(PATH)` (then train or load one) or "
@@ -143,7 +144,7 @@ def check_model_source(
     if folder.exists():
         raise ModelSourceError(f"{option} {text!r} is a file, not a checkpoint folder, a variant or a Hub id.")
     if _looks_like_path(text):
-        raise ModelSourceNotFoundError(f"no such folder: {text!r} ({option}).")
+        raise ModelSourceNotFoundError(f"no such local directory: {text!r} ({option}).")
     if "/" not in text:  # Whisper-AT checkpoints on the Hub are `org/name`
         what = "a released variant, a folder or a Hub id (org/name)" if expect == WHISPER_AT_MODEL_TYPE else (
             "a folder or a Hub id (org/name)")
@@ -153,6 +154,16 @@ def check_model_source(
     if problem:
         raise ModelSourceError(problem)
     return "hub"
+
+
+def resolve_checked_model(
+    name: str | os.PathLike | None, low_compute: bool = False, *, revision: str | None = None, **kwargs: Any
+) -> str:
+    """[`check_model_source`], then the release resolver's `resolve_model` (a variant is downloaded / converted
+    once and cached): what `whisper-at`, `whisper-at --live` and `whisper-at-annotate` load. Returns a local folder
+    or a Hub id."""
+    check_model_source(name, revision=revision)
+    return resolve_model(name, low_compute, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -199,4 +210,10 @@ def checkpoint_fingerprint(folder: str | os.PathLike) -> str | None:
     return "sha256:" + digest.hexdigest()
 
 
-__all__ = ["ModelSourceError", "ModelSourceNotFoundError", "check_model_source", "checkpoint_fingerprint"]
+__all__ = [
+    "ModelSourceError",
+    "ModelSourceNotFoundError",
+    "check_model_source",
+    "checkpoint_fingerprint",
+    "resolve_checked_model",
+]
