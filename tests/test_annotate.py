@@ -448,6 +448,20 @@ def test_two_processes_give_the_single_process_rows(single_full, corpus, tiny_en
 
 
 @pytest.mark.slow
+def test_torchrun_without_gpus_runs_on_cpu_processes(tiny_en_at_dir, tmp_path):
+    """Issue 21: `torchrun --nproc-per-node 2 -m whisper_at_hf.annotate` on a machine without GPUs (here, or with
+    CUDA hidden) runs two CPU processes by itself, saying so, instead of asking for --cpu."""
+    out = tmp_path / "out"
+    argv = _tags_only_argv(tmp_path, tiny_en_at_dir, out)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m"]
+    output = run_annotate(argv, child_env(tmp_path, CUDA_VISIBLE_DEVICES=""), launcher=launcher, timeout=600)
+    assert output.count("no GPU found: running the 2 processes on CPUs.") == 1
+    records = [json.loads(p.read_text()) for p in sorted((out / "manifests").glob("shard-*.json"))]
+    assert [record["process"] for record in records] == [0, 1, 0]
+    assert sorted(read_rows(out)) == [0, 1, 2]
+
+
+@pytest.mark.slow
 def test_tags_only_rows_carry_the_full_runs_tags(single_full, corpus, tiny_en_at_dir, tmp_path):
     out = tmp_path / "out"
     run_annotate([corpus, "--model", tiny_en_at_dir, "-o", out, "--shard-size", 5, "--batch-size", 4, "--tags-only"],

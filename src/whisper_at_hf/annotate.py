@@ -892,8 +892,12 @@ def start_processes(args: argparse.Namespace) -> Any:
     # it, processes launched on a machine without GPUs would each run alone. Long timeout: processes meet at the
     # end, and their shares of the work may take hours to differ.
     cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU")
-    state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
     launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and not cpu and not has_accelerator():  # e.g. torchrun --nproc-per-node 2 on a CPU machine
+        cpu = True
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{TOOL}: no GPU found: running the {launched} processes on CPUs.", file=sys.stderr)
+    state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
     if launched != state.num_processes:
         print(f"{TOOL}: launched as {launched} processes, but Accelerate set up {state.num_processes} (no GPU for "
               "each?). On CPUs pass --cpu (or ACCELERATE_USE_CPU=true, as `accelerate launch --cpu` does).",
@@ -906,6 +910,15 @@ def start_processes(args: argparse.Namespace) -> Any:
 
         datasets.disable_progress_bars()
     return state
+
+
+def has_accelerator() -> bool:
+    """Whether a device other than the CPU is there for Accelerate to give each process (CUDA, XPU, NPU, ...)."""
+    from accelerate import utils
+
+    checks = ("is_cuda_available", "is_xpu_available", "is_npu_available", "is_mlu_available", "is_musa_available",
+              "is_hpu_available", "is_sdaa_available")  # fmt: skip
+    return any(getattr(utils, name, lambda: False)() for name in checks)
 
 
 def begin_run(run: Run) -> tuple[dict[str, Any], list[int]] | None:
