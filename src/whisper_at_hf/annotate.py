@@ -13,7 +13,8 @@ decoded by [`whisper_at_hf.audio.load_audio`].
 Output, readable with `load_dataset("parquet", data_dir=OUT)`:
 
     OUT/data/train-00000.parquet   one row per readable input of input shard 0 (see `build_features` for columns)
-    OUT/manifests/shard-00000.json that shard's record (rows, errors, timing); written last, it marks the shard done
+    OUT/manifests/shard-00000.json that shard's record (rows, errors, timing, the Parquet file's size and sha256);
+                                   written last, it marks the shard done (once its file matches it)
     OUT/manifest.json              model, revision, options and input; totals once the run is complete
     OUT/errors.jsonl               one line per input that could not be annotated: index, id, error
 

@@ -185,11 +185,7 @@ def load_model(
     name = os.fspath(name_or_path)
     variant_checkpoint = checkpoint_for(name, at_low_compute)
     if variant_checkpoint is None:  # a folder or Hub id: checked as every entry point checks --model
-        try:
-            check_model_source(name, cache_dir=os.fspath(download_root) if download_root else None,
-                               option="name_or_path")
-        except ModelSourceNotFoundError as error:
-            raise CheckpointNotAvailableError(str(error)) from error
+        _check_source(name, download_root)
     checkpoint = variant_checkpoint or name
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
@@ -231,6 +227,14 @@ def load_model(
     )
     label_names = load_label_names(local, model.config.id2label)
     return WhisperATModel(tagger, label_names, checkpoint)
+
+
+def _check_source(name: str, download_root: str | os.PathLike | None) -> None:
+    """`model_sources.check_model_source`, a missing model raised as [`CheckpointNotAvailableError`]."""
+    try:
+        check_model_source(name, cache_dir=os.fspath(download_root) if download_root else None, option="name_or_path")
+    except ModelSourceNotFoundError as error:
+        raise CheckpointNotAvailableError(str(error)) from error
 
 
 def _local_checkpoint(checkpoint: str, cache_dir: str | None, variant: str | None) -> str:
