@@ -40,7 +40,7 @@ def other_type_folder(tmp_path) -> Path:
 
 @pytest.mark.parametrize("name, closest", [("larg-v2", "large-v2"), ("tiny.en.bogus", "tiny.en"), ("smal", "small")])
 def test_mistyped_variant_lists_the_names_and_the_closest(name, closest, offline):
-    with pytest.raises(ModelSourceNotFoundError, match=f"did you mean {closest!r}") as info:
+    with pytest.raises(ModelSourceNotFoundError, match=f"Did you mean {closest!r}") as info:
         check_model_source(name)
     assert "The variants are tiny.en, tiny, base.en" in str(info.value) or all(
         variant in str(info.value) for variant in ("tiny.en", "base.en", "large-v2", "small_low"))
@@ -104,7 +104,7 @@ def test_hub_ids_on_the_loopback_hub(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------------------------------------------------
 # Every entry point: the same message, exit code 2 (CLIs) / FileNotFoundError or ValueError (compat)
 # ----------------------------------------------------------------------------------------------------------------------
-ENTRY_POINT_CASES = [("larg-v2", "did you mean 'large-v2'"), ("", "is empty"),
+ENTRY_POINT_CASES = [("larg-v2", "Did you mean 'large-v2'"), ("", "is empty"),
                      ("./no/such/dir", "no such local directory"), ("nobody/no-such-model", "HF_HUB_OFFLINE")]
 
 
@@ -117,6 +117,9 @@ def test_cli_and_annotate_report_model_problems(model, message, tmp_path, offlin
     clip = tmp_path / "clip.wav"
     shutil.copy(SHARED_AUDIO / "speech_en.wav", clip)
     assert cli.main([str(clip), "--model", model, "-o", str(tmp_path / "cli"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "whisper-at: error: " in err and message in err
+    assert cli.main(["--live", str(clip), "--model", model, "-o", str(tmp_path / "live"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "whisper-at: error: " in err and message in err
     assert annotate.main([str(clip), "--model", model, "-o", str(tmp_path / "annotate"), "-q"]) == 2
@@ -152,7 +155,7 @@ def test_model_problem_in_a_subprocess_is_no_traceback():
     command = [sys.executable, "-m", "whisper_at_hf.cli", str(REPO_ROOT / "README.md"), "--model", "larg-v2", "-q"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 2 and "did you mean 'large-v2'" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Did you mean 'large-v2'" in done.stderr and "Traceback" not in done.stderr
 
 
 # ----------------------------------------------------------------------------------------------------------------------

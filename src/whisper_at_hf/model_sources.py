@@ -46,7 +46,7 @@ def _looks_like_path(name: str) -> bool:
 
 def _variant_hint(name: str) -> str:
     close = difflib.get_close_matches(name, variant_names(), n=1, cutoff=0.6)
-    closest = f"did you mean {close[0]!r}? " if close else ""
+    closest = f"Did you mean {close[0]!r}? " if close else ""
     return f"{closest}The variants are {', '.join(variant_names())} (`large` = large-v2)."
 
 
