@@ -177,7 +177,56 @@ def test_output_features_follow_options():
     assert {"text", "language", "segments", "tag_probs", "audio_tags", "model", "model_revision"} <= set(full)
     assert str(full["tag_probs"].feature.feature.dtype) == "float16"
     tags_only = annotate.build_features(_args("x.wav", "--tags-only"))
-    assert not {"text", "language", "segments", "tag_probs"} & set(tags_only)
+    assert not {"segments", "tag_probs"} & set(tags_only)
+    # the documented columns in both kinds of output (null text/language with --tags-only): one dataset
+    assert {"text", "language"} <= set(tags_only) and list(tags_only) == [
+        name for name in annotate.build_features(_args("x.wav")) if name in tags_only]
+    assert annotate.build_features(_args("x.wav", "--tags-only")) == annotate.build_features(_args("x.wav"))
+
+
+@pytest.mark.parametrize("name", ["./clipz", "~/clipz", "data/clips/typo", "clips.d", "clipz/", "a\\b"])
+def test_mistyped_input_folder_is_no_such_folder_not_a_hub_id(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        open_input(_args(name))
+
+
+def test_missing_input_while_offline_is_no_such_folder(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FileNotFoundError, match="no such folder: 'someone/clipz'.*HF_HUB_OFFLINE"):
+        open_input(_args("someone/clipz"))
+
+
+def test_missing_hub_dataset_is_a_clear_error_not_a_traceback(tmp_path):
+    """Online, a name like org/name is tried on the Hub (here the loopback server, which has no such dataset)."""
+    from hub_server import start_hub_server
+
+    server, _, endpoint = start_hub_server()
+    try:
+        env = child_env(tmp_path, HF_HUB_OFFLINE="0", HF_ENDPOINT=endpoint)
+        output = run_annotate(["someone/clipz", "--model", "tiny.en", "-o", tmp_path / "out"], env, expect=2,
+                              timeout=300)
+    finally:
+        server.shutdown()
+    assert "no such folder 'someone/clipz', and no Hub dataset of that name" in output
+    assert "Traceback" not in output and not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_progress_shows_audio_speed_readably():
+    assert annotate.audio_speed(30.0, 60.0) == "audio 0.5 min, 0.5x real time"
+    assert annotate.audio_speed(0.9, 60.0) == "audio 0.0 min, 0.015x real time"  # was "0.000 h/s"
+    assert annotate.audio_speed(7200.0, 10.0) == "audio 2.0 h, 720x real time"
+
+
+def test_version_answers(capsys):
+    from whisper_at_hf import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        annotate.build_parser().parse_args(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"whisper-at-annotate {__version__}"
 
 
 def test_tags_only_run_errors_resume_and_refusal_in_process(tiny_en_at_dir, tmp_path, capsys):
@@ -225,6 +274,105 @@ def test_model_goes_through_the_variant_resolver(tiny_en_at_dir, tmp_path, capsy
     assert annotate.main([*argv, "--at-low-compute"]) == 2
     assert "low-compute applies to variant names" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _tags_only_argv(tmp_path: Path, model: Path, out: Path) -> list[str]:
+    folder = tmp_path / "clips"
+    folder.mkdir(exist_ok=True)
+    for name in ("speech_de.wav", "speech_fr.wav", "beeps_10s.wav"):
+        shutil.copy(SHARED_AUDIO / name, folder / name)
+    return [str(folder), "--model", str(model), "-o", str(out), "--tags-only", "--shard-size", "1", "--top-k", "2",
+            "-q"]
+
+
+def test_truncated_or_deleted_shards_are_done_again(tiny_en_at_dir, tmp_path, capsys):
+    """Each shard record holds its file's size and sha256; a resumed run checks them and redoes what differs."""
+    from datasets import load_dataset
+
+    out = tmp_path / "out"
+    argv = _tags_only_argv(tmp_path, tiny_en_at_dir, out)
+    assert annotate.main(argv) == 0
+    first = read_rows(out)
+    record = json.loads((out / "manifests/shard-00001.json").read_text())
+    payload = (out / "data/train-00001.parquet").read_bytes()
+    import hashlib
+
+    assert record["file"] == {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    (out / "data/train-00001.parquet").write_bytes(payload[: len(payload) // 3])  # truncated
+    (out / "data/train-00002.parquet").unlink()  # deleted
+    capsys.readouterr()
+    assert annotate.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "shard 1 is done again: data/train-00001.parquet has" in err
+    assert "shard 2 is done again: data/train-00002.parquet is missing" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["runs"][-1]["shards_computed"] == 2
+    assert manifest["runs"][-1]["shards_done_before"] == 1
+    files = sorted(str(path) for path in (out / "data").glob("*.parquet"))
+    rows = load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "cache"))
+    assert sorted(rows["index"]) == [0, 1, 2]
+    again = read_rows(out)
+    assert [again[i]["audio_tags"][0]["labels"] for i in range(3)] == [first[i]["audio_tags"][0]["labels"]
+                                                                      for i in range(3)]
+
+
+def test_changed_local_model_is_refused_without_overwrite(tiny_en_at_dir, tmp_path, capsys):
+    """A local checkpoint is identified by its contents (`model_sources.checkpoint_fingerprint`), not its path."""
+    from safetensors.numpy import load_file, save_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_en_at_dir, model)
+    out = tmp_path / "out"
+    argv = _tags_only_argv(tmp_path, model, out)
+    assert annotate.main([*argv, "--max-inputs", "1"]) == 0
+    fingerprint = json.loads((out / "manifest.json").read_text())["model_fingerprint"]
+    assert fingerprint.startswith("sha256:")
+    weights = load_file(model / "model.safetensors")
+    key = next(name for name in weights if "head" in name or "at_" in name)
+    weights[key] = weights[key] + 1
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    capsys.readouterr()
+    assert annotate.main([*argv, "--max-inputs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "model_fingerprint: " in err and "--overwrite" in err
+    assert annotate.main([*argv, "--max-inputs", "1", "--overwrite"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["model_fingerprint"] not in (None, fingerprint)
+
+
+def test_failed_start_writes_no_manifest(tiny_en_at_dir, tmp_path, capsys):
+    """Every option is checked before the first manifest: the corrected rerun is not refused."""
+    out = tmp_path / "out"
+    argv = _tags_only_argv(tmp_path, tiny_en_at_dir, out)
+    full = [arg for arg in argv if arg != "--tags-only"]
+    for flags, message in ((["--language", "de"], "is an English-only model: it has no --language 'de'"),
+                           (["--task", "translate"], "it has no --task 'translate'")):
+        assert annotate.main([*full, *flags]) == 2
+        assert message in capsys.readouterr().err
+        assert not (out / "manifest.json").exists()
+    for flags, message in ((["--num-beams", "0"], "--num-beams must be a whole number >= 1"),
+                           (["--max-new-tokens", "-5"], "--max-new-tokens must be a whole number >= 1")):
+        with pytest.raises(SystemExit) as exited:
+            annotate.main([*full, *flags])
+        assert exited.value.code == 2 and message in capsys.readouterr().err
+        assert not (out / "manifest.json").exists()
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"file\n{SHARED_AUDIO / 'speech_de.wav'}\n")
+    assert annotate.main([str(csv), *argv[1:], "--audio-column", "file", "--id-column", "key"]) == 2
+    assert "no id column 'key' in the input; its columns are ['file']" in capsys.readouterr().err
+    assert not (out / "manifest.json").exists()
+    assert annotate.main([*argv, "--max-inputs", "1"]) == 0
+
+
+def test_corrupt_manifest_needs_overwrite(tiny_en_at_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = _tags_only_argv(tmp_path, tiny_en_at_dir, out)
+    out.mkdir()
+    (out / "manifest.json").write_text('{"tool": "whisper-at-annotate", "mod')
+    assert annotate.main([*argv, "--max-inputs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json is unreadable" in err and "Rerun with --overwrite" in err and "Traceback" not in err
+    assert annotate.main([*argv, "--max-inputs", "1", "--overwrite"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["complete"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -301,6 +449,20 @@ def test_two_processes_give_the_single_process_rows(single_full, corpus, tiny_en
 
 
 @pytest.mark.slow
+def test_torchrun_without_gpus_runs_on_cpu_processes(tiny_en_at_dir, tmp_path):
+    """Issue 21: `torchrun --nproc-per-node 2 -m whisper_at_hf.annotate` on a machine without GPUs (here, or with
+    CUDA hidden) runs two CPU processes by itself, saying so, instead of asking for --cpu."""
+    out = tmp_path / "out"
+    argv = _tags_only_argv(tmp_path, tiny_en_at_dir, out)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m"]
+    output = run_annotate(argv, child_env(tmp_path, CUDA_VISIBLE_DEVICES=""), launcher=launcher, timeout=600)
+    assert output.count("no GPU found: running the 2 processes on CPUs.") == 1
+    records = [json.loads(p.read_text()) for p in sorted((out / "manifests").glob("shard-*.json"))]
+    assert [record["process"] for record in records] == [0, 1, 0]
+    assert sorted(read_rows(out)) == [0, 1, 2]
+
+
+@pytest.mark.slow
 def test_tags_only_rows_carry_the_full_runs_tags(single_full, corpus, tiny_en_at_dir, tmp_path):
     out = tmp_path / "out"
     run_annotate([corpus, "--model", tiny_en_at_dir, "-o", out, "--shard-size", 5, "--batch-size", 4, "--tags-only"],
@@ -308,7 +470,8 @@ def test_tags_only_rows_carry_the_full_runs_tags(single_full, corpus, tiny_en_at
     tags_only, full = read_rows(out), single_full["rows"]
     assert sorted(tags_only) == sorted(full)
     for index, row in full.items():
-        assert "text" not in tags_only[index] and tags_only[index]["duration"] == row["duration"]
+        assert tags_only[index]["text"] is None and tags_only[index]["language"] is None  # documented columns, null
+        assert tags_only[index]["duration"] == row["duration"]
         assert_same_tags(row, tags_only[index])
 
 

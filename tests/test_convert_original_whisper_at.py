@@ -216,6 +216,7 @@ def test_processor_must_match_the_vocabulary(original, tmp_path):
     wrong = BASE if original["processor"] == TINY_EN else TINY_EN
     with pytest.raises(ValueError, match="different vocabularies"):
         convert_whisper_at_checkpoint(original["whisper"], original["head"], tmp_path / "out", processor=wrong)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())  # validated before writing anything
     with pytest.raises(ValueError, match="OpenAI checkpoint: pass processor"):
         convert_whisper_at_checkpoint(original["whisper"], original["head"], tmp_path / "out")
 
@@ -362,3 +363,50 @@ def test_head_only_from_openai_checkpoint_needs_a_base_name(original, tmp_path):
         convert_whisper_at_checkpoint(
             original["whisper"], original["head"], tmp_path / "h", head_only=True, processor=original["processor"]
         )
+
+
+@pytest.mark.parametrize("original", ["tl_tr"], indirect=True)
+def test_output_is_validated_first_staged_and_never_overwritten_silently(original, tmp_path, capsys):
+    """Issue 21: a bad --variant writes nothing; a non-empty --output needs --overwrite; the checkpoint is written
+    into a folder beside the output and moved into place (no temporary folder is left)."""
+    output = tmp_path / "out"
+    argv = ["--whisper", str(original["whisper"]), "--processor", str(original["processor"]),
+            "--at-checkpoint", str(original["head"]), "--output", str(output)]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--variant", "larg-v2"])
+    assert exited.value.code == 2 and "--variant 'larg-v2': not a released variant" in capsys.readouterr().err
+    assert not output.exists()
+    with pytest.raises(ValueError, match="is not one of"):  # the library: refused before writing too
+        convert_whisper_at_checkpoint(original["whisper"], original["head"], output, processor=original["processor"],
+                                      variant="larg-v2")
+    assert not output.exists() and list(tmp_path.iterdir()) == []
+
+    output.mkdir()
+    (output / "README.md").write_text("my own notes")
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and "is not empty: pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(FileExistsError, match="is not empty"):
+        convert_whisper_at_checkpoint(original["whisper"], original["head"], output, processor=original["processor"])
+    assert (output / "README.md").read_text() == "my own notes" and len(list(output.iterdir())) == 1
+
+    assert main([*argv, "--overwrite"]) == 0
+    assert (output / "README.md").read_text().startswith("---\n") and (output / "model.safetensors").is_file()
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]  # the staging and retired folders are gone
+    assert (output.stat().st_mode & 0o777) == (0o777 & ~_umask())
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_version_of_the_converter(capsys):
+    from whisper_at_hf import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"whisper-at-convert {__version__}"

@@ -13,7 +13,8 @@ decoded by [`whisper_at_hf.audio.load_audio`].
 Output, readable with `load_dataset("parquet", data_dir=OUT)`:
 
     OUT/data/train-00000.parquet   one row per readable input of input shard 0 (see `build_features` for columns)
-    OUT/manifests/shard-00000.json that shard's record (rows, errors, timing); written last, it marks the shard done
+    OUT/manifests/shard-00000.json that shard's record (rows, errors, timing, the Parquet file's size and sha256);
+                                   written last, it marks the shard done (once its file matches it)
     OUT/manifest.json              model, revision, options and input; totals once the run is complete
     OUT/errors.jsonl               one line per input that could not be annotated: index, id, error
 
@@ -47,11 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from . import WhisperATPipeline  # noqa: F401  (importing the package registers the "whisper-at" task)
+from . import __version__  # importing the package registers the "whisper-at" task
 from .audio import Audio, AudioDecodeError, load_audio
 from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
 from .hub_utils import upload_folder
 from .labels import model_label_names
+from .model_sources import checkpoint_fingerprint, resolve_checked_model
 from .options import (
     check_at_time_res,
     check_language_and_task,
@@ -60,7 +62,6 @@ from .options import (
     check_tag_threshold,
 )
 from .original_variants import default_variant
-from .release_resolver import resolve_model
 from .tags import name_events, top_tags, window_bounds, windows_for_duration
 
 TOOL = "whisper-at-annotate"
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transcribe and tag a corpus with Whisper-AT into Parquet shards (resumable, multi-process with "
         "`accelerate launch -m whisper_at_hf.annotate`).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "inputs", nargs="+",
         help="audio files / folders / globs, one CSV/JSON(L)/Parquet list, a save_to_disk folder, or a Hub dataset id",
@@ -207,9 +209,24 @@ class CorpusInput:
 
 def _looks_like_repo_id(text: str) -> bool:
     parts = text.split("/")
-    return 1 <= len(parts) <= 2 and all(part and not part.startswith(".") for part in parts) and not glob.has_magic(
-        text
-    ) and not text.lower().endswith(AUDIO_EXTENSIONS) and " " not in text
+    return (1 <= len(parts) <= 2 and all(part and not part.startswith((".", "~")) for part in parts)
+            and not glob.has_magic(text) and not text.lower().endswith(AUDIO_EXTENSIONS)
+            and not any(character in text for character in " \\"))
+
+
+def _missing_input_kind(name: str) -> str:
+    """What a single input that does not exist locally is: `"hub"` (a dataset id, tried on the Hub) or `"files"`
+    (a missing audio file, reported per input); [`FileNotFoundError`] "no such folder" when it looks like a path
+    (a path separator beyond `org/name`, a leading `.` / `~`, a file extension) or the Hub is off (HF_HUB_OFFLINE)."""
+    if name.lower().endswith(AUDIO_EXTENSIONS):
+        return "files"
+    if not _looks_like_repo_id(name) or os.path.splitext(name)[1]:
+        raise FileNotFoundError(f"no such file or folder: {name!r}")
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise FileNotFoundError(f"no such folder: {name!r} (nor, with HF_HUB_OFFLINE set, a Hub dataset to read)")
+    return "hub"
 
 
 def _has_audio_files(path: str) -> bool:
@@ -231,8 +248,8 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
             kind = "saved"
         elif os.path.isdir(single) and not _has_audio_files(single):
             kind = "data_folder"
-        elif not os.path.exists(single) and _looks_like_repo_id(single):
-            kind = "hub"
+        elif not os.path.exists(single) and not glob.has_magic(single):
+            kind = _missing_input_kind(single)
 
     if kind == "files":
         files = expand_audio_paths(inputs)
@@ -256,8 +273,14 @@ def open_input(args: argparse.Namespace) -> CorpusInput:
             dataset = dataset.to_iterable_dataset()
         description = {"kind": "saved", "path": os.path.abspath(single), "split": args.split}
     else:
-        dataset = datasets.load_dataset(single, args.dataset_config, split=args.split, streaming=args.streaming,
-                                        revision=args.dataset_revision)
+        try:
+            dataset = datasets.load_dataset(single, args.dataset_config, split=args.split, streaming=args.streaming,
+                                            revision=args.dataset_revision)
+        except (ConnectionError, FileNotFoundError) as error:  # datasets' DatasetNotFoundError is a FileNotFoundError
+            if kind != "hub":
+                raise
+            raise FileNotFoundError(f"no such folder {single!r}, and no Hub dataset of that name could be read "
+                                    f"({type(error).__name__}: {str(error).splitlines()[0][:300]})") from error
         description = {"kind": "hub" if kind == "hub" else "data_folder",
                        "path": single if kind == "hub" else os.path.abspath(single), "config": args.dataset_config,
                        "split": args.split, "revision": args.dataset_revision}
@@ -361,7 +384,7 @@ def build_features(args: argparse.Namespace):
 
     - `index` (int64): row number in the input; `id` (string); `path` (string, or null for in-memory audio);
     - `duration` (float32): seconds of decoded audio;
-    - `text`, `language` (strings; not with `--tags-only`); `segments` (with `--segments`): `[{start, end, text}]`;
+    - `text`, `language` (strings; null with `--tags-only`); `segments` (with `--segments`): `[{start, end, text}]`;
     - `audio_tags`: per `at_time_res` window `{start, end, labels, label_ids, scores}`, the top-k labels by sigmoid
       probability (at least `--tag-threshold`);
     - `tag_probs` (with `--save-probs`): `(num_windows, num_labels)` probabilities as float16;
@@ -372,9 +395,10 @@ def build_features(args: argparse.Namespace):
 
     columns: dict[str, Any] = {"index": Value("int64"), "id": Value("string"), "path": Value("string"),
                                "duration": Value("float32")}
+    # with --tags-only too (null): both kinds of output load into one dataset
+    columns["text"] = Value("string")
+    columns["language"] = Value("string")
     if not args.tags_only:
-        columns["text"] = Value("string")
-        columns["language"] = Value("string")
         if args.segments:
             columns["segments"] = List({"start": Value("float32"), "end": Value("float32"), "text": Value("string")})
     columns["audio_tags"] = List({
@@ -505,10 +529,9 @@ class Annotator:
             start, end = window_bounds(window, self.resolution, seconds)
             windows.append({"start": start, "end": end, "labels": [names[i] for i in top], "label_ids": top,
                             "scores": [float(probs[window, i]) for i in top]})
-        row: dict[str, Any] = {"index": item.index, "id": item.id, "path": item.path, "duration": seconds}
+        row: dict[str, Any] = {"index": item.index, "id": item.id, "path": item.path, "duration": seconds,
+                               "text": annotation.get("text"), "language": language}
         if not args.tags_only:
-            row["text"] = annotation["text"]
-            row["language"] = language
             if args.segments:
                 row["segments"] = annotation["segments"]
         row["audio_tags"] = windows
@@ -539,6 +562,10 @@ def write_json(path: Path, payload: Any) -> None:
     atomic_write(path, (json.dumps(payload, indent=1, ensure_ascii=False) + "\n").encode())
 
 
+class CorruptManifestError(ValueError):
+    """`OUT/manifest.json` exists but cannot be read as a manifest."""
+
+
 class OutputFolder:
     """`OUT`: the manifest, the shard records that mark finished shards, Parquet shards and errors.jsonl."""
 
@@ -550,9 +577,16 @@ class OutputFolder:
         return self.root / MANIFEST
 
     def read_manifest(self) -> dict | None:
+        """The manifest, `None` if there is none; [`CorruptManifestError`] if it is not a JSON object."""
         if not self.manifest_path.is_file():
             return None
-        return json.loads(self.manifest_path.read_text())
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CorruptManifestError(f"{self.manifest_path} is unreadable ({error})") from error
+        if not isinstance(manifest, dict):
+            raise CorruptManifestError(f"{self.manifest_path} is not a JSON object")
+        return manifest
 
     def done_shards(self) -> list[int]:
         records = (self.root / SHARD_RECORDS_DIR).glob("shard-*.json")
@@ -582,14 +616,47 @@ class OutputFolder:
         table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
-        atomic_write(self.root / shard_file(index), sink.getvalue().to_pybytes())
+        payload = sink.getvalue().to_pybytes()
+        atomic_write(self.root / shard_file(index), payload)
+        # what a resumed run checks the file against before trusting the shard as done
+        record = {**record, "file": {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}}
         write_json(self.root / shard_record_file(index), record)
+
+    def shard_problem(self, index: int) -> str | None:
+        """Why shard `index`'s record cannot be trusted (unreadable, no checksum, Parquet file missing, of another
+        size or checksum), or `None` when its file is the one the record describes."""
+        try:
+            record = json.loads((self.root / shard_record_file(index)).read_text())
+            expected = record["file"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "its record is unreadable or has no checksum"
+        path = self.root / shard_file(index)
+        if not path.is_file():
+            return f"{shard_file(index)} is missing"
+        if path.stat().st_size != expected.get("bytes"):
+            return f"{shard_file(index)} has {path.stat().st_size} bytes, not {expected.get('bytes')}"
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != expected.get("sha256"):
+            return f"{shard_file(index)} does not match its checksum"
+        return None
+
+    def forget_bad_shards(self) -> list[tuple[int, str]]:
+        """Removes the record (and file) of every shard whose file does not match its record, so that it is done
+        again; returns `[(shard, why)]`."""
+        bad = [(index, why) for index in self.done_shards() if (why := self.shard_problem(index)) is not None]
+        for index, _ in bad:
+            for path in (self.root / shard_record_file(index), self.root / shard_file(index)):
+                path.unlink(missing_ok=True)
+        return bad
 
 
 def compatibility_problems(old: dict, new: dict) -> list[str]:
     """What differs between an existing manifest and this run's settings (model, revision, options, input)."""
     problems = []
-    for key in ("model", "model_revision", "shard_size", "input"):
+    for key in ("model", "model_revision", "model_fingerprint", "shard_size", "input"):
         if old.get(key) != new.get(key):
             problems.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     old_options, new_options = old.get("options", {}), new.get("options", {})
@@ -675,12 +742,20 @@ class Progress:
                       if record["shard"] not in self.done_before and record["shard"] not in self.own_shards]
             self.others = sum(record["inputs"] for record in others)
             self.others_seconds = sum(record["audio_seconds"] for record in others)
-        audio_rate = (self.own_seconds + self.others_seconds) / max(now - self.start, 1e-9)
+        audio_seconds = self.own_seconds + self.others_seconds
         self.bar.update(self.base + self.own_inputs + self.others - self.bar.n)
-        self.bar.set_postfix_str(f"audio {audio_rate:.1f} s/s ({audio_rate / 3600:.3f} h/s)")
+        self.bar.set_postfix_str(audio_speed(audio_seconds, now - self.start))
 
     def close(self) -> None:
         self.bar.close()
+
+
+def audio_speed(audio_seconds: float, wall_seconds: float) -> str:
+    """The bar's postfix: audio done this run and its speed as a multiple of real time (`"audio 1.2 h, 37x real
+    time"`), readable from a CPU's fractions of real time to a GPU cluster's thousands."""
+    speed = audio_seconds / max(wall_seconds, 1e-9)
+    done = f"{audio_seconds / 3600:.1f} h" if audio_seconds >= 360 else f"{audio_seconds / 60:.1f} min"
+    return f"audio {done}, {speed:.3g}x real time"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -757,6 +832,7 @@ class Run:
     model_path: str
     model_name: str
     revision: str | None
+    fingerprint: str | None  # of a local checkpoint folder (`model_sources.checkpoint_fingerprint`)
     options: dict[str, Any]
 
 
@@ -767,17 +843,21 @@ def main(argv: list[str] | None = None) -> int:
     state = start_processes(args)
     if state is None:
         return 2
-    folder = OutputFolder(args.output_dir)
-    with state.main_process_first():  # datasets prepares / caches the input once
-        corpus = open_input(args)
-    with state.main_process_first():  # a released variant is downloaded (and converted) once
-        try:
-            model = resolve_model(args.model, args.at_low_compute, progress=state.is_main_process and not args.quiet)
-        except (OSError, ValueError) as error:
-            print(f"{TOOL}: error: {error}", file=sys.stderr)
-            return 2
-    run = Run(args, state, folder, corpus, model, args.model or default_variant(), model_revision(model, args.revision),
-              result_options(args))  # fmt: skip
+    # Everything that can be wrong with the input, the model or the options is reported here, before the first
+    # manifest is written: a corrected rerun is then not refused as "other settings".
+    try:
+        with state.main_process_first():  # datasets prepares / caches the input once
+            corpus = open_input(args)
+        with state.main_process_first():  # a released variant is downloaded (and converted) once
+            model = resolve_checked_model(args.model, args.at_low_compute, revision=args.revision,
+                                          progress=state.is_main_process and not args.quiet)
+        model_name = args.model or default_variant()
+        check_decoder_options(args, model, model_name)
+    except (OSError, ValueError) as error:
+        print(f"{TOOL}: error: {error}", file=sys.stderr)
+        return 2
+    run = Run(args, state, OutputFolder(args.output_dir), corpus, model, model_name,
+              model_revision(model, args.revision), checkpoint_fingerprint(model), result_options(args))  # fmt: skip
     started = begin_run(run)
     if started is None:
         return 2
@@ -785,6 +865,21 @@ def main(argv: list[str] | None = None) -> int:
     seen, work_started = annotate_my_shards(run, record, done_before)
     state.wait_for_everyone()
     return finish_run(run, record, done_before, seen, time.perf_counter() - work_started)
+
+
+def check_decoder_options(args: argparse.Namespace, model: str, model_name: str) -> None:
+    """`--language` / `--task` against the model's generation config (read alone, before the weights load): the
+    rule the [`Annotator`] applies again once the model is there. A config that cannot be read is left to it."""
+    if args.tags_only:
+        return
+    from transformers import GenerationConfig
+
+    try:
+        generation_config = GenerationConfig.from_pretrained(model, revision=args.revision)
+    except OSError:
+        return
+    multilingual = getattr(generation_config, "is_multilingual", True)
+    check_language_and_task(args.language or None, args.task, multilingual, model_name, ("--language", "--task"))
 
 
 def start_processes(args: argparse.Namespace) -> Any:
@@ -798,8 +893,12 @@ def start_processes(args: argparse.Namespace) -> Any:
     # it, processes launched on a machine without GPUs would each run alone. Long timeout: processes meet at the
     # end, and their shares of the work may take hours to differ.
     cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU")
-    state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
     launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and not cpu and not has_accelerator():  # e.g. torchrun --nproc-per-node 2 on a CPU machine
+        cpu = True
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{TOOL}: no GPU found: running the {launched} processes on CPUs.", file=sys.stderr)
+    state = PartialState(cpu=cpu, timeout=timedelta(hours=48))
     if launched != state.num_processes:
         print(f"{TOOL}: launched as {launched} processes, but Accelerate set up {state.num_processes} (no GPU for "
               "each?). On CPUs pass --cpu (or ACCELERATE_USE_CPU=true, as `accelerate launch --cpu` does).",
@@ -814,14 +913,28 @@ def start_processes(args: argparse.Namespace) -> Any:
     return state
 
 
+def has_accelerator() -> bool:
+    """Whether a device other than the CPU is there for Accelerate to give each process (CUDA, XPU, NPU, ...)."""
+    from accelerate import utils
+
+    checks = ("is_cuda_available", "is_xpu_available", "is_npu_available", "is_mlu_available", "is_musa_available",
+              "is_hpu_available", "is_sdaa_available")  # fmt: skip
+    return any(getattr(utils, name, lambda: False)() for name in checks)
+
+
 def begin_run(run: Run) -> tuple[dict[str, Any], list[int]] | None:
     """Checks an existing output folder fits these settings, records this run in the manifest (main process);
-    returns `(run record, shards done before, sorted)`, or `None` (reported) for a folder made with other settings."""
+    returns `(run record, shards done before, sorted)`, or `None` (reported) for a folder made with other settings
+    or a corrupt manifest (both: without --overwrite). Shards whose file does not match its record are done again."""
     args, folder, state = run.args, run.folder, run.state
-    settings = {"model": run.model_name, "model_revision": run.revision, "shard_size": args.shard_size,
-                "input": run.corpus.description, "options": run.options}  # fmt: skip
-    existing = folder.read_manifest()
-    if existing is not None and not args.overwrite:
+    settings = {"model": run.model_name, "model_revision": run.revision, "model_fingerprint": run.fingerprint,
+                "shard_size": args.shard_size, "input": run.corpus.description, "options": run.options}  # fmt: skip
+    try:
+        existing = None if args.overwrite else folder.read_manifest()
+    except CorruptManifestError as error:
+        print(f"{TOOL}: {error}. Rerun with --overwrite to start {args.output_dir} afresh.", file=sys.stderr)
+        return None
+    if existing is not None:
         problems = compatibility_problems(existing, settings)
         if problems:
             print(f"{TOOL}: {args.output_dir} holds annotations made with other settings ("
@@ -832,8 +945,9 @@ def begin_run(run: Run) -> tuple[dict[str, Any], list[int]] | None:
     if state.is_main_process:
         if args.overwrite:
             folder.clear()
-            existing = None
         folder.remove_temporary_files()
+        for shard, why in folder.forget_bad_shards():
+            print(f"{TOOL}: shard {shard} is done again: {why}", file=sys.stderr)
         manifest = {"tool": TOOL, **settings, "created_at": (existing or {}).get("created_at", _now()),
                     "complete": False, "runs": (existing or {}).get("runs", []), "current_run": record}
         write_json(folder.manifest_path, manifest)

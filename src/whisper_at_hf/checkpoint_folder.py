@@ -6,9 +6,12 @@ processor, `label_names.json`, a model card (`README.md`) and any further JSON f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,4 +46,43 @@ def write_checkpoint_folder(
     return output_dir
 
 
-__all__ = ["write_checkpoint_folder"]
+def output_folder_problem(output_dir: str | os.PathLike, overwrite: bool) -> str | None:
+    """Why `output_dir` cannot take a new checkpoint: a file is in the way, or (without `overwrite`) a folder that
+    is not empty; `None` when it can."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        return f"{output_dir} exists and is not a folder"
+    if not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+        return f"{output_dir} is not empty: pass --overwrite (overwrite=True) to replace it, or choose another folder"
+    return None
+
+
+@contextlib.contextmanager
+def staged_folder(output_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside `output_dir` to write a checkpoint into; moved into place when the block ends
+    without an error (the old contents replaced: with `overwrite` only, else a non-empty `output_dir` is refused
+    first), removed when it raises. A reader never sees a half-written checkpoint at `output_dir`.
+
+    Raises:
+        FileExistsError: `output_dir` is a file, or a non-empty folder without `overwrite`.
+    """
+    output_dir = Path(output_dir)
+    problem = output_folder_problem(output_dir, overwrite)
+    if problem:
+        raise FileExistsError(problem)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # os.mkdir gives the mode a plain folder gets (0o777 less the umask); mkdtemp's 0700 would survive the rename
+    staging = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:12]}"
+    os.mkdir(staging, 0o777)
+    try:
+        yield staging
+        retired = output_dir.parent / f".{output_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        if output_dir.exists():
+            os.replace(output_dir, retired)
+        os.replace(staging, output_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+__all__ = ["output_folder_problem", "staged_folder", "write_checkpoint_folder"]

@@ -40,7 +40,7 @@ from .options import (
 )
 from .original_variants import is_variant_name
 from .plotting import PlottingUnavailable, plot_tags
-from .release_resolver import resolve_model
+from .model_sources import resolve_checked_model
 from .writers import CAPTION_MODES, OUTPUT_FORMATS, write_result
 
 
@@ -243,7 +243,7 @@ class _Run:
         from transformers import pipeline
 
         _quiet_loggers(args.quiet)
-        model = resolve_model(args.model, args.at_low_compute, progress=not args.quiet)
+        model = resolve_checked_model(args.model, args.at_low_compute, revision=args.revision, progress=not args.quiet)
         self.pipe = pipeline(
             "whisper-at", model=model, revision=args.revision, device=args.device, dtype=getattr(torch, args.dtype)
         )

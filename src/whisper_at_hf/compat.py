@@ -45,9 +45,6 @@ import torch
 from transformers.utils import logging
 
 from .audio import load_audio
-from .hub_utils import is_hub_id
-from .labels import LabelNames, load_label_names
-from .modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .compat_options import (
     check_class_indices,
     check_optional_number,
@@ -55,6 +52,10 @@ from .compat_options import (
     check_tagging_result,
     check_temperature,
 )
+from .hub_utils import is_hub_id
+from .labels import LabelNames, load_label_names
+from .model_sources import ModelSourceNotFoundError, check_model_source
+from .modeling_whisper_at import WhisperForAudioTaggingAndASR
 from .options import (
     check_at_time_res,
     check_int,
@@ -93,7 +94,7 @@ CHECKPOINTS: Mapping[str, str] = MappingProxyType(
 _WHISPER_NAMES = tuple(dict.fromkeys(variant.whisper for variant in ORIGINAL_VARIANTS))
 
 
-class CheckpointNotAvailableError(OSError):
+class CheckpointNotAvailableError(FileNotFoundError):
     """The checkpoint a name resolves to is neither a local dir nor reachable on the Hub (or in its cache)."""
 
 
@@ -175,14 +176,18 @@ def load_model(
             Wins over `WHISPER_AT_HF_CHECKPOINTS`.
 
     Raises:
-        CheckpointNotAvailableError: the checkpoint is neither a local dir nor on the Hub or in its cache.
-        ValueError: `at_low_compute=True` for a variant without a low-dim head.
+        CheckpointNotAvailableError: (a `FileNotFoundError`) the checkpoint is neither a local dir nor on the Hub or
+            in its cache; a mistyped variant name lists the variants and the closest one.
+        ValueError: `at_low_compute=True` for a variant without a low-dim head; `""`, a plain Whisper folder (the
+            message says how to add a head), a folder of another model type (`model_sources.check_model_source`).
     """
     from transformers import WhisperProcessor, pipeline
 
     del in_memory
     name = os.fspath(name_or_path)
     variant_checkpoint = checkpoint_for(name, at_low_compute, checkpoints)
+    if variant_checkpoint is None:  # a folder or Hub id: checked as every entry point checks --model
+        _check_source(name, download_root)
     checkpoint = variant_checkpoint or name
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
@@ -224,6 +229,14 @@ def load_model(
     )
     label_names = load_label_names(local, model.config.id2label)
     return WhisperATModel(tagger, label_names, checkpoint)
+
+
+def _check_source(name: str, download_root: str | os.PathLike | None) -> None:
+    """`model_sources.check_model_source`, a missing model raised as [`CheckpointNotAvailableError`]."""
+    try:
+        check_model_source(name, cache_dir=os.fspath(download_root) if download_root else None, option="name_or_path")
+    except ModelSourceNotFoundError as error:
+        raise CheckpointNotAvailableError(str(error)) from error
 
 
 def _local_checkpoint(checkpoint: str, cache_dir: str | None, variant: str | None) -> str:

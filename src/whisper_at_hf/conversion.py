@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
-from .checkpoint_folder import write_checkpoint_folder
+from .checkpoint_folder import output_folder_problem, staged_folder, write_checkpoint_folder
 from .labels import LabelNames
 from .model_card import model_card_for_model, original_variant_card
 from .modeling_whisper_at import WhisperForAudioTaggingAndASR
@@ -31,6 +31,7 @@ def convert_whisper_at_checkpoint(
     base_model_name_or_path: str | None = None,
     base_model_revision: str | None = None,
     variant: str | None = None,
+    overwrite: bool = False,
 ):
     """Converts an original Whisper-AT head (+ its Whisper) into a [`WhisperForAudioTaggingAndASR`] checkpoint.
 
@@ -48,12 +49,16 @@ def convert_whisper_at_checkpoint(
         base_model_name_or_path / base_model_revision: the Whisper recorded in the config (what head-only
             checkpoints load); default `whisper` when it is a dir or Hub id (local dirs as absolute paths).
         variant: original variant name for the model card (`"large-v2_low"`); default from the head's file name.
+        overwrite: replace a non-empty `output_dir` (which is otherwise refused before anything loads).
     Returns:
         The converted model (fp32 unless `dtype`), in eval mode.
     Raises:
         ValueError: when the head does not fit the Whisper (naming the dims that disagree), files are corrupt,
-            or the processor's vocabulary does not match the Whisper.
+            the processor's vocabulary does not match the Whisper, or `variant` is unknown; nothing is written then.
+        FileExistsError: `output_dir` is a file, or a non-empty folder without `overwrite`.
     """
+    if output_dir is not None and (problem := output_folder_problem(output_dir, overwrite)):
+        raise FileExistsError(problem)
     head_state, settings = load_original_head(at_checkpoint)
     label_names = read_original_label_names(labels)
     if len(label_names) != settings["num_labels"]:
@@ -77,15 +82,14 @@ def convert_whisper_at_checkpoint(
         model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     if output_dir is None:
         return model
+    # everything that can refuse the conversion runs before a file is written; then a folder beside the output
+    # is filled and moved into place
     output_dir = Path(output_dir)
-    write_checkpoint_folder(
-        model,
-        output_dir,
-        head_only=head_only,
-        processor=_matching_processor(processor, model) if processor is not None else None,
-        label_names=label_names,
-        card=_conversion_card(model, at_checkpoint, variant, head_only, output_dir.name),
-    )
+    whisper_processor = _matching_processor(processor, model) if processor is not None else None
+    card = _conversion_card(model, at_checkpoint, variant, head_only, output_dir.name)
+    with staged_folder(output_dir, overwrite=overwrite) as staging:
+        write_checkpoint_folder(model, staging, head_only=head_only, processor=whisper_processor,
+                                label_names=label_names, card=card)  # fmt: skip
     return model
 
 

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+from .checkpoint_folder import output_folder_problem
 from .conversion import convert_whisper_at_checkpoint
 from .hub_utils import upload_folder
 from .model_card import original_variant_card
@@ -46,7 +48,8 @@ from .original_format import (
     openai_whisper_key_to_hf,
     original_head_key_to_hf,
 )
-from .original_variants import get_variant, variant_names
+from .model_sources import WHISPER_MODEL_TYPE, check_model_source
+from .original_variants import find_original_variant, get_variant, variant_names
 from .release_downloads import download_release_head, download_whisper
 from .release_resolver import released_checkpoint
 
@@ -94,7 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--push-to-hub", metavar="ORG", help="with --variant: push each converted checkpoint to ORG/whisper-at-NAME"
     )
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create private repos")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
+    problem = _usage_problem(args)
+    if problem:
+        parser.error(problem)  # exit 2, before anything loads or is written
     try:
         if args.variant and not args.at_checkpoint:
             return _convert_released(args)
@@ -117,12 +125,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_model_name_or_path=args.base_model,
             base_model_revision=args.base_model_revision,
             variant=args.variant,
+            overwrite=args.overwrite,
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"whisper-at-convert: error: {error}", file=sys.stderr)
         return 1
     _report(model, args.output, args.head_only)
     return 0
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options as given (checked before any download or conversion), or `None`."""
+    names = None
+    if args.variant:
+        names = variant_names() if args.variant == "all" else [n.strip() for n in args.variant.split(",") if n.strip()]
+        unknown = [name for name in names if find_original_variant(name) is None]
+        if unknown or not names:
+            return f"--variant {args.variant!r}: not a released variant; the variants are {', '.join(variant_names())}"
+        if args.at_checkpoint and len(names) > 1:
+            return "--at-checkpoint converts one head: give one --variant name"
+    if args.whisper is not None and not Path(args.whisper).is_file():  # an OpenAI .pt file is taken as such
+        try:
+            check_model_source(args.whisper, expect=WHISPER_MODEL_TYPE, option="--whisper")
+        except ValueError as error:
+            return str(error)
+    if args.output and not args.download_only:
+        outputs = [Path(args.output)]
+        if names and len(names) > 1 and not args.at_checkpoint:
+            outputs = [Path(args.output) / get_variant(name).repo_name for name in names]
+        for output in outputs:
+            problem = output_folder_problem(output, args.overwrite)
+            if problem:
+                return problem
+    return None
 
 
 def _report(model: Any, output: str | os.PathLike, head_only: bool) -> None:
@@ -165,6 +200,7 @@ def _convert_released(args: argparse.Namespace) -> int:
                 base_model_name_or_path=variant.base_model,
                 base_model_revision=whisper_dir.name,
                 variant=variant.name,
+                overwrite=args.overwrite,
             )
             _report(model, output, args.head_only)
             if args.push_to_hub:

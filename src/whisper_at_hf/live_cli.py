@@ -38,7 +38,7 @@ from .options import (
     check_number,
     check_tag_threshold,
 )
-from .release_resolver import resolve_model
+from .model_sources import resolve_checked_model
 from .tags import is_speech_class
 
 SAMPLE_BYTES = 4  # float32
@@ -353,7 +353,7 @@ def _make_stream(args: argparse.Namespace):
     if args.quiet:
         hf_logging.disable_progress_bar()
     try:
-        model = resolve_model(args.model, args.at_low_compute, progress=not args.quiet)
+        model = resolve_checked_model(args.model, args.at_low_compute, progress=not args.quiet)
         pipe = pipeline("whisper-at", model=model, device=args.device, dtype=getattr(torch, args.dtype))
         options = {"language": args.language, "task": args.task, "top_k": args.top_k,
                    "tag_threshold": args.tag_threshold, "label_language": args.label_language,
