@@ -194,21 +194,7 @@ def load_model(
         dtype = torch.float32  # as the original: float32 weights; `transcribe(fp16=True)` computes in float16 on CUDA
     cache_dir = os.fspath(download_root) if download_root is not None else None
 
-    if variant_checkpoint is not None and variant_checkpoint == CHECKPOINTS[_variant_key(name, at_low_compute)]:
-        # not pointed elsewhere: the released variant, from the Hub or the original release (downloaded once, cached)
-        try:
-            local = released_checkpoint(_variant_key(name, at_low_compute), cache_dir=cache_dir)
-        except (OSError, ValueError) as error:
-            key = _variant_key(name, at_low_compute)
-            raise CheckpointNotAvailableError(
-                f"whisper-at variant {key!r} could not be resolved (neither {checkpoint} on the Hub nor the original "
-                f"release's head, converted): {error} To use a checkpoint you converted yourself: "
-                f"load_model({key!r}, checkpoints={{{key!r}: DIR}}) or {CHECKPOINTS_ENV}='{{\"{key}\": \"DIR\"}}'."
-            ) from error
-    else:
-        local = _local_checkpoint(
-            checkpoint, cache_dir, _variant_key(name, at_low_compute) if variant_checkpoint else None
-        )
+    local = _resolved_checkpoint(name, checkpoint, variant_checkpoint, at_low_compute, cache_dir)
     model = WhisperForAudioTaggingAndASR.from_pretrained(local, dtype=dtype, cache_dir=cache_dir)
     if at_low_compute and not variant_checkpoint and model.config.at_low_dim is None:
         warnings.warn(f"at_low_compute=True, but {checkpoint} has a full-width head (its config decides the head).")
@@ -229,6 +215,24 @@ def load_model(
     )
     label_names = load_label_names(local, model.config.id2label)
     return WhisperATModel(tagger, label_names, checkpoint)
+
+
+def _resolved_checkpoint(
+    name: str, checkpoint: str, variant_checkpoint: str | None, at_low_compute: bool, cache_dir: str | None
+) -> str:
+    """The local dir to load: a released variant not pointed elsewhere through `released_checkpoint` (downloaded
+    once, cached), anything else as a checkpoint dir or Hub id."""
+    key = _variant_key(name, at_low_compute) if variant_checkpoint else None
+    if key is None or variant_checkpoint != CHECKPOINTS[key]:
+        return _local_checkpoint(checkpoint, cache_dir, key)
+    try:
+        return released_checkpoint(key, cache_dir=cache_dir)
+    except (OSError, ValueError) as error:
+        raise CheckpointNotAvailableError(
+            f"whisper-at variant {key!r} could not be resolved (neither {checkpoint} on the Hub nor the original "
+            f"release's head, converted): {error} To use a checkpoint you converted yourself: "
+            f"load_model({key!r}, checkpoints={{{key!r}: DIR}}) or {CHECKPOINTS_ENV}='{{\"{key}\": \"DIR\"}}'."
+        ) from error
 
 
 def _check_source(name: str, download_root: str | os.PathLike | None) -> None:
