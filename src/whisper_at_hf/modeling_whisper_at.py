@@ -42,6 +42,7 @@ from .head_only import (
     load_head_only,
     load_head_weights,
     save_head_only,
+    save_processor_beside,
     unmark_full_checkpoint,
     trainable_parameters_summary,
     unreadable_weights_error,
@@ -463,7 +464,8 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         """[`PreTrainedModel.save_pretrained`], plus the model's and the pipelines' code with `auto_map` and
         `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at", ...)` load
         the folder with `trust_remote_code=True` without this package; see `remote_code.py`). With
-        `head_only=True`, writes only the head (see `head_only.py`).
+        `head_only=True`, writes only the head (see `head_only.py`). A full save also writes the processor of the
+        model's checkpoint or base Whisper (`head_only.save_processor_beside`) when the folder has none.
 
         `push_to_hub=True` uploads the folder once everything is written (`repo_id`, `token`, `private`,
         `commit_message` as in transformers).
@@ -479,6 +481,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             if is_main_process:
                 save_remote_code(save_directory, type(self))
                 unmark_full_checkpoint(save_directory)
+                save_processor_beside(self, save_directory)
         if push_to_hub and is_main_process:
             self._push_folder(save_directory, head_only, **kwargs)
 

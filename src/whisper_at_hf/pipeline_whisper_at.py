@@ -22,6 +22,7 @@ from transformers.utils import logging
 from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
 from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
+from .head_only import load_model_processor
 from .labels import model_label_names
 from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .pipeline_asr_whisper_at import whisper_processing_type
@@ -98,8 +99,16 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     """
 
     _non_generation_params = ("top_k",)
+    # `pipeline()` tries the checkpoint's own processor and passes None when it has none (transformers' soft loading;
+    # pinned in tests/test_upstream_pins.py); `__init__` then takes the base Whisper's (head-only checkpoints).
+    _load_tokenizer = None
+    _load_feature_extractor = None
 
     def __init__(self, *args: Any, **kwargs: Any):
+        if kwargs.get("tokenizer") is None or kwargs.get("feature_extractor") is None:
+            processor = load_model_processor(kwargs["model"] if "model" in kwargs else args[0])
+            kwargs["tokenizer"] = kwargs.get("tokenizer") or processor.tokenizer
+            kwargs["feature_extractor"] = kwargs.get("feature_extractor") or processor.feature_extractor
         super().__init__(*args, **kwargs)
         if not hasattr(self.model, "encode") or not hasattr(self.model, "tag_pooled"):
             raise ValueError(f"{type(self.model).__name__} has no audio-tagging head; load a Whisper-AT checkpoint.")
