@@ -264,5 +264,10 @@ def test_head_only_pushes_carry_a_card(tmp_path):
             assert "audio_tagging_head.safetensors" in files and "model.safetensors" not in files, sorted(files)
             card = ModelCard(files["README.md"].decode())
             assert card.data.library_name == "transformers"
+            # the package's card of this head, not transformers' generic one (issue 22, item 3)
+            assert card.data.base_model == "user/base" and card.data.base_model_relation == "adapter"
+            for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig", "head-only checkpoint"):
+                assert name in card.text, name
+            assert f'pipeline("whisper-at", model="{repo}", trust_remote_code=True)' in card.text
     finally:
         server.shutdown()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -505,17 +506,31 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         **_: Any,
     ) -> str:
         """Uploads a saved checkpoint folder to `repo_id` (default: the folder's name), with a `README.md` card: the
-        folder's, else the repo's, else transformers' default one (as `push_to_hub` makes it)."""
-        from huggingface_hub import HfApi
-        from transformers.utils.hub import create_and_tag_model_card
+        folder's, else the repo's, else the package's card of this model (`model_card.model_card_for_model`)."""
+        from huggingface_hub import HfApi, ModelCard
+        from huggingface_hub.errors import EntryNotFoundError
 
         repo_id = repo_id or os.path.basename(os.path.abspath(folder))
         repo_id = HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True).repo_id
         card = os.path.join(folder, "README.md")
         if not os.path.isfile(card):
-            create_and_tag_model_card(repo_id, self.model_tags, token=token).save(card)
+            try:
+                ModelCard.load(repo_id, token=token).save(card)
+            except EntryNotFoundError:  # a repo without a card
+                Path(card).write_text(self._card_text(repo_id, head_only), encoding="utf-8")
         default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
         return upload_folder(folder, repo_id, token, private, commit_message or default_message)
+
+    def _card_text(self, repo_id: str, head_only: bool) -> str:
+        """This model's card; where this module runs as remote code without the package, transformers' default card
+        (the card renderer and its template are package files, not copied beside checkpoints)."""
+        try:  # an absolute import in try/except: transformers' remote-code import check skips it
+            from whisper_at_hf.model_card import model_card_for_model
+        except ImportError:
+            from transformers.utils.hub import create_and_tag_model_card
+
+            return str(create_and_tag_model_card(repo_id, self.model_tags))
+        return model_card_for_model(self, repo_id.split("/")[-1], repo_id=repo_id, head_only=head_only)
 
     def load_head(self, path: str | os.PathLike) -> None:
         """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).
