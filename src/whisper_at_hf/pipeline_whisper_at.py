@@ -21,7 +21,13 @@ from transformers.utils import logging
 
 from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
-from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
+from .generate_output import (
+    detect_language,
+    language_code,
+    nest_words,
+    split_generated,
+    times_for_language_token,
+)
 from .head_only import load_model_processor
 from .labels import model_label_names
 from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
@@ -141,6 +147,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             self._all_label_names() if include_labels is not None or exclude_labels is not None else None,
             multilingual=multilingual,
             model_name=self.model.name_or_path or type(self.model).__name__,
+            preferred_labels=self._preferred_label_names(label_language, generation.get("language")),
             sampling_rate=sampling_rate,
             at_time_res=at_time_res,
             top_k=top_k,
@@ -543,6 +550,15 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         if getattr(self, "_label_names", None) is None:
             self._label_names = model_label_names(self.model)
         return self._label_names.get(language or "en")
+
+    def _preferred_label_names(self, label_language: str | None, language: Any) -> list[str]:
+        """English names and those of the label language (or the spoken language asked for): a misspelled label is
+        matched against these first, not against a Welsh name that happens to be closer."""
+        wanted = label_language if label_language not in (None, "follow_asr") else language
+        self._names("en")
+        by_language = self._label_names.names_by_language
+        code = language_code(wanted) if isinstance(wanted, str) else None
+        return [*by_language["en"], *by_language.get(code, [])] if code != "en" else list(by_language["en"])
 
     def _all_label_names(self) -> set[str]:
         """Every class name of the checkpoint, in every language it has names in (what include/exclude accept)."""
