@@ -322,14 +322,16 @@ def save_processor_beside(model: Any, save_directory: str | os.PathLike) -> None
 
     if has_processor(save_directory):
         return
-    source = processor_source(model)
-    if source is None:
-        logger.warning(
-            f"no processor saved in {save_directory} (the model does not know where its processor is): save it "
-            f"beside the weights with `processor.save_pretrained({os.fspath(save_directory)!r})`."
-        )
+    fix = f"save it beside the weights with `processor.save_pretrained({os.fspath(save_directory)!r})`"
+    try:
+        source = processor_source(model)
+        if source is not None:
+            WhisperProcessor.from_pretrained(source[0], revision=source[1]).save_pretrained(save_directory)
+            return
+    except Exception as error:  # noqa: BLE001  (the weights are saved; an unreachable source must not undo that)
+        logger.warning(f"no processor saved in {save_directory} ({type(error).__name__}: {error}); {fix}.")
         return
-    WhisperProcessor.from_pretrained(source[0], revision=source[1]).save_pretrained(save_directory)
+    logger.warning(f"no processor saved in {save_directory} (the model does not know where its processor is); {fix}.")
 
 
 def load_model_processor(model: Any) -> Any:

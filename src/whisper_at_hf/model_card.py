@@ -165,16 +165,14 @@ def render_model_card(
         repo_id: the id shown in code snippets (default `model_name`).
         origin: markdown paragraph on where the weights come from (e.g. the conversion command).
         tags: extra Hub tags.
-        remote_code_usage: add the section on loading without the package (`trust_remote_code=True`), naming the
-            custom classes and the pipeline task.
+        remote_code_usage: add the `trust_remote_code=True` section that names the custom classes.
     """
     mode = f"TL-TR-{at_low_dim}" if at_low_dim else "TL-TR"
-    metrics = card_metrics(metrics, datasets)
     if audioset_labels is None:
         audioset_labels = num_labels == AUDIOSET_NUM_LABELS and label_set == AUDIOSET_LABEL_SET
     metadata = card_metadata(
         model_name, base_model=base_model, license=license, license_name=license_name, license_link=license_link,
-        english_only=english_only, metrics=metrics, datasets=datasets, audioset_labels=audioset_labels,
+        english_only=english_only, metrics=card_metrics(metrics, datasets), datasets=datasets, audioset_labels=audioset_labels,
         head_only=head_only, tags=tags,
     )  # fmt: skip
     card = ModelCard.from_template(
@@ -196,7 +194,7 @@ def render_model_card(
         head_only=head_only,
         origin=origin,
         training=training or "No training details were recorded for this checkpoint.",
-        metric_rows=[_result_row(metric) for metric in metrics],
+        metric_rows=[_result_row(metric) for metric in card_metrics(metrics, datasets)],
         license_missing=license is None,
         audioset_labels=audioset_labels,
         remote_code_usage=remote_code_usage,
