@@ -471,6 +471,14 @@ def e2e(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_runs_print_no_http_request_lines(e2e):
+    """The Hub client's HTTP loggers are quieted (issue 22, item 5: ~20 `HTTP Request: ...` INFO lines per push)."""
+    assert "Pushed to" in e2e["logs"]["single"]  # the run did talk to the Hub
+    for name, log in e2e["logs"].items():
+        assert "HTTP Request" not in log and "urllib3.connectionpool" not in log, name
+
+
+@pytest.mark.slow
 def test_two_process_accelerate_builds_cache_once_and_trains(e2e):
     log = e2e["logs"]["ddp"]
     assert "DistributedType.MULTI_CPU" in log and "Num processes: 2" in log

@@ -30,7 +30,7 @@ from .hub_utils import find_file, hub_kwargs
 from .labels import load_label_names
 from .remote_code import save_remote_code
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 HEAD_PREFIX = "audio_tagging_head"
 HEAD_WEIGHTS_NAME = "audio_tagging_head.safetensors"

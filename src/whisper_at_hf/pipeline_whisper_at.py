@@ -46,7 +46,7 @@ from .tags import (
 )
 from .timeline import CallTimelines, PooledSpan, pass_features, pass_spans, tag_passes
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 # Long-form: aligned 30 s tag passes kept for Whisper's decoding to reuse (each: its features and (1500, d_model)).
 _MAX_HELD_WINDOWS = 16

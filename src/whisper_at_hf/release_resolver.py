@@ -59,7 +59,7 @@ from .release_downloads import (
     write_json,
 )
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 _RECORD = "resolved.json"
 
