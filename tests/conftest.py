@@ -17,6 +17,17 @@ TINY_EN = SHARED_MODELS / "whisper-tiny.en"
 BASE = SHARED_MODELS / "whisper-base"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def package_logs_reach_caplog():
+    """The package logs under `transformers.` (its verbosity rules ours), whose root logger does not propagate:
+    let `caplog` see the records too."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_propagation()
+    yield
+    hf_logging.disable_propagation()
+
+
 def pytest_collection_modifyitems(config, items):
     # Modules that read ../shared declare `pytestmark = pytest.mark.needs_shared`; without ../shared they skip.
     if SHARED.is_dir():

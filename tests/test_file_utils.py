@@ -47,3 +47,13 @@ def test_a_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatc
         atomic_write(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o755), (0o077, 0o700), (0o002, 0o775)])
+def test_staging_dir_mode_follows_the_umask(tmp_path, umask, mask, mode):
+    from whisper_at_hf.file_utils import staging_dir
+
+    umask(mask)
+    first, second = staging_dir(tmp_path), staging_dir(tmp_path)
+    assert first != second and first.parent == tmp_path and first.name.startswith(".tmp-")
+    assert stat.S_IMODE(first.stat().st_mode) == mode and not any(first.iterdir())

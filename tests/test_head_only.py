@@ -171,3 +171,44 @@ def test_head_only_with_trust_remote_code_without_the_package(saved, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+
+
+# ---- the processor beside saved checkpoints (issue 22, item 2) ---------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.needs_shared
+def test_pipeline_opens_saved_full_and_head_only_checkpoints(tmp_path):
+    """A full save writes the processor of the Whisper it came from; a head-only checkpoint has none, and the
+    pipeline takes its base Whisper's (and says so)."""
+    from conftest import SHARED_AUDIO, TINY_EN
+    from transformers import pipeline
+    from transformers.testing_utils import CaptureLogger
+
+    from whisper_at_hf import head_only
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(str(TINY_EN), id2label=LABELS)
+    model.save_pretrained(tmp_path / "full")
+    model.save_pretrained(tmp_path / "head", head_only=True)
+    assert (tmp_path / "full" / "processor_config.json").is_file()
+    assert (tmp_path / "full" / "tokenizer_config.json").is_file()
+    assert not (tmp_path / "head" / "tokenizer_config.json").exists()  # head-only stays small
+    for folder in ("full", "head"):
+        with CaptureLogger(head_only.logger) as captured:
+            tagger = pipeline("whisper-at", model=str(tmp_path / folder))
+        said = f"{tmp_path / folder} has no processor; using the one of its base Whisper {TINY_EN}"
+        assert (said in captured.out) == (folder == "head"), captured.out
+        result = tagger(str(SHARED_AUDIO / "speech_en.wav"), top_k=2)
+        assert result["text"].strip() and len(result["audio_tags"][0]["tags"]) == 2
+
+
+def test_pipeline_without_a_known_processor_says_where_it_goes(tmp_path):
+    from transformers import pipeline
+    from transformers.testing_utils import CaptureLogger
+
+    from whisper_at_hf import head_only
+
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))  # a model object: no known source
+    with CaptureLogger(head_only.logger) as captured:
+        model.save_pretrained(tmp_path / "full")
+    assert f"processor.save_pretrained('{tmp_path / 'full'}')" in captured.out
+    with pytest.raises(OSError, match=r"has no processor .*\.save_pretrained\("):
+        pipeline("whisper-at", model=str(tmp_path / "full"))

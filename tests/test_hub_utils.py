@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, tiny_whisper
@@ -264,5 +265,96 @@ def test_head_only_pushes_carry_a_card(tmp_path):
             assert "audio_tagging_head.safetensors" in files and "model.safetensors" not in files, sorted(files)
             card = ModelCard(files["README.md"].decode())
             assert card.data.library_name == "transformers"
+            # the package's card of this head, not transformers' generic one (issue 22, item 3)
+            assert card.data.base_model == "user/base" and card.data.base_model_relation == "adapter"
+            for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig", "head-only checkpoint"):
+                assert name in card.text, name
+            assert f'pipeline("whisper-at", model="{repo}", trust_remote_code=True)' in card.text
+    finally:
+        server.shutdown()
+
+
+TRAIN_AND_PUSH = textwrap.dedent(
+    """
+    import sys
+    import torch
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+    model = WhisperForAudioTaggingAndASR.from_whisper(sys.argv[1], id2label={0: "Knock", 1: "Kettle", 2: "Speech"})
+    model.unfreeze_whisper()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    model.train()
+    for step in range(3):
+        logits = model.tag(features).mean(dim=1)  # (2, windows, 3) -> clip level
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert model.proj_out.weight is model.get_input_embeddings().weight
+    model.push_to_hub("user/round-trip", head_only=True)
+    print("OK")
+    """
+)
+
+# run in a fresh venv whose site-packages reach the test venv's packages but not this package (no editable finder)
+LOAD_WITHOUT_PACKAGE = textwrap.dedent(
+    """
+    import importlib.util, sys
+    assert importlib.util.find_spec("whisper_at_hf") is None, "the package is importable"
+    from huggingface_hub import ModelCard
+    from transformers import pipeline
+    tagger = pipeline("whisper-at", model="user/round-trip", trust_remote_code=True)
+    assert "whisper_at_hf" not in type(tagger).__module__
+    result = tagger(sys.argv[1], top_k=3)
+    print("TEXT", result["text"])
+    labels = {tag["label"] for window in result["audio_tags"] for tag in window["tags"]}
+    assert labels == {"Knock", "Kettle", "Speech"}, labels
+    card = ModelCard.load("user/round-trip")
+    assert card.data.library_name == "transformers" and "3 custom classes (Knock, Kettle, Speech)" in card.text
+    for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig", 'pipeline("whisper-at"'):
+        assert name in card.text, name
+    print("OK")
+    """
+)
+
+
+def fresh_venv_without_the_package(root) -> str:
+    """A new venv (no pip, no network) whose one `.pth` line adds this venv's site-packages as a plain path: torch,
+    transformers, soundfile ... import, the package's editable install (a `.pth` finder there) does not."""
+    import site
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(root)
+    python = root / "bin" / "python"
+    target = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (Path(target) / "test_venv_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return str(python)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+def test_round_trip_train_push_head_only_and_load_without_the_package(tmp_path):
+    """Issue 22's done-when: from_whisper(tiny.en) -> a few steps with unfreeze_whisper() -> push_to_hub(head_only)
+    to the loopback Hub -> pipeline("whisper-at", trust_remote_code=True) in a fresh venv without the package gives
+    text and the custom tags; the pushed card parses and names the custom classes. The base Whisper is the local
+    tiny.en path (the same machine), which the head-only repo names."""
+    from conftest import SHARED_AUDIO, TINY_EN
+
+    server, hub, endpoint = start_hub_server()
+    try:
+        env = hub_env(endpoint, tmp_path)
+        done = subprocess.run([sys.executable, "-c", TRAIN_AND_PUSH, str(TINY_EN)], env=env, capture_output=True,
+                              text=True, timeout=900)  # fmt: skip
+        assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-4000:]
+        assert "README.md" in hub.repos["user/round-trip"]["files"]
+        python = fresh_venv_without_the_package(tmp_path / "venv")
+        bare_env = {key: value for key, value in env.items() if key != "PYTHONPATH"}
+        done = subprocess.run([python, "-c", LOAD_WITHOUT_PACKAGE, str(SHARED_AUDIO / "speech_en.wav")],
+                              env=bare_env, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0 and "OK" in done.stdout, done.stdout[-2000:] + done.stderr[-4000:]
+        assert "TEXT " in done.stdout and len(done.stdout.split("TEXT ", 1)[1].split("\n")[0].strip()) > 10
+        assert f"using the one of its base Whisper {TINY_EN}" in done.stderr
     finally:
         server.shutdown()

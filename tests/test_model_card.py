@@ -146,3 +146,38 @@ def test_card_advertises_snippets_that_run_on_this_checkpoint():
     card = model_card_for_model(_trained_model(), "my-head", repo_id="me/my-head", head_only=True)
     assert 'pipeline("automatic-speech-recognition", model="me/my-head", trust_remote_code=True)' in card
     assert 'pipeline("whisper-at", model="me/my-head")' in card
+
+
+SEVEN = {0: "Door knock", 1: "Kettle", 2: "Dog", 3: "Cat", 4: "Alarm", 5: "Speech", 6: "Silence"}
+
+
+def test_card_of_a_custom_head_describes_its_own_labels_data_and_licence():
+    """A 7-class head is no AudioSet head: its card names its classes (from id2label), claims no AudioSet dataset or
+    licence, takes metrics as a dict or a list, and names the custom classes for trust_remote_code."""
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(), id2label=SEVEN)
+    model.config.base_model_name_or_path = "openai/whisper-tiny.en"
+    card = model_card_for_model(model, "door-sounds", repo_id="me/door-sounds", metrics={"mAP": 85.0})
+    data = _hub_card(card)
+    assert "527" not in card and "AudioSet" not in card and "agkphysics" not in card
+    assert data.license is None and data.datasets is None and "audioset" not in data.tags
+    assert "7 custom classes (Door knock, Kettle, Dog, Cat, Alarm, Speech, Silence)" in card
+    assert "| mAP | 85.0 | not recorded |" in card and data.eval_results is None  # no dataset: no model-index
+    for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig"):
+        assert name in card
+    assert 'pipeline("whisper-at", model="me/door-sounds", trust_remote_code=True)' in card
+
+    listed = [{"name": "mAP", "value": 85.0, "dataset": "Door sounds", "dataset_type": "me/door-sounds-data"}]
+    for metrics in ({"mAP": 85.0}, listed):
+        card = model_card_for_model(model, "door-sounds", metrics=metrics, datasets=["me/door-sounds-data"],
+                                    license="apache-2.0")  # fmt: skip
+        data = _hub_card(card)
+        assert data.license == "apache-2.0" and data.datasets == ["me/door-sounds-data"]
+        (result,) = data.eval_results
+        assert (result.metric_type, result.metric_value, result.dataset_type) == ("map", 85.0, "me/door-sounds-data")
+
+
+def test_card_of_an_audioset_head_still_says_audioset():
+    model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper())  # 527 classes
+    data = _hub_card(card := model_card_for_model(model, "audioset-head"))
+    assert "the 527 classes of the AudioSet ontology" in card
+    assert data.datasets == ["agkphysics/AudioSet"] and data.license == "bsd-2-clause" and "audioset" in data.tags

@@ -200,3 +200,14 @@ def test_language_and_task_one_rule():
         check_language_and_task("klingon", None, False)
     with pytest.raises(ValueError, match="English-only"):  # the pipeline's check takes the same rule
         check_pipeline_options(multilingual=False, language="de")
+
+
+def test_a_misspelled_label_is_matched_against_the_preferred_names_first():
+    """A Welsh name closer to the typo than the English one is not the hint when English names are preferred."""
+    known = ["Speech", "Music", "Speach-cy"]  # "Speach-cy" stands for a label in another language, closer to the typo
+    with pytest.raises(ValueError, match=r"did you mean 'Speech', 'Speach-cy'\?$"):  # all names: both
+        check_labels("include_labels", ["Speach"], known)
+    with pytest.raises(ValueError, match=r"did you mean 'Speech'\?$"):
+        check_labels("include_labels", ["Speach"], known, preferred=["Speech", "Music"])
+    with pytest.raises(ValueError, match=r"did you mean 'Speach-cy'"):  # nothing close among the preferred names
+        check_labels("include_labels", ["Speach-c"], known, preferred=["Music"])

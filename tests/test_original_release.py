@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -184,6 +185,15 @@ def test_first_resolution_downloads_and_converts(resolved, hosts):
     assert Path(config["base_model_name_or_path"]).parent.name == "snapshots"
     assert not list(resolved["cache"].rglob("*.incomplete")) and not list(resolved["cache"].rglob(".staged-*"))
     print(f"first resolution (loopback download + convert): {resolved['seconds']:.2f} s")
+
+
+def test_resolved_folder_is_readable_by_other_users(resolved):
+    """The converted folder is renamed into the cache from a staging folder: its mode is mkdir's (0755 for the usual
+    umask 022), not mkdtemp's 0700 (issue 22, item 6)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(resolved["path"].stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((resolved["path"] / "config.json").stat().st_mode) == 0o666 & ~mask
 
 
 def test_resolved_tags_equal_the_original_package(resolved, tiny_en_original, speech):

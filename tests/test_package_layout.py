@@ -199,3 +199,34 @@ def test_saved_checkpoint_carries_the_pinned_remote_code(tmp_path, head_only):
     lines = sum(len((tmp_path / name).read_text(encoding="utf-8").splitlines()) for name in saved)
     print(f"remote code: {len(saved)} files, {lines} lines")
     assert lines <= REMOTE_CODE_MAX_LINES, lines
+
+
+def test_package_loggers_follow_transformers_verbosity():
+    """Every module's logger lives under `transformers.` (issue 22, item 5): `transformers.logging.set_verbosity_*`
+    and `TRANSFORMERS_VERBOSITY` rule the package's messages as they rule transformers' own."""
+    import importlib
+    import logging
+    import os
+    import subprocess
+    import sys
+
+    from transformers.utils import logging as hf_logging
+
+    with_loggers = []
+    for path in [*PACKAGE.glob("*.py"), *PACKAGE.glob("training/*.py")]:
+        if "\nlogger = logging." in path.read_text(encoding="utf-8"):
+            name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+            with_loggers.append(importlib.import_module(name).logger)
+    assert len(with_loggers) >= 10 and all(log.name.startswith("transformers.whisper_at_hf.") for log in with_loggers)
+    before = hf_logging.get_verbosity()
+    try:
+        hf_logging.set_verbosity_error()
+        assert not any(log.isEnabledFor(logging.WARNING) for log in with_loggers)
+        hf_logging.set_verbosity_info()
+        assert all(log.isEnabledFor(logging.INFO) for log in with_loggers)
+    finally:
+        hf_logging.set_verbosity(before)
+    script = "import logging, whisper_at_hf.head_only as m; print(m.logger.isEnabledFor(logging.WARNING))"
+    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]

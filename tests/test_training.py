@@ -471,6 +471,14 @@ def e2e(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_runs_print_no_http_request_lines(e2e):
+    """The Hub client's HTTP loggers are quieted (issue 22, item 5: ~20 `HTTP Request: ...` INFO lines per push)."""
+    assert "Pushed to" in e2e["logs"]["single"]  # the run did talk to the Hub
+    for name, log in e2e["logs"].items():
+        assert "HTTP Request" not in log and "urllib3.connectionpool" not in log, name
+
+
+@pytest.mark.slow
 def test_two_process_accelerate_builds_cache_once_and_trains(e2e):
     log = e2e["logs"]["ddp"]
     assert "DistributedType.MULTI_CPU" in log and "Num processes: 2" in log
@@ -547,3 +555,27 @@ print("TOP=" + json.dumps(out))
     assert any(re.fullmatch(rf"GET /{REPO_ID}/resolve/\w+/label_names.json", r) for r in requests), requests
     assert any(re.fullmatch(rf"GET /{BASE_ID}/resolve/\w+/model.safetensors", r) for r in requests), requests
     assert list(fresh_home.rglob("model.safetensors"))
+
+
+@pytest.mark.slow  # the README's example as written: makes the data, then trains tiny.en's head (~1-3 min on CPU)
+def test_readme_example_runs_as_written(tmp_path):
+    """training/README.md's first two example commands, run as written from a checkout whose `../shared` holds
+    tiny.en: the data step makes what `synthetic_tiny_en.json` reads, and the run leaves a head-only checkpoint."""
+    readme = (REPO_ROOT / "training" / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Example", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("python ")][:2]
+    assert commands[0].startswith("python training/make_synthetic_data.py data")
+    assert commands[1] == "python training/train_head.py training/configs/synthetic_tiny_en.json"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "training").symlink_to(REPO_ROOT / "training")
+    (tmp_path / "shared").symlink_to(REPO_ROOT.parent / "shared")
+    env = child_env(tmp_path, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for command in commands:
+        done = subprocess.run(command, shell=True, env=env, cwd=checkout, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{command}:\n{(done.stdout + done.stderr)[-6000:]}"
+    assert len((checkout / "data" / "train.csv").read_text().splitlines()) == 1 + 57
+    out = checkout / "out" / "whisper-at-tiny.en-custom"
+    assert (out / "audio_tagging_head.safetensors").is_file() and (out / "README.md").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == sorted(CLASSES)

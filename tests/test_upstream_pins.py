@@ -418,3 +418,21 @@ def test_token_end_times_equal_generate_token_timestamps():
         )
     assert torch.equal(reference["sequences"], fast)
     torch.testing.assert_close(mine, reference["token_timestamps"], rtol=0, atol=0.021)  # within one 20 ms frame
+
+
+def test_pipeline_factory_soft_loads_a_component_whose_load_flag_is_none():
+    """WhisperATPipeline sets `_load_tokenizer` / `_load_feature_extractor` to None: `pipeline()` then tries the
+    checkpoint's own and passes None when it has none (no raise), and the pipeline's `__init__` takes the base
+    Whisper's processor (head_only.load_model_processor). A flag of True raises."""
+    from transformers.pipelines import _load_pipeline_component
+
+    from whisper_at_hf.pipeline_whisper_at import WhisperATPipeline
+
+    def missing(_component):
+        raise OSError("no tokenizer files")
+
+    assert WhisperATPipeline._load_tokenizer is None and WhisperATPipeline._load_feature_extractor is None
+    assert _load_pipeline_component(None, None, missing) is None
+    assert _load_pipeline_component(None, None, lambda _component: "loaded") == "loaded"
+    with pytest.raises(OSError):
+        _load_pipeline_component(True, None, missing)

@@ -192,13 +192,22 @@ class Loop:
         return {"epoch": epoch + 1, "train_loss": epoch_loss, "lr": self.scheduler.get_last_lr()[0]}
 
 
+def quiet_http_loggers() -> None:
+    """No per-request INFO lines (`HTTP Request: GET ...`) from the HTTP clients under the Hub client."""
+    for name in ("httpx", "httpcore", "urllib3", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def set_up_accelerator(args) -> Accelerator:
     accelerator = Accelerator(log_with=args.report_to or None, project_dir=args.output_dir)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    quiet_http_loggers()
+    # the package logs under transformers' tree (at its WARNING default); a run shows the package's progress lines
+    logging.getLogger("transformers.whisper_at_hf").setLevel(logging.INFO)
     if not accelerator.is_local_main_process:
         datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.set_verbosity_error()
-        logging.getLogger("whisper_at_hf").setLevel(logging.ERROR)
+        logging.getLogger("transformers.whisper_at_hf").setLevel(logging.ERROR)
         logger.setLevel(logging.ERROR)  # one copy of the progress logs
     logger.info(accelerator.state)
     set_seed(args.seed)

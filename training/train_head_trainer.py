@@ -35,6 +35,14 @@ from whisper_at_hf.training.trainer import WeightAveragingCallback, WhisperATHea
 logger = logging.getLogger(__name__)
 
 
+def set_log_levels(should_log: bool) -> None:
+    """No per-request INFO lines of the Hub client's HTTP loggers; the package's progress lines (it logs under
+    transformers' tree, at its WARNING default) where this process logs."""
+    for name in ("httpx", "httpcore", "urllib3", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("transformers.whisper_at_hf").setLevel(logging.INFO if should_log else logging.WARNING)
+
+
 def main():
     parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
     try:  # the argument dataclasses check their values: a bad one is a usage error (exit 2), before any work
@@ -53,6 +61,7 @@ def main():
         handlers=[logging.StreamHandler(sys.stdout)],
         level=logging.INFO if training_args.should_log else logging.WARNING,
     )
+    set_log_levels(training_args.should_log)
     if not training_args.should_log:
         datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.set_verbosity_error()

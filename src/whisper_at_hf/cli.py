@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # the run quiets this package's logger (it reports skipped inputs itself): as it was again when main returns,
     # for callers that run main in their own process (tests, notebooks)
-    package_logger = logging.getLogger(__package__)
+    package_logger = logging.getLogger(f"transformers.{__package__}")
     level = package_logger.level
     try:
         run = _Run(args)
@@ -249,7 +249,7 @@ class _Run:
         )
         # From here on the run reports every skipped input itself, by name: the pipeline's own warning for a bad
         # input of a list would repeat it (as "input N" of the batch).
-        logging.getLogger(__package__).setLevel(logging.ERROR)
+        logging.getLogger(f"transformers.{__package__}").setLevel(logging.ERROR)
         self.label_names = model_label_names(self.pipe.model, args.revision)
         self.classes = SoundClasses.for_labels(self.label_names.get("en"))
         # options' one rule for --language / --task: English / transcribe on an English-only model are dropped, the
@@ -316,7 +316,7 @@ def _quiet_loggers(quiet: bool) -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    logging.getLogger(__package__).setLevel(logging.ERROR)
+    logging.getLogger(f"transformers.{__package__}").setLevel(logging.ERROR)
 
 
 def _call_kwargs(args: argparse.Namespace, multilingual: bool) -> dict:

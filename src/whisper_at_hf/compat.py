@@ -76,7 +76,7 @@ from .release_resolver import released_checkpoint
 from .remote_code import PIPELINE_TASK as TASK
 from .tags import candidate_ids, top_tags
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Variant name -> checkpoint: the one table

@@ -34,6 +34,19 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
         raise
 
 
+def staging_dir(parent: str | os.PathLike, prefix: str = ".tmp-") -> Path:
+    """A new, empty, uniquely named folder in `parent`, to be filled and renamed into place: made with `mkdir`'s mode
+    (0o777 less the umask: 0755 for the usual 022), as the final folder should have; `tempfile.mkdtemp` makes 0700,
+    and the mode survives the rename."""
+    while True:
+        folder = Path(parent, f"{prefix}{uuid.uuid4().hex[:12]}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm")
 
 

@@ -23,11 +23,14 @@ from typing import Any
 
 from torch import nn
 from transformers import PretrainedConfig
+from transformers.utils import logging
 
 from .configuration_whisper_at import WhisperATConfig
 from .hub_utils import find_file, hub_kwargs
 from .labels import load_label_names
 from .remote_code import save_remote_code
+
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 HEAD_PREFIX = "audio_tagging_head"
 HEAD_WEIGHTS_NAME = "audio_tagging_head.safetensors"
@@ -281,6 +284,76 @@ def save_head_only(model: Any, save_directory: str | os.PathLike, is_main_proces
     save_remote_code(save_directory, type(model))
 
 
+# ----- the processor ------------------------------------------------------------------------------------------------
+# a checkpoint has a processor when it has both halves: the feature extractor's settings (transformers 5 writes them
+# into processor_config.json, earlier versions into preprocessor_config.json) and the tokenizer's
+PROCESSOR_FILES = (("processor_config.json", "preprocessor_config.json"), ("tokenizer_config.json",))
+
+
+def has_processor(name_or_path: str | os.PathLike | None, revision: str | None = None) -> bool:
+    """Whether a local folder or Hub repo holds a Whisper processor (feature extractor and tokenizer files)."""
+    if not name_or_path:
+        return False
+    return all(
+        any(find_file(name_or_path, name, revision=revision) is not None for name in names)
+        for names in PROCESSOR_FILES
+    )
+
+
+def processor_source(model: Any) -> tuple[str, str | None] | None:
+    """`(name_or_path, revision)` of the processor that belongs to `model`: its own checkpoint's when that holds one,
+    else that of the base Whisper its config names (`base_model_name_or_path`, recorded by `from_whisper` and in
+    head-only checkpoints); `None` when neither has one."""
+    config = model.config
+    candidates = [
+        (getattr(model, "name_or_path", None) or None, getattr(config, "_commit_hash", None)),
+        (config.base_model_name_or_path, config.base_model_revision),
+    ]
+    for name, revision in candidates:
+        if name and has_processor(name, revision):
+            return os.fspath(name), revision
+    return None
+
+
+def save_processor_beside(model: Any, save_directory: str | os.PathLike) -> None:
+    """Saves the processor of [`processor_source`] into `save_directory` unless it has one already, so that
+    `pipeline(..., model=save_directory)` loads the folder; without a known processor, says what to do instead."""
+    from transformers import WhisperProcessor
+
+    if has_processor(save_directory):
+        return
+    fix = f"save it beside the weights with `processor.save_pretrained({os.fspath(save_directory)!r})`"
+    try:
+        source = processor_source(model)
+        if source is not None:
+            WhisperProcessor.from_pretrained(source[0], revision=source[1]).save_pretrained(save_directory)
+            return
+    except Exception as error:  # noqa: BLE001  (the weights are saved; an unreachable source must not undo that)
+        logger.warning(f"no processor saved in {save_directory} ({type(error).__name__}: {error}); {fix}.")
+        return
+    logger.warning(f"no processor saved in {save_directory} (the model does not know where its processor is); {fix}.")
+
+
+def load_model_processor(model: Any) -> Any:
+    """The `WhisperProcessor` of a Whisper-AT model for a pipeline whose checkpoint has none (head-only checkpoints,
+    full saves without `processor.save_pretrained`): the base Whisper's, as [`processor_source`] finds it.
+
+    Raises `OSError` saying how to put a processor beside the checkpoint when none is found."""
+    from transformers import WhisperProcessor
+
+    name = getattr(model, "name_or_path", None) or "this model"
+    source = processor_source(model)
+    if source is None:
+        raise OSError(
+            f"{name} has no processor (tokenizer and feature extractor) and its config names no base Whisper that "
+            f"has one: save one beside the weights, `WhisperProcessor.from_pretrained(BASE_WHISPER)"
+            f".save_pretrained({name!r})`, or pass `tokenizer=` and `feature_extractor=` to `pipeline()`."
+        )
+    if source[0] != name:
+        logger.warning(f"{name} has no processor; using the one of its base Whisper {source[0]}.")
+    return WhisperProcessor.from_pretrained(source[0], revision=source[1])
+
+
 def unreadable_weights_error(name_or_path: Any, subfolder: str | None, error: Exception) -> OSError:
     """An `OSError` naming the safetensors file(s) that cannot be read (truncated or garbled), with safetensors' own
     message; for a Hub id, the repo (its files are in the cache)."""
@@ -320,4 +393,8 @@ __all__ = [
     "load_head_only",
     "load_head_weights",
     "save_head_only",
+    "has_processor",
+    "load_model_processor",
+    "processor_source",
+    "save_processor_beside",
 ]

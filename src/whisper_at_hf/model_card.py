@@ -81,6 +81,8 @@ def card_metadata(
     eval_results = []
     for metric in metrics:
         missing = [key for key in ("name", "value", "dataset", "dataset_type") if metric.get(key) in (None, "")]
+        if missing == ["dataset", "dataset_type"]:
+            continue  # measured on data the card does not name: a Results row only (model-index needs a dataset)
         if missing:
             raise ValueError(f"card metric {dict(metric)} lacks {missing}.")
         source = metric.get("source") or {}
@@ -128,7 +130,7 @@ def render_model_card(
     num_labels: int = 527,
     head_params: int | str | None = None,
     english_only: bool | None = None,
-    metrics: Sequence[Mapping[str, Any]] = (),
+    metrics: Mapping[str, float] | Sequence[Mapping[str, Any]] = (),
     datasets: Sequence[str] = (AUDIOSET_DATASET,),
     label_set: str = AUDIOSET_LABEL_SET,
     training: str | None = None,
@@ -141,6 +143,7 @@ def render_model_card(
     repo_id: str | None = None,
     origin: str | None = None,
     tags: Sequence[str] = (),
+    remote_code_usage: bool = False,
 ) -> str:
     """Renders a model card: Hub YAML metadata ([`card_metadata`]) + the text of [`MODEL_CARD_TEMPLATE`]
     (description, usage, training notes, results and limitations).
@@ -151,7 +154,7 @@ def render_model_card(
         d_model / encoder_layers / at_low_dim / num_labels: the head's shape.
         head_params: head parameters (int, or a string such as `"40.0M"`).
         english_only: `True` for `.en` Whisper models, `None` when unknown.
-        metrics: results in percent, see [`card_metadata`].
+        metrics: results in percent, see [`card_metadata`], or `{"mAP": 41.7}` (see [`card_metrics`]).
         datasets: Hub dataset ids for the `datasets` metadata.
         label_set: what the classes are, in words.
         training: markdown paragraph on how the head was trained.
@@ -162,13 +165,14 @@ def render_model_card(
         repo_id: the id shown in code snippets (default `model_name`).
         origin: markdown paragraph on where the weights come from (e.g. the conversion command).
         tags: extra Hub tags.
+        remote_code_usage: add the `trust_remote_code=True` section that names the custom classes.
     """
     mode = f"TL-TR-{at_low_dim}" if at_low_dim else "TL-TR"
     if audioset_labels is None:
         audioset_labels = num_labels == AUDIOSET_NUM_LABELS and label_set == AUDIOSET_LABEL_SET
     metadata = card_metadata(
         model_name, base_model=base_model, license=license, license_name=license_name, license_link=license_link,
-        english_only=english_only, metrics=metrics, datasets=datasets, audioset_labels=audioset_labels,
+        english_only=english_only, metrics=card_metrics(metrics, datasets), datasets=datasets, audioset_labels=audioset_labels,
         head_only=head_only, tags=tags,
     )  # fmt: skip
     card = ModelCard.from_template(
@@ -190,9 +194,10 @@ def render_model_card(
         head_only=head_only,
         origin=origin,
         training=training or "No training details were recorded for this checkpoint.",
-        metric_rows=[_result_row(metric) for metric in metrics],
+        metric_rows=[_result_row(metric) for metric in card_metrics(metrics, datasets)],
         license_missing=license is None,
         audioset_labels=audioset_labels,
+        remote_code_usage=remote_code_usage,
     )
     return str(card)
 
@@ -201,7 +206,7 @@ def _result_row(metric: Mapping[str, Any]) -> str:
     source = metric.get("source")
     note = f" ([{source['name']}]({source['url']}))" if source and source.get("url") else ""
     split = f" ({metric['split']})" if metric.get("split") else ""
-    return f"| {metric['name']} | {metric['value']} | {metric['dataset']}{split}{note} |"
+    return f"| {metric['name']} | {metric['value']} | {metric.get('dataset') or 'not recorded'}{split}{note} |"
 
 
 def original_training_notes(variant: OriginalVariant) -> str:
@@ -267,20 +272,52 @@ def original_variant_card(
     )
 
 
+def label_set_words(names: Sequence[str], shown: int = 20) -> str:
+    """What a head tags, in words: AudioSet's ontology for its 527 classes, else the count and the first names."""
+    if len(names) == AUDIOSET_NUM_LABELS:
+        return AUDIOSET_LABEL_SET
+    listed = ", ".join(names[:shown]) + (", …" if len(names) > shown else "")
+    return f"{len(names)} custom classes ({listed})"
+
+
+def card_metrics(
+    metrics: Mapping[str, float] | Sequence[Mapping[str, Any]], datasets: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Card results from either form: the list of [`card_metadata`] entries as they are, or `{"mAP": 41.7}` (name ->
+    value in percent), measured on the card's first dataset (without one, a Results row and no `model-index`)."""
+    if not isinstance(metrics, Mapping):
+        return [dict(metric) for metric in metrics]
+    dataset = datasets[0] if datasets else None
+    return [
+        {"name": name, "type": str(name).lower(), "value": value, "dataset": dataset, "dataset_type": dataset}
+        for name, value in metrics.items()
+    ]
+
+
 def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str:
-    """Card for any [`WhisperForAudioTaggingAndASR`] (e.g. a head trained with `training/`): shape, base model and
-    head size come from the model; `metrics`, `training`, `datasets`, `label_set`, `head_only` ... from the caller."""
+    """Card for any [`WhisperForAudioTaggingAndASR`] (e.g. a head trained with `training/`): shape, base model, head
+    size and labels (count and names from `config.id2label`) come from the model; `metrics` (a list of
+    [`card_metadata`] entries or `{"mAP": 41.7}`), `training`, `datasets`, `license`, `head_only` ... from the caller.
+
+    A head of AudioSet's 527 classes is described as AudioSet's (its `datasets` and licence default to AudioSet's and
+    the original release's); any other head claims no dataset and no licence unless they are passed."""
     config = model.config
-    head_params = sum(param.numel() for param in model.audio_tagging_head.parameters())
+    names = [config.id2label[index] for index in range(config.num_labels)]
+    audioset = len(names) == AUDIOSET_NUM_LABELS
     kwargs: dict[str, Any] = dict(
         base_model=config.base_model_name_or_path,
         d_model=config.d_model,
         encoder_layers=config.encoder_layers,
         at_low_dim=config.at_low_dim,
         num_labels=config.num_labels,
-        head_params=head_params,
+        head_params=sum(param.numel() for param in model.audio_tagging_head.parameters()),
         english_only={51864: True}.get(config.vocab_size, False if config.vocab_size > 51864 else None),
         at_time_res=config.at_time_res,
+        label_set=label_set_words(names),
+        audioset_labels=audioset,
+        datasets=(AUDIOSET_DATASET,) if audioset else (),
+        license=ORIGINAL_LICENSE if audioset else None,
+        remote_code_usage=True,
     )
     kwargs.update(card_kwargs)
     return render_model_card(model_name, **kwargs)
@@ -288,6 +325,8 @@ def model_card_for_model(model: Any, model_name: str, **card_kwargs: Any) -> str
 
 __all__ = [
     "card_metadata",
+    "card_metrics",
+    "label_set_words",
     "model_card_for_model",
     "original_variant_card",
     "render_model_card",

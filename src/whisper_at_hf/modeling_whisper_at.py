@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from .head_only import (
     load_head_only,
     load_head_weights,
     save_head_only,
+    save_processor_beside,
     unmark_full_checkpoint,
     trainable_parameters_summary,
     unreadable_weights_error,
@@ -463,7 +465,8 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         """[`PreTrainedModel.save_pretrained`], plus the model's and the pipelines' code with `auto_map` and
         `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at", ...)` load
         the folder with `trust_remote_code=True` without this package; see `remote_code.py`). With
-        `head_only=True`, writes only the head (see `head_only.py`).
+        `head_only=True`, writes only the head (see `head_only.py`). A full save also writes the processor of the
+        model's checkpoint or base Whisper (`head_only.save_processor_beside`) when the folder has none.
 
         `push_to_hub=True` uploads the folder once everything is written (`repo_id`, `token`, `private`,
         `commit_message` as in transformers).
@@ -479,6 +482,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             if is_main_process:
                 save_remote_code(save_directory, type(self))
                 unmark_full_checkpoint(save_directory)
+                save_processor_beside(self, save_directory)
         if push_to_hub and is_main_process:
             self._push_folder(save_directory, head_only, **kwargs)
 
@@ -502,17 +506,31 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         **_: Any,
     ) -> str:
         """Uploads a saved checkpoint folder to `repo_id` (default: the folder's name), with a `README.md` card: the
-        folder's, else the repo's, else transformers' default one (as `push_to_hub` makes it)."""
-        from huggingface_hub import HfApi
-        from transformers.utils.hub import create_and_tag_model_card
+        folder's, else the repo's, else the package's card of this model (`model_card.model_card_for_model`)."""
+        from huggingface_hub import HfApi, ModelCard
+        from huggingface_hub.errors import EntryNotFoundError
 
         repo_id = repo_id or os.path.basename(os.path.abspath(folder))
         repo_id = HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True).repo_id
         card = os.path.join(folder, "README.md")
         if not os.path.isfile(card):
-            create_and_tag_model_card(repo_id, self.model_tags, token=token).save(card)
+            try:
+                ModelCard.load(repo_id, token=token).save(card)
+            except EntryNotFoundError:  # a repo without a card
+                Path(card).write_text(self._card_text(repo_id, head_only), encoding="utf-8")
         default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
         return upload_folder(folder, repo_id, token, private, commit_message or default_message)
+
+    def _card_text(self, repo_id: str, head_only: bool) -> str:
+        """This model's card; where this module runs as remote code without the package, transformers' default card
+        (the card renderer and its template are package files, not copied beside checkpoints)."""
+        try:  # an absolute import in try/except: transformers' remote-code import check skips it
+            from whisper_at_hf.model_card import model_card_for_model
+        except ImportError:
+            from transformers.utils.hub import create_and_tag_model_card
+
+            return str(create_and_tag_model_card(repo_id, self.model_tags))
+        return model_card_for_model(self, repo_id.split("/")[-1], repo_id=repo_id, head_only=head_only)
 
     def load_head(self, path: str | os.PathLike) -> None:
         """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).

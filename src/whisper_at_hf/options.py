@@ -128,8 +128,10 @@ def check_at_time_res(value: Any, config: Any = None) -> float:
     return float(value)
 
 
-def check_labels(name: str, labels: Any, known: Iterable[str]) -> list[str]:
-    """`include_labels` / `exclude_labels`: a label name or a list of them, each one of the checkpoint's classes."""
+def check_labels(name: str, labels: Any, known: Iterable[str], preferred: Iterable[str] = ()) -> list[str]:
+    """`include_labels` / `exclude_labels`: a label name or a list of them, each one of the checkpoint's classes
+    (`known`: in every language). A misspelling is answered with the close names among `preferred` (the English
+    names and those of the language in use), else among all of `known`."""
     if isinstance(labels, str):
         labels = [labels]
     if not isinstance(labels, Iterable) or isinstance(labels, (bytes, Mapping)):
@@ -143,7 +145,8 @@ def check_labels(name: str, labels: Any, known: Iterable[str]) -> list[str]:
     if unknown:
         hints = []
         for label in unknown[:5]:
-            close = difflib.get_close_matches(label, known, n=3)
+            close = difflib.get_close_matches(label, set(preferred), n=3)
+            close = close or difflib.get_close_matches(label, known, n=3)
             if close:
                 hints.append(f"{label!r}: did you mean {', '.join(repr(c) for c in close)}?")
         hint = (" " + " ".join(hints)) if hints else ""
@@ -268,6 +271,7 @@ def check_pipeline_options(
     known_labels: Iterable[str] | None = None,
     multilingual: bool | None = None,
     model_name: str = "this model",
+    preferred_labels: Iterable[str] = (),
     **options: Any,
 ) -> dict[str, Any]:
     """Checks the `pipeline("whisper-at")` call options that are given (not `None`); returns them canonical.
@@ -276,6 +280,7 @@ def check_pipeline_options(
         config: the model's `WhisperATConfig` (for `at_time_res`, `max_new_tokens`); `None` checks Whisper's
             defaults.
         known_labels: every class name the checkpoint has (all languages), for `include_labels`/`exclude_labels`.
+        preferred_labels: the names a misspelled label is matched against first (English and the label language).
         multilingual: whether the model is (its `generation_config.is_multilingual`); when given, `language` and
             `task` go through [`check_language_and_task`] (named `model_name` in its message).
         options: `at_time_res`, `top_k`, `tag_threshold`, `include_labels`, `exclude_labels`, `sampling_rate`,
@@ -311,7 +316,8 @@ def check_pipeline_options(
         elif name == "sampling_rate":
             checked[name] = check_sampling_rate(value)
         elif name in ("include_labels", "exclude_labels"):
-            checked[name] = check_labels(name, value, known_labels if known_labels is not None else ())
+            known = known_labels if known_labels is not None else ()
+            checked[name] = check_labels(name, value, known, preferred_labels)
         elif name == "chunk_length_s":
             checked[name] = check_chunk_length_s(value)
         elif name == "stride_length_s":

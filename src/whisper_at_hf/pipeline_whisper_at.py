@@ -25,7 +25,14 @@ from transformers.utils import logging
 
 from .audio import Audio, AudioDecodeError, load_audio
 from .encoder_pass_cache import EncoderPassCache
-from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
+from .generate_output import (
+    detect_language,
+    language_code,
+    nest_words,
+    split_generated,
+    times_for_language_token,
+)
+from .head_only import load_model_processor
 from .labels import model_label_names
 from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .pipeline_asr_whisper_at import whisper_processing_type
@@ -43,7 +50,7 @@ from .tags import (
 )
 from .timeline import CallTimelines, PooledSpan, pass_features, pass_spans, tag_passes
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 # Long-form: aligned 30 s tag passes kept for Whisper's decoding to reuse (each: its features and (1500, d_model)).
 _MAX_HELD_WINDOWS = 16
@@ -102,8 +109,16 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
     """
 
     _non_generation_params = ("top_k",)
+    # `pipeline()` tries the checkpoint's own processor and passes None when it has none (transformers' soft loading;
+    # pinned in tests/test_upstream_pins.py); `__init__` then takes the base Whisper's (head-only checkpoints).
+    _load_tokenizer = None
+    _load_feature_extractor = None
 
     def __init__(self, *args: Any, **kwargs: Any):
+        if kwargs.get("tokenizer") is None or kwargs.get("feature_extractor") is None:
+            processor = load_model_processor(kwargs["model"] if "model" in kwargs else args[0])
+            kwargs["tokenizer"] = kwargs.get("tokenizer") or processor.tokenizer
+            kwargs["feature_extractor"] = kwargs.get("feature_extractor") or processor.feature_extractor
         super().__init__(*args, **kwargs)
         if not hasattr(self.model, "encode") or not hasattr(self.model, "tag_pooled"):
             raise ValueError(f"{type(self.model).__name__} has no audio-tagging head; load a Whisper-AT checkpoint.")
@@ -136,6 +151,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             self._all_label_names() if include_labels is not None or exclude_labels is not None else None,
             multilingual=multilingual,
             model_name=self.model.name_or_path or type(self.model).__name__,
+            preferred_labels=self._preferred_label_names(label_language, generation.get("language")),
             sampling_rate=sampling_rate,
             at_time_res=at_time_res,
             top_k=top_k,
@@ -538,6 +554,15 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         if getattr(self, "_label_names", None) is None:
             self._label_names = model_label_names(self.model)
         return self._label_names.get(language or "en")
+
+    def _preferred_label_names(self, label_language: str | None, language: Any) -> list[str]:
+        """English names and those of the label language (or the spoken language asked for): a misspelled label is
+        matched against these first, not against a Welsh name that happens to be closer."""
+        wanted = label_language if label_language not in (None, "follow_asr") else language
+        self._names("en")
+        by_language = self._label_names.names_by_language
+        code = language_code(wanted) if isinstance(wanted, str) else None
+        return [*by_language["en"], *by_language.get(code, [])] if code != "en" else list(by_language["en"])
 
     def _all_label_names(self) -> set[str]:
         """Every class name of the checkpoint, in every language it has names in (what include/exclude accept)."""

@@ -37,7 +37,7 @@ from .file_utils import atomic_write
 from .original_format import load_original_head
 from .original_variants import OriginalVariant, get_variant
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 CACHE_ENV = "WHISPER_AT_HF_CACHE"
 RELEASE_ENDPOINT_ENV = "WHISPER_AT_HF_RELEASE_ENDPOINT"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .conversion import convert_whisper_at_checkpoint
+from .file_utils import staging_dir
 from .original_variants import (
     DEFAULT_VARIANT,
     HUB_NAMESPACE,
@@ -59,7 +59,7 @@ from .release_downloads import (
     write_json,
 )
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 _RECORD = "resolved.json"
 
@@ -229,7 +229,7 @@ def _convert_release(variant, root: Path, cache_dir, endpoint, token, retries, p
         check_head(head.path, variant, whisper_config, variant.base_model)  # also for a head cached earlier
         steps.update(1)
         if not (target / "config.json").is_file():
-            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+            staging = staging_dir(folder)  # not mkdtemp: its 0700 would survive as the cached folder's mode
             try:
                 convert_whisper_at_checkpoint(
                     str(whisper_dir),

@@ -26,7 +26,7 @@ from transformers.utils import logging
 
 from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 PIPELINE_TASK = "whisper-at"
 PIPELINE_MODULE = "pipeline_whisper_at"

@@ -22,7 +22,7 @@ from .recipe import (
     find_unreadable_audio,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 
 @dataclass

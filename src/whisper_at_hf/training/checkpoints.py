@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..file_utils import atomic_write as atomic_write_text  # the scripts' name for it
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..audio import AudioDecodeError, load_audio
 from ..file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, is_saved_dataset
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 SAMPLING_RATE = 16_000
 

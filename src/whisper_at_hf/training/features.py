@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..audio import is_torchcodec_decoder
 from .data import AudioDecodeError, SkippedRows, crop_or_pad, decode_audio
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 POOLED_COLUMN = "pooled_hidden_states"
 ROW_COLUMN = "row"

@@ -12,7 +12,7 @@ from ..checkpoint_folder import write_checkpoint_folder
 from ..hub_utils import is_hub_id, upload_folder
 from ..model_card import model_card_for_model
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 
 def hub_id_of_cache_path(path: str | os.PathLike) -> tuple[str, str] | None:

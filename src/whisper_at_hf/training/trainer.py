@@ -32,7 +32,7 @@ from .recipe import (
     step_rng,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
 # what Trainer writes into a checkpoint besides the model (not part of a pushed head)
 _TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "scaler.pt")
