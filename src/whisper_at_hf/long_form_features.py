@@ -65,7 +65,10 @@ class LongFormFeatures:
         return ((log_spec + 4.0) / 4.0).to(self.dtype)
 
     def __getitem__(self, key: Any) -> torch.Tensor:
-        """`features[rows, :, a:b]` (rows selecting the one item, as `generate` slices): `(1, num_mel_bins, n)`."""
+        """`features[rows, :, a:b]` (rows selecting the one item, as `generate` slices) or `features[..., a:b]`:
+        `(1, num_mel_bins, n)`."""
+        if isinstance(key, tuple) and len(key) == 2 and key[0] is Ellipsis:  # features[..., a:b]
+            key = (slice(None), slice(None), key[1])
         if not isinstance(key, tuple) or len(key) != 3 or key[1] != slice(None) or not isinstance(key[2], slice):
             raise TypeError(f"LongFormFeatures only answers [rows, :, start:stop] slices, not {key!r}.")
         rows, _, frames = key

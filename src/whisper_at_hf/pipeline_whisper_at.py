@@ -19,10 +19,11 @@ from transformers.pipelines.base import pad_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
 
-from .audio import Audio, AudioDecodeError, load_audio
+from .audio import Audio, AudioDecodeError, StreamedAudio, open_audio
 from .encoder_pass_cache import EncoderPassCache
 from .generate_output import detect_language, nest_words, split_generated, times_for_language_token
 from .labels import model_label_names
+from .long_form_features import LongFormFeatures
 from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .pipeline_asr_whisper_at import whisper_processing_type
 from .remote_code import PIPELINE_TASK as TASK
@@ -217,28 +218,32 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             merged.append({"error": str(error), "source": error.source} if error else next(good))
         return merged
 
-    def _load(self, inputs: Any, sampling_rate: int | None) -> Audio:
+    def _load(self, inputs: Any, sampling_rate: int | None) -> Audio | StreamedAudio:
         # As in the ASR pipeline, a bare array is taken to be at the feature extractor's rate unless told otherwise.
+        # Long files are opened for block reads (`StreamedAudio`), not decoded whole.
         target = self.feature_extractor.sampling_rate
-        return load_audio(inputs, target, input_sampling_rate=target if sampling_rate is None else sampling_rate)
+        return open_audio(inputs, target, input_sampling_rate=target if sampling_rate is None else sampling_rate)
 
     # ----- preprocess -----------------------------------------------------------------------------------------------
     def preprocess(self, inputs, chunk_length_s=0, stride_length_s=None, sampling_rate=None, at_time_res=None):
         """Yields 30 s passes (or one long-form item) with what `_forward` needs to place their tags in time."""
         audio = self._load(inputs, sampling_rate)
-        waveform, rate = audio.array, audio.sampling_rate
+        rate = audio.sampling_rate
         frame_samples = int(round(self.model.config.at_pooled_frame_seconds * rate))
-        total_frames = math.ceil(waveform.shape[0] / frame_samples)
+        total_frames = math.ceil(audio.num_samples / frame_samples)
         common = {"audio_seconds": audio.duration, "source": audio.source, "timeline_frames": total_frames}
 
         if chunk_length_s:
-            yield from self._preprocess_chunks(waveform, chunk_length_s, stride_length_s, frame_samples, common)
+            yield from self._preprocess_chunks(audio.array, chunk_length_s, stride_length_s, frame_samples, common)
             return
-        if waveform.shape[0] > self.feature_extractor.n_samples:
-            processed = self._features(waveform, truncation=False, padding="longest")
+        if audio.num_samples > self.feature_extractor.n_samples:
+            # Long-form: features computed per window as Whisper's loop and the tag passes slice them (flat memory).
+            features = LongFormFeatures(self.feature_extractor, audio, self.dtype)
+            mask = torch.ones((1, features.shape[-1]), dtype=torch.int32)
+            processed = {"input_features": features, "attention_mask": mask}
             span = None  # tagged in `_forward` by extra aligned passes
         else:
-            processed = self._features(waveform)
+            processed = self._features(audio.array)
             span = PooledSpan(0, 0, total_frames, True)
         yield {"is_last": True, **processed, "decode": True, "span": span, **common}
 
@@ -433,7 +438,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         group = max(group or 1, features.shape[0])
         for begin in range(0, len(passes), group):
             chunk = passes[begin : begin + group]
-            segments = [pass_features(features[index], span, per_pass, segment_frames) for index, span in chunk]
+            segments = [pass_features(_item(features, index), span, per_pass, segment_frames)[0] for index, span in chunk]
             encoded = self.model.encode(torch.stack(segments))
             chunk_tags, chunk_events = tag_passes(
                 self.model.tag_pooled, encoded.pooled_hidden_states, [span for _, span in chunk],
@@ -575,6 +580,11 @@ def _take_per_item(model_inputs: dict, keys: Sequence[str], batched: bool, items
     return taken
 
 
+def _item(features: torch.Tensor | LongFormFeatures, index: int) -> torch.Tensor | LongFormFeatures:
+    """Batch item `index` as `(1, mel, frames)` (a [`LongFormFeatures`] holds one item)."""
+    return features if isinstance(features, LongFormFeatures) else features[index : index + 1]
+
+
 def _first_item(items):
     return items[0]
 
@@ -584,6 +594,9 @@ def _pad_features_collate(tokenizer, feature_extractor):
     inner = pad_collate_fn(tokenizer, feature_extractor)
 
     def collate(items):
+        for item in items:  # long-form items batched with others: their features whole (memory linear in length)
+            if isinstance(item["input_features"], LongFormFeatures):
+                item["input_features"] = item["input_features"].materialize()
         longest = max(item["input_features"].shape[-1] for item in items)
         for item in items:
             features = item["input_features"]
