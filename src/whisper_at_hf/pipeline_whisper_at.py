@@ -263,12 +263,21 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             raise ValueError("Chunk length must be superior to stride length")
         if chunk_len > self.feature_extractor.n_samples:
             raise ValueError(f"chunk_length_s={chunk_length_s} is longer than Whisper's 30 s window.")
-        total_samples = waveform.shape[0]
-        total_frames = math.ceil(total_samples / frame_samples)
         step = chunk_len - stride_left - stride_right
         on_grid = step % frame_samples == 0
 
-        items = []
+        items = self._chunk_items(waveform, chunk_len, stride_left, stride_right, step, frame_samples, on_grid)
+        # Built one at a time (memory flat in the number of chunks); one item of lookahead tells the last one.
+        previous = next(items)
+        for item in items:
+            yield {"is_last": False, **previous, **common}
+            previous = item
+        yield {"is_last": True, **previous, **common}
+
+    def _chunk_items(self, waveform, chunk_len, stride_left, stride_right, step, frame_samples, on_grid):
+        """The chunks' items (features, stride, span), lazily; off the grid, then the aligned tag-only passes."""
+        total_samples = waveform.shape[0]
+        total_frames = math.ceil(total_samples / frame_samples)
         chunks = chunk_iter(waveform, self.feature_extractor, chunk_len, stride_left, stride_right, self.dtype)
         for index, chunk in enumerate(chunks):  # chunk k starts at k * step (only a last, too short one is dropped)
             start, is_last = index * step, chunk.pop("is_last")
@@ -278,7 +287,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 own_start = 0 if start == 0 else (start + left) // frame_samples
                 own_stop = total_frames if is_last else (start + length - right) // frame_samples
                 span = PooledSpan(start // frame_samples, own_start, own_stop, is_last)
-            items.append({**chunk, "decode": True, "span": span})
+            yield {**chunk, "decode": True, "span": span}
         if not on_grid:
             logger.info("chunk starts are off the 0.4 s tag grid: tagging with extra aligned 30 s passes.")
             window_samples = self.feature_extractor.n_samples
@@ -287,9 +296,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 final = start + window_samples >= total_samples
                 stop = total_frames if final else (start + window_samples) // frame_samples
                 span = PooledSpan(start // frame_samples, start // frame_samples, stop, final)
-                items.append({"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "span": span})
-        for index, item in enumerate(items):
-            yield {"is_last": index == len(items) - 1, **item, **common}
+                yield {"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "span": span}
 
     def _features(self, waveform: np.ndarray, **kwargs: Any) -> dict:
         processed = self.feature_extractor(
