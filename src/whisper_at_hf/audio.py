@@ -6,6 +6,10 @@ with `soxr` (the resampler librosa uses: high quality, memory linear in the audi
 A file cut short of the length its header declares (a WAV's `data` chunk, libsndfile's frame count, ffmpeg's
 container duration) is read as far as it goes, with an [`AudioTruncatedWarning`].
 
+Long files: [`open_audio`] gives a [`StreamedAudio`] for a file libsndfile reads and longer than 30 s, read block
+by block (levels checked over every block; other rates resampled once, in order, with `soxr`'s streaming resampler
+into a temporary file), so hours of audio are never held whole. Files only ffmpeg decodes are decoded whole.
+
 Every problem is an [`AudioDecodeError`] (a `ValueError`) that names the input and what is wrong with it, so a caller
 processing many files can report the bad one and carry on.
 

@@ -93,6 +93,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
       decoded timestamps, off the pooled grid, so tags get one encoder pass per aligned 30 s window (batched
       `batch_size` windows at a time), run before decoding; Whisper's passes on exactly such a window (its first,
       and seeks that land on a 30 s boundary) are answered from them (up to `_MAX_HELD_WINDOWS` held windows).
+      Memory is flat in the input's length: a long file libsndfile reads is read block by block
+      ([`StreamedAudio`]) and its features are computed per 30 s slice as Whisper's loop and the tag passes ask
+      ([`LongFormFeatures`], equal to the whole input's features, global floor included).
 
     Bad inputs: a single bad input raises [`AudioDecodeError`] (a `ValueError`); in a list, the bad input's entry is
     `{"error": message, "source": name}` and the others are processed as usual.
