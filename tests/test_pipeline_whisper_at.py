@@ -570,3 +570,26 @@ print("levels", first.min().item(), first.max().item(), last.max().item())
     first_low, first_peak, last_peak = (float(value) for value in completed.stdout.split()[-3:])
     assert first_low == first_peak  # the first minute is silence: all at the floor, 8 (log10) below the tone's peak
     assert last_peak - first_peak == pytest.approx(2.0, rel=1e-3)  # the last minute is the tone: (8 / 4) above
+
+
+@pytest.mark.slow  # three long-form runs on 45 s (~1 min on a quiet 2-core machine)
+def test_long_file_path_gives_the_results_of_its_array_without_a_whole_decode(pipe, long_mix, tmp_path, monkeypatch):
+    """A long WAV path (also in a list, as the CLI passes files) is streamed, and transcribed and tagged as its
+    samples are."""
+    import soundfile
+
+    import whisper_at_hf.audio as audio_module
+
+    clip = long_mix[: 45 * 16000]
+    path = tmp_path / "long.wav"
+    soundfile.write(path, clip, 16000, subtype="FLOAT")
+    expected = pipe(clip, return_tag_logits=True, **FAST)
+
+    def no_whole_decode(*args, **kwargs):
+        raise AssertionError("the long file was decoded whole")
+
+    monkeypatch.setattr(audio_module, "read_audio_file", no_whole_decode)
+    for result in (pipe(str(path), return_tag_logits=True, **FAST), pipe([str(path)], return_tag_logits=True, **FAST)[0]):
+        assert result["text"] == expected["text"]
+        np.testing.assert_array_equal(result["audio_tag_logits"], expected["audio_tag_logits"])
+        assert result["audio_tags"] == expected["audio_tags"]
