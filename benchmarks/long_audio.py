@@ -91,21 +91,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     print(_common.machine())
     rows = []
+    header = f"{'audio':>10} {'peak RSS MB':>12} {'x first':>8} {'wall s':>9} {'x first':>8} {'s / audio min':>14}"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = whisper_at_checkpoint(args.model, folder / "model")
         for minutes in sorted(args.minutes):
             audio = write_long_wav(folder / f"long_{minutes:g}min.wav", minutes)
             peak, wall = run_cli(audio, model, folder / "out", args.cli_args.split())
-            rows.append({"minutes": minutes, "peak_rss_mb": peak, "wall_s": wall})
             audio.unlink()
-    first = rows[0]
-    print(f"{'audio':>10} {'peak RSS MB':>12} {'x first':>8} {'wall s':>9} {'x first':>8} {'s / audio min':>14}")
-    for row in rows:
-        row["rss_ratio"] = row["peak_rss_mb"] / first["peak_rss_mb"]
-        row["wall_ratio"] = row["wall_s"] / first["wall_s"]
-        print(f"{row['minutes']:>7g} min {row['peak_rss_mb']:>12.0f} {row['rss_ratio']:>8.2f} {row['wall_s']:>9.1f} "
-              f"{row['wall_ratio']:>8.2f} {row['wall_s'] / row['minutes']:>14.2f}")
+            row = {"minutes": minutes, "peak_rss_mb": peak, "wall_s": wall}
+            row["rss_ratio"] = peak / (rows[0] if rows else row)["peak_rss_mb"]
+            row["wall_ratio"] = wall / (rows[0] if rows else row)["wall_s"]
+            rows.append(row)
+            if len(rows) == 1:
+                print(header)
+            print(f"{minutes:>7g} min {peak:>12.0f} {row['rss_ratio']:>8.2f} {wall:>9.1f} {row['wall_ratio']:>8.2f} "
+                  f"{wall / minutes:>14.2f}", flush=True)  # each row as it is measured (long runs take hours)
     print(f"target: the longest run's peak within 1.2x the shortest's: {rows[-1]['rss_ratio']:.2f}x")
     return rows
 
