@@ -8,6 +8,7 @@ the ratios to the shortest length. Target: the 2 h peak within 1.2x the 10 min p
 
     python benchmarks/long_audio.py                                # 10 min, 1 h, 2 h (minutes 10 60 120)
     python benchmarks/long_audio.py --minutes 2 6 12               # the same shape, quickly
+    python benchmarks/long_audio.py --minutes 2 6 --src ../main/src   # another checkout's code (before/after)
 
 `--model` is a Whisper-AT checkpoint folder; a plain Whisper folder (the default, ../shared/models/whisper-tiny.en)
 gets a random (seeded) head first, saved with its processor into the temporary folder (memory and time do not
@@ -70,12 +71,12 @@ def whisper_at_checkpoint(model: str, folder: Path) -> str:
     return str(folder)
 
 
-def run_cli(audio: Path, model: str, out: Path, extra: list[str]) -> tuple[float, float]:
-    """`(peak RSS in MB, wall seconds)` of one CLI run in a fresh process."""
+def run_cli(audio: Path, model: str, out: Path, extra: list[str], src: Path) -> tuple[float, float]:
+    """`(peak RSS in MB, wall seconds)` of one CLI run in a fresh process, with the package from `src`."""
     command = [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "whisper_at_hf.cli", str(audio),
                "--model", model, "-o", str(out), "-q", *extra]
     start = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_common.REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     completed = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - start
     if completed.returncode != 0:
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--minutes", type=float, nargs="+", default=[10, 60, 120])
     parser.add_argument("--model", default=str(_common.SHARED_MODELS / "whisper-tiny.en"))
     parser.add_argument("--cli-args", default="", help='extra CLI options, e.g. "--max-new-tokens 32"')
+    parser.add_argument("--src", type=Path, default=_common.REPO_ROOT / "src",
+                        help="the package source the CLI runs from (another checkout's src/ to compare)")
     args = parser.parse_args(argv)
     print(_common.machine())
     rows = []
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model = whisper_at_checkpoint(args.model, folder / "model")
         for minutes in sorted(args.minutes):
             audio = write_long_wav(folder / f"long_{minutes:g}min.wav", minutes)
-            peak, wall = run_cli(audio, model, folder / "out", args.cli_args.split())
+            peak, wall = run_cli(audio, model, folder / "out", args.cli_args.split(), args.src)
             audio.unlink()
             row = {"minutes": minutes, "peak_rss_mb": peak, "wall_s": wall}
             row["rss_ratio"] = peak / (rows[0] if rows else row)["peak_rss_mb"]

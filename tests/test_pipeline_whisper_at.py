@@ -519,7 +519,7 @@ def test_event_options_are_checked_before_any_audio_is_decoded(band_pipe, monkey
     def refuse(*args, **kwargs):
         raise AssertionError("audio was decoded before the options were checked")
 
-    monkeypatch.setattr(pipeline_module, "load_audio", refuse)
+    monkeypatch.setattr(pipeline_module, "open_audio", refuse)  # the pipeline's one decoding entry
     bad = {
         "event_threshold": (0, 1.5, math.nan, "high"),
         "event_offset_threshold": (-0.1, 2, math.nan),
