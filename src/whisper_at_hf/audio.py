@@ -485,7 +485,7 @@ def _open_streamed(path: str, source: str, sampling_rate: int) -> StreamedAudio 
         return None
     if rate <= 0 or declared / rate <= STREAM_MIN_SECONDS:
         return None
-    spool = None if rate == sampling_rate else tempfile.TemporaryFile()
+    spool = None if rate == sampling_rate else tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the audio
     try:
         frames_read, num_samples = _scan(path, source, rate, sampling_rate, spool)
     except BaseException:
@@ -563,14 +563,14 @@ def _as_numpy(data: Any, source: str) -> np.ndarray:
 
 __all__ = [
     "MAX_SAMPLE_PEAK",
+    "STREAM_MIN_SECONDS",
     "Audio",
     "AudioDecodeError",
     "AudioTruncatedWarning",
+    "StreamedAudio",
+    "describe_input",
     "load_audio",
     "open_audio",
-    "StreamedAudio",
-    "STREAM_MIN_SECONDS",
     "resample",
     "to_mono",
-    "describe_input",
 ]
