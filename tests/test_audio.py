@@ -327,3 +327,54 @@ def test_audio_that_resamples_to_nothing_is_refused():
     with pytest.raises(AudioDecodeError, match="audio is too short: 1 samples at 48000 Hz are 0 samples at 16000 Hz"):
         load_audio(np.zeros(1, dtype=np.float32), input_sampling_rate=48000)
     assert load_audio(np.zeros(3, dtype=np.float32), input_sampling_rate=48000).array.shape == (1,)
+
+
+# ---- streamed long files ---------------------------------------------------------------------------------------------
+def _long_clip(speech: np.ndarray, seconds: float) -> np.ndarray:
+    return np.resize(speech, int(seconds * 16000)) * 0.5
+
+
+def test_long_file_is_streamed_with_the_samples_of_a_whole_decode(speech, tmp_path):
+    from whisper_at_hf.audio import StreamedAudio, open_audio
+
+    clip = _long_clip(speech, 65)
+    path = tmp_path / "long.wav"
+    soundfile.write(path, clip, 16000, subtype="FLOAT")
+    streamed = open_audio(str(path))
+    assert isinstance(streamed, StreamedAudio) and streamed.num_samples == clip.shape[0]
+    whole = load_audio(str(path)).array
+    np.testing.assert_array_equal(streamed.array, whole)
+    np.testing.assert_array_equal(streamed.read(1000, 501000), whole[1000:501000])
+    assert streamed.read(clip.shape[0] - 5, clip.shape[0] + 5).shape == (5,)
+    assert isinstance(open_audio({"path": str(path)}), StreamedAudio)
+    short = tmp_path / "short.wav"
+    soundfile.write(short, clip[: 16000 * 10], 16000)
+    assert isinstance(open_audio(str(short)), Audio)  # up to 30 s: decoded whole, as before
+
+
+def test_long_file_at_another_rate_is_resampled_in_blocks_as_whole(speech, tmp_path):
+    from whisper_at_hf.audio import open_audio
+
+    stereo = np.stack([_long_clip(speech, 50), _long_clip(speech, 50)[::-1]], axis=1)
+    stereo = resample(stereo.mean(axis=1), 16000, 44100)[:, None] * np.array([[1.0, 0.5]], dtype=np.float32)
+    path = tmp_path / "long_44k.wav"
+    soundfile.write(path, stereo, 44100, subtype="FLOAT")
+    streamed = open_audio(str(path))
+    whole = load_audio(str(path)).array
+    assert streamed.num_samples == whole.shape[0]
+    np.testing.assert_allclose(streamed.array, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+
+
+def test_long_file_level_checks_run_over_every_block(speech, tmp_path):
+    from whisper_at_hf.audio import open_audio
+
+    clip = _long_clip(speech, 45)
+    clip[40 * 16000] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, clip, 16000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match="1 NaN/Inf samples"):
+        open_audio(str(path))
+    clip[40 * 16000] = 1e6
+    soundfile.write(path, clip, 16000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match="peaks at 1e\\+06"):
+        open_audio(str(path))

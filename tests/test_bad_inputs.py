@@ -197,7 +197,7 @@ def no_decoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("audio was decoded before the options were checked")
 
-    monkeypatch.setattr(pipeline_module, "load_audio", refuse)
+    monkeypatch.setattr(pipeline_module, "open_audio", refuse)  # the pipeline's one decoding entry
 
 
 @pytest.mark.parametrize("case", list(OPTION_CASES))

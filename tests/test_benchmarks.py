@@ -160,3 +160,28 @@ def test_events_benchmark_end_to_end_with_tiny_settings(tmp_path, capsys):
     # a second run with the same settings reuses the trained head
     args = events.parse_args(argv)
     assert events.train_weak_head(args, out) == out / "head" and "reusing the head" in capsys.readouterr().out
+
+
+def test_long_audio_files_are_written_in_blocks_to_length(shared_dir, tmp_path):
+    import soundfile
+
+    import long_audio
+
+    path = long_audio.write_long_wav(tmp_path / "x.wav", 0.75)
+    info = soundfile.info(path)
+    assert info.samplerate == 16000 and info.channels == 1 and info.frames == 45 * 16000
+    samples = soundfile.read(path, dtype="float32")[0]
+    assert np.abs(samples[:16000]).max() > 0.05  # starts with a clip
+    assert info.frames > 30 * 16000  # long enough for the long-form path
+
+
+@pytest.mark.slow  # two CLI runs on 0.6 and 1.2 min of audio with tiny.en (~1-2 min on 2 CPU cores)
+def test_long_audio_benchmark_end_to_end_with_short_lengths(shared_dir, capsys):
+    import long_audio
+
+    rows = long_audio.main(["--minutes", "1.2", "0.6", "--cli-args", "--max-new-tokens 16 -f txt"])
+    assert [row["minutes"] for row in rows] == [0.6, 1.2]
+    assert all(row["peak_rss_mb"] > 50 and row["wall_s"] > 0 for row in rows)
+    assert rows[0]["rss_ratio"] == 1.0
+    out = capsys.readouterr().out
+    assert "peak RSS MB" in out and "1.2 min" in out and "target" in out

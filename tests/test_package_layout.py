@@ -167,6 +167,7 @@ REMOTE_CODE_FILES = {
     "head_only.py",
     "hub_utils.py",
     "labels.py",
+    "long_form_features.py",
     "modeling_whisper_at.py",
     "options.py",
     "pipeline_asr_whisper_at.py",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -518,7 +519,7 @@ def test_event_options_are_checked_before_any_audio_is_decoded(band_pipe, monkey
     def refuse(*args, **kwargs):
         raise AssertionError("audio was decoded before the options were checked")
 
-    monkeypatch.setattr(pipeline_module, "load_audio", refuse)
+    monkeypatch.setattr(pipeline_module, "open_audio", refuse)  # the pipeline's one decoding entry
     bad = {
         "event_threshold": (0, 1.5, math.nan, "high"),
         "event_offset_threshold": (-0.1, 2, math.nan),
@@ -533,3 +534,64 @@ def test_event_options_are_checked_before_any_audio_is_decoded(band_pipe, monkey
                     band_pipe(inputs, **{name: value})
     with pytest.raises(ValueError, match=r"event_offset_threshold must be <= the onset event_threshold \(0.3\)"):
         band_pipe("missing.wav", return_events=True, event_threshold=0.3, event_offset_threshold=0.4)
+
+
+# ---- long files in flat memory (issue 21) -----------------------------------------------------------------------------
+def test_long_file_preprocess_holds_neither_the_samples_nor_the_features(tiny_en_at_dir, tmp_path):
+    """An hour of audio (115 MB of 16-bit WAV; its float32 samples alone 230 MB, the whole-file STFT GBs) goes
+    through the long-form preprocess, and its first and last windows are read, with 512 MB of address space beyond
+    what the loaded pipeline maps."""
+    import soundfile
+
+    path = tmp_path / "hour.wav"
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(16000 * 60) / 16000)).astype(np.float32)
+    with soundfile.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as sound:
+        for minute in range(60):
+            sound.write(tone * (minute % 2))  # tone and silence, a minute each
+    script = f"""
+import resource, sys
+import torch
+from transformers import pipeline
+import whisper_at_hf
+pipe = pipeline("whisper-at", model={str(tiny_en_at_dir)!r}, dtype=torch.float32)
+mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 512 * 2**20,) * 2)
+item = next(iter(pipe.preprocess({str(path)!r})))
+features = item["input_features"]
+assert features.shape[-1] == 360000, features.shape
+first, last = features[:, :, :3000], features[:, :, -3000:]
+assert first.shape == last.shape == (1, 80, 3000), (first.shape, last.shape)
+assert abs(item["audio_seconds"] - 3600) < 1e-6
+print("levels", first.min().item(), first.max().item(), last.max().item())
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first_low, first_peak, last_peak = (float(value) for value in completed.stdout.split()[-3:])
+    assert first_low == first_peak  # the first minute is silence: all at the floor, 8 (log10) below the tone's peak
+    assert last_peak - first_peak == pytest.approx(2.0, rel=1e-3)  # the last minute is the tone: (8 / 4) above
+
+
+@pytest.mark.slow  # three long-form runs on 45 s (~1 min on a quiet 2-core machine)
+def test_long_file_path_gives_the_results_of_its_array_without_a_whole_decode(pipe, long_mix, tmp_path, monkeypatch):
+    """A long WAV path (also in a list, as the CLI passes files) is streamed, and transcribed and tagged as its
+    samples are."""
+    import soundfile
+
+    import whisper_at_hf.audio as audio_module
+
+    clip = long_mix[: 45 * 16000]
+    path = tmp_path / "long.wav"
+    soundfile.write(path, clip, 16000, subtype="FLOAT")
+    expected = pipe(clip, return_tag_logits=True, **FAST)
+
+    def no_whole_decode(*args, **kwargs):
+        raise AssertionError("the long file was decoded whole")
+
+    monkeypatch.setattr(audio_module, "read_audio_file", no_whole_decode)
+    for result in (pipe(str(path), return_tag_logits=True, **FAST), pipe([str(path)], return_tag_logits=True, **FAST)[0]):
+        assert result["text"] == expected["text"]
+        np.testing.assert_array_equal(result["audio_tag_logits"], expected["audio_tag_logits"])
+        assert result["audio_tags"] == expected["audio_tags"]

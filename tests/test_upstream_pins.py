@@ -363,6 +363,48 @@ def test_model_loading_kwargs_are_taken_before_the_config():
     assert hasattr(PretrainedConfig(), "dtype")
 
 
+# ----- long_form_features.py -----------------------------------------------------------------------------------------
+def test_long_form_features_generate_reads_input_features_by_shape_device_and_slices():
+    """Whisper's `generate` touches `input_features` only through `.shape`, `.device`, `[rows, :, a:b]` slices
+    (`_get_input_segment`, `detect_language`), batch cuts when an item finishes (batch > 1 only) and
+    `repeat_interleave` (num_return_sequences > 1 only): what `LongFormFeatures` answers for one item."""
+    import re
+
+    from transformers.models.whisper.generation_whisper import WhisperGenerationMixin
+
+    source = inspect.getsource(WhisperGenerationMixin.generate)
+    code = source.split('"""')[-1]  # after the docstring
+    uses = sorted({line.strip() for line in code.splitlines() if re.search(r"\binput_features\b", line)})
+    assert uses == sorted({
+        "input_features=input_features, input_stride=input_stride, kwargs=kwargs",
+        "input_features,",
+        'device = kwargs["encoder_outputs"][0].device if "encoder_outputs" in kwargs else input_features.device',
+        "input_features=input_features,",
+        "input_features, cur_bsz, batch_idx_map = self._maybe_reduce_batch(",
+    }), uses
+    segment = inspect.getsource(WhisperGenerationMixin._get_input_segment)
+    assert "input_features[i : i + 1, :, seek[prev_i] : seek[prev_i] + seek_num_frames[prev_i]]" in segment
+    detect = inspect.getsource(WhisperGenerationMixin.detect_language)
+    assert 'input_features[:, :, :num_segment_frames]' in detect and "input_features.shape[0]" in detect
+    frames = inspect.getsource(WhisperGenerationMixin._retrieve_total_input_frames)
+    assert "input_features.shape[0], input_features.shape[-1]" in frames
+    expand = inspect.getsource(WhisperGenerationMixin._expand_variables_for_generation)
+    assert "num_return_sequences > 1" in expand and "input_features.repeat_interleave" in expand
+
+
+def test_long_form_features_the_extractor_floors_at_the_whole_inputs_maximum(shared_dir):
+    """The feature extractor (torch path) on a long input: STFT with `center=True` (reflect), last frame dropped,
+    floor `log_spec.max() - 8` over the whole input, `(x + 4) / 4` — what `LongFormFeatures` reproduces."""
+    from transformers import WhisperFeatureExtractor
+    from transformers.utils import is_torch_available
+
+    assert is_torch_available()
+    source = inspect.getsource(WhisperFeatureExtractor._torch_extract_fbank_features)
+    for piece in ("torch.stft(waveform, self.n_fft, self.hop_length, window=window, return_complex=True)",
+                  "stft[..., :-1]", "log_spec.max() - 8.0", "(log_spec + 4.0) / 4.0"):
+        assert piece in source, piece
+
+
 # ----- live.py ---------------------------------------------------------------------------------------------------------
 def test_alignment_cross_attentions_equal_eager_attentions():
     """live.alignment_cross_attentions rebuilds the cross-attention weights from Whisper's decoder-layer layout."""

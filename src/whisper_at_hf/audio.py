@@ -6,6 +6,10 @@ with `soxr` (the resampler librosa uses: high quality, memory linear in the audi
 A file cut short of the length its header declares (a WAV's `data` chunk, libsndfile's frame count, ffmpeg's
 container duration) is read as far as it goes, with an [`AudioTruncatedWarning`].
 
+Long files: [`open_audio`] gives a [`StreamedAudio`] for a file libsndfile reads and longer than 30 s, read block
+by block (levels checked over every block; other rates resampled once, in order, with `soxr`'s streaming resampler
+into a temporary file), so hours of audio are never held whole. Files only ffmpeg decodes are decoded whole.
+
 Every problem is an [`AudioDecodeError`] (a `ValueError`) that names the input and what is wrong with it, so a caller
 processing many files can report the bad one and carry on.
 
@@ -21,6 +25,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +69,14 @@ class Audio:
     @property
     def duration(self) -> float:
         return self.array.shape[0] / self.sampling_rate
+
+    @property
+    def num_samples(self) -> int:
+        return self.array.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples `[start, stop)` (clipped to the audio) as `(n,)` float32."""
+        return self.array[max(start, 0) : stop]
 
 
 def describe_input(inputs: Any) -> str:
@@ -170,9 +183,13 @@ def _warn_truncated(source: str, kind: str, declared_seconds: float, read_second
     )
 
 
-def _warn_if_wav_truncated(data: bytes, frames_read: int, sampling_rate: int, source: str) -> None:
+def _warn_if_wav_truncated(
+    data: bytes, frames_read: int, sampling_rate: int, source: str, file_size: int | None = None
+) -> None:
     """Warns when a RIFF/WAVE file's `data` chunk declares more bytes than the file holds (libsndfile then silently
-    reads what is there). Streaming writers that leave the size at 0 or 0xFFFFFFFF are not flagged."""
+    reads what is there). Streaming writers that leave the size at 0 or 0xFFFFFFFF are not flagged. `data` may be
+    the file's head only when `file_size` gives its size."""
+    file_size = len(data) if file_size is None else file_size
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return
     offset, block_align = 12, None
@@ -182,7 +199,7 @@ def _warn_if_wav_truncated(data: bytes, frames_read: int, sampling_rate: int, so
         if chunk_id == b"fmt " and size >= 14 and body + 14 <= len(data):
             block_align = struct.unpack("<H", data[body + 12 : body + 14])[0]
         elif chunk_id == b"data":
-            available = len(data) - body
+            available = file_size - body
             if block_align and 0 < size < 0xFFFFFFFF and size > available:
                 _warn_truncated(source, "WAV file", size / block_align / sampling_rate, frames_read / sampling_rate)
             return
@@ -301,10 +318,15 @@ def check_waveform(array: np.ndarray, source: str) -> np.ndarray:
     array = array.astype(np.float32, copy=False)
     if array.size == 0:
         raise AudioDecodeError(source, "audio is empty (0 samples)")
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).sum())
-        raise AudioDecodeError(source, f"audio contains {bad} NaN/Inf samples")
-    peak = float(np.abs(array).max())
+    finite = np.isfinite(array)
+    _check_levels(int(array.size - np.count_nonzero(finite)), float(np.abs(array).max()), source)
+    return array
+
+
+def _check_levels(non_finite: int, peak: float, source: str) -> None:
+    """The level checks of [`check_waveform`], from counts a block-wise reader can add up."""
+    if non_finite:
+        raise AudioDecodeError(source, f"audio contains {non_finite} NaN/Inf samples")
     if peak > MAX_SAMPLE_PEAK:
         hint = " (16-bit sample values? divide by 32768)" if peak <= 32768 else ""
         raise AudioDecodeError(
@@ -312,7 +334,6 @@ def check_waveform(array: np.ndarray, source: str) -> np.ndarray:
             f"audio peaks at {peak:.3g}, which is no audio level: float samples lie in [-1, 1] (at most "
             f"{MAX_SAMPLE_PEAK:g} is accepted){hint}",
         )
-    return array
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -386,6 +407,133 @@ def load_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
     return Audio(array=np.ascontiguousarray(array, dtype=np.float32), sampling_rate=sampling_rate, source=source)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Streaming: long files read block by block
+# --------------------------------------------------------------------------------------------------------------------
+# Files longer than this are opened as a [`StreamedAudio`] by [`open_audio`] (shorter ones are decoded whole).
+STREAM_MIN_SECONDS = 30.0
+# Samples per block read (at the file's own rate): ~4 MB of float32 for stereo 44.1 kHz.
+_BLOCK_FRAMES = 1 << 19
+
+
+class StreamedAudio:
+    """Mono float32 audio at `sampling_rate` read from a file on demand, block by block, never held whole.
+
+    A file at `sampling_rate` is read from where it lies (libsndfile seeks); any other rate is resampled once, in
+    order, with `soxr`'s streaming resampler (the same samples as [`resample`] on the whole signal) into an
+    anonymous temporary file that [`read`] takes from. The level checks of [`check_waveform`] ran over every block
+    when it was opened. `array` reads it all (for the modes that need the whole waveform).
+    """
+
+    def __init__(self, path: str, sampling_rate: int, source: str, num_samples: int, spool: Any = None):
+        self.path, self.sampling_rate, self.source = path, sampling_rate, source
+        self._num_samples, self._spool = num_samples, spool
+
+    @property
+    def num_samples(self) -> int:
+        return self._num_samples
+
+    @property
+    def duration(self) -> float:
+        return self._num_samples / self.sampling_rate
+
+    @property
+    def array(self) -> np.ndarray:
+        return self.read(0, self._num_samples)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples `[start, stop)` (clipped to the audio) as `(n,)` float32."""
+        start, stop = max(start, 0), min(stop, self._num_samples)
+        if stop <= start:
+            return np.zeros(0, dtype=np.float32)
+        if self._spool is not None:
+            data = os.pread(self._spool.fileno(), (stop - start) * 4, start * 4)
+            return np.frombuffer(data, dtype=np.float32).copy()
+        import soundfile
+
+        with soundfile.SoundFile(self.path) as sound:
+            sound.seek(start)
+            block = sound.read(stop - start, dtype="float32", always_2d=True)
+        return block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1)
+
+
+def open_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int | None = None):
+    """[`load_audio`], except that a path to a file libsndfile reads and longer than `STREAM_MIN_SECONDS` gives a
+    [`StreamedAudio`] (memory flat in the file's length). Returns an [`Audio`] or a [`StreamedAudio`]."""
+    if isinstance(inputs, StreamedAudio):
+        return inputs
+    if isinstance(inputs, dict) and inputs.get("path") and all(inputs.get(key) is None for key in ("raw", "array", "bytes")):
+        path, source = inputs["path"], str(inputs["path"])
+    elif isinstance(inputs, (str, os.PathLike)) and not str(inputs).startswith(("http://", "https://")):
+        path, source = os.fspath(inputs), os.fspath(inputs)
+    else:
+        return load_audio(inputs, sampling_rate, input_sampling_rate)
+    streamed = _open_streamed(os.fspath(path), source, sampling_rate)
+    return streamed if streamed is not None else load_audio(inputs, sampling_rate, input_sampling_rate)
+
+
+def _open_streamed(path: str, source: str, sampling_rate: int) -> StreamedAudio | None:
+    """A [`StreamedAudio`] of a long regular file libsndfile opens; `None` where [`load_audio`] should decode it."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        import soundfile
+
+        with soundfile.SoundFile(path) as sound:
+            declared, rate = sound.frames, int(sound.samplerate)
+    except Exception:  # noqa: BLE001 - anything libsndfile cannot open goes the whole-file way, with its messages
+        return None
+    if rate <= 0 or declared / rate <= STREAM_MIN_SECONDS:
+        return None
+    spool = None if rate == sampling_rate else tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the audio
+    try:
+        frames_read, num_samples = _scan(path, source, rate, sampling_rate, spool)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+    if _cut_short(declared / rate, frames_read / rate):
+        _warn_truncated(source, "file", declared / rate, frames_read / rate)
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+        _warn_if_wav_truncated(head, frames_read, rate, source, file_size=os.path.getsize(path))
+    if num_samples == 0:
+        raise AudioDecodeError(source, f"audio is too short: {frames_read} samples at {rate} Hz are 0 samples")
+    return StreamedAudio(path, sampling_rate, source, num_samples, spool)
+
+
+def _scan(path: str, source: str, rate: int, sampling_rate: int, spool: Any) -> tuple[int, int]:
+    """Reads the file once in blocks: the level checks over all of it, and (with `spool`) the resampled mono
+    signal written there. Returns `(frames read at the file's rate, samples at sampling_rate)`."""
+    import soundfile
+    import soxr
+
+    stream = None if spool is None else soxr.ResampleStream(rate, sampling_rate, 1, dtype="float32", quality="HQ")
+    frames_read = written = non_finite = 0
+    peak = 0.0
+    with soundfile.SoundFile(path) as sound:
+        while True:
+            block = sound.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            last = block.shape[0] < _BLOCK_FRAMES
+            frames_read += block.shape[0]
+            finite = np.isfinite(block)
+            non_finite += int(block.size - np.count_nonzero(finite))
+            if block.size:
+                peak = max(peak, float(np.abs(np.where(finite, block, 0)).max()))
+            if stream is not None:
+                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
+                out = stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+                spool.write(out.tobytes())
+                written += out.shape[0]
+            if last:
+                break
+    if frames_read == 0:
+        raise AudioDecodeError(source, "audio is empty (0 samples)")
+    _check_levels(non_finite, peak, source)
+    return frames_read, frames_read if stream is None else written
+
+
 def is_torchcodec_decoder(inputs: Any) -> bool:
     """A `torchcodec.decoders.AudioDecoder` (what `datasets` 5.x returns for decoded audio, and its subclass there),
     recognised by class without importing torchcodec, which need not be installed."""
@@ -415,11 +563,14 @@ def _as_numpy(data: Any, source: str) -> np.ndarray:
 
 __all__ = [
     "MAX_SAMPLE_PEAK",
+    "STREAM_MIN_SECONDS",
     "Audio",
     "AudioDecodeError",
     "AudioTruncatedWarning",
+    "StreamedAudio",
+    "describe_input",
     "load_audio",
+    "open_audio",
     "resample",
     "to_mono",
-    "describe_input",
 ]

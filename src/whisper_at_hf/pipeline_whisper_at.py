@@ -23,7 +23,7 @@ from transformers.pipelines.base import pad_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
 
-from .audio import Audio, AudioDecodeError, load_audio
+from .audio import Audio, AudioDecodeError, StreamedAudio, open_audio
 from .encoder_pass_cache import EncoderPassCache
 from .generate_output import (
     detect_language,
@@ -34,6 +34,7 @@ from .generate_output import (
 )
 from .head_only import load_model_processor
 from .labels import model_label_names
+from .long_form_features import LongFormFeatures
 from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .pipeline_asr_whisper_at import whisper_processing_type
 from .remote_code import PIPELINE_TASK as TASK
@@ -103,6 +104,9 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
       decoded timestamps, off the pooled grid, so tags get one encoder pass per aligned 30 s window (batched
       `batch_size` windows at a time), run before decoding; Whisper's passes on exactly such a window (its first,
       and seeks that land on a 30 s boundary) are answered from them (up to `_MAX_HELD_WINDOWS` held windows).
+      Memory is flat in the input's length: a long file libsndfile reads is read block by block
+      ([`StreamedAudio`]) and its features are computed per 30 s slice as Whisper's loop and the tag passes ask
+      ([`LongFormFeatures`], equal to the whole input's features, global floor included).
 
     Bad inputs: a single bad input raises [`AudioDecodeError`] (a `ValueError`); in a list, the bad input's entry is
     `{"error": message, "source": name}` and the others are processed as usual.
@@ -237,28 +241,32 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             merged.append({"error": str(error), "source": error.source} if error else next(good))
         return merged
 
-    def _load(self, inputs: Any, sampling_rate: int | None) -> Audio:
+    def _load(self, inputs: Any, sampling_rate: int | None) -> Audio | StreamedAudio:
         # As in the ASR pipeline, a bare array is taken to be at the feature extractor's rate unless told otherwise.
+        # Long files are opened for block reads (`StreamedAudio`), not decoded whole.
         target = self.feature_extractor.sampling_rate
-        return load_audio(inputs, target, input_sampling_rate=target if sampling_rate is None else sampling_rate)
+        return open_audio(inputs, target, input_sampling_rate=target if sampling_rate is None else sampling_rate)
 
     # ----- preprocess -----------------------------------------------------------------------------------------------
     def preprocess(self, inputs, chunk_length_s=0, stride_length_s=None, sampling_rate=None, at_time_res=None):
         """Yields 30 s passes (or one long-form item) with what `_forward` needs to place their tags in time."""
         audio = self._load(inputs, sampling_rate)
-        waveform, rate = audio.array, audio.sampling_rate
+        rate = audio.sampling_rate
         frame_samples = int(round(self.model.config.at_pooled_frame_seconds * rate))
-        total_frames = math.ceil(waveform.shape[0] / frame_samples)
+        total_frames = math.ceil(audio.num_samples / frame_samples)
         common = {"audio_seconds": audio.duration, "source": audio.source, "timeline_frames": total_frames}
 
         if chunk_length_s:
-            yield from self._preprocess_chunks(waveform, chunk_length_s, stride_length_s, frame_samples, common)
+            yield from self._preprocess_chunks(audio.array, chunk_length_s, stride_length_s, frame_samples, common)
             return
-        if waveform.shape[0] > self.feature_extractor.n_samples:
-            processed = self._features(waveform, truncation=False, padding="longest")
+        if audio.num_samples > self.feature_extractor.n_samples:
+            # Long-form: features computed per window as Whisper's loop and the tag passes slice them (flat memory).
+            features = LongFormFeatures(self.feature_extractor, audio, self.dtype)
+            mask = torch.ones((1, features.shape[-1]), dtype=torch.int32)
+            processed = {"input_features": features, "attention_mask": mask}
             span = None  # tagged in `_forward` by extra aligned passes
         else:
-            processed = self._features(waveform)
+            processed = self._features(audio.array)
             span = PooledSpan(0, 0, total_frames, True)
         yield {"is_last": True, **processed, "decode": True, "span": span, **common}
 
@@ -278,12 +286,21 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
             raise ValueError("Chunk length must be superior to stride length")
         if chunk_len > self.feature_extractor.n_samples:
             raise ValueError(f"chunk_length_s={chunk_length_s} is longer than Whisper's 30 s window.")
-        total_samples = waveform.shape[0]
-        total_frames = math.ceil(total_samples / frame_samples)
         step = chunk_len - stride_left - stride_right
         on_grid = step % frame_samples == 0
 
-        items = []
+        items = self._chunk_items(waveform, chunk_len, stride_left, stride_right, step, frame_samples, on_grid)
+        # Built one at a time (memory flat in the number of chunks); one item of lookahead tells the last one.
+        previous = next(items)
+        for item in items:
+            yield {"is_last": False, **previous, **common}
+            previous = item
+        yield {"is_last": True, **previous, **common}
+
+    def _chunk_items(self, waveform, chunk_len, stride_left, stride_right, step, frame_samples, on_grid):
+        """The chunks' items (features, stride, span), lazily; off the grid, then the aligned tag-only passes."""
+        total_samples = waveform.shape[0]
+        total_frames = math.ceil(total_samples / frame_samples)
         chunks = chunk_iter(waveform, self.feature_extractor, chunk_len, stride_left, stride_right, self.dtype)
         for index, chunk in enumerate(chunks):  # chunk k starts at k * step (only a last, too short one is dropped)
             start, is_last = index * step, chunk.pop("is_last")
@@ -293,7 +310,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 own_start = 0 if start == 0 else (start + left) // frame_samples
                 own_stop = total_frames if is_last else (start + length - right) // frame_samples
                 span = PooledSpan(start // frame_samples, own_start, own_stop, is_last)
-            items.append({**chunk, "decode": True, "span": span})
+            yield {**chunk, "decode": True, "span": span}
         if not on_grid:
             logger.info("chunk starts are off the 0.4 s tag grid: tagging with extra aligned 30 s passes.")
             window_samples = self.feature_extractor.n_samples
@@ -302,9 +319,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 final = start + window_samples >= total_samples
                 stop = total_frames if final else (start + window_samples) // frame_samples
                 span = PooledSpan(start // frame_samples, start // frame_samples, stop, final)
-                items.append({"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "span": span})
-        for index, item in enumerate(items):
-            yield {"is_last": index == len(items) - 1, **item, **common}
+                yield {"stride": (piece.shape[0], 0, 0), **self._features(piece), "decode": False, "span": span}
 
     def _features(self, waveform: np.ndarray, **kwargs: Any) -> dict:
         processed = self.feature_extractor(
@@ -453,7 +468,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         group = max(group or 1, features.shape[0])
         for begin in range(0, len(passes), group):
             chunk = passes[begin : begin + group]
-            segments = [pass_features(features[index], span, per_pass, segment_frames) for index, span in chunk]
+            segments = [pass_features(_item(features, index), span, per_pass, segment_frames)[0] for index, span in chunk]
             encoded = self.model.encode(torch.stack(segments))
             chunk_tags, chunk_events = tag_passes(
                 self.model.tag_pooled, encoded.pooled_hidden_states, [span for _, span in chunk],
@@ -604,6 +619,11 @@ def _take_per_item(model_inputs: dict, keys: Sequence[str], batched: bool, items
     return taken
 
 
+def _item(features: torch.Tensor | LongFormFeatures, index: int) -> torch.Tensor | LongFormFeatures:
+    """Batch item `index` as `(1, mel, frames)` (a [`LongFormFeatures`] holds one item)."""
+    return features if isinstance(features, LongFormFeatures) else features[index : index + 1]
+
+
 def _first_item(items):
     return items[0]
 
@@ -613,6 +633,9 @@ def _pad_features_collate(tokenizer, feature_extractor):
     inner = pad_collate_fn(tokenizer, feature_extractor)
 
     def collate(items):
+        for item in items:  # long-form items batched with others: their features whole (memory linear in length)
+            if isinstance(item["input_features"], LongFormFeatures):
+                item["input_features"] = item["input_features"].materialize()
         longest = max(item["input_features"].shape[-1] for item in items)
         for item in items:
             features = item["input_features"]
