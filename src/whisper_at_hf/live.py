@@ -54,6 +54,8 @@ FRAME_SAMPLES = int(EVENT_HOP_SECONDS * SAMPLING_RATE)  # one pooled frame (0.4 
 PROMPT_CHARS = 200  # committed text handed to the decoder as its prompt (whisper_streaming uses 200 too)
 TEXT_CHARS = 2000  # committed text kept for `committed_text` (older text came in earlier updates' `new_words`)
 TOKENS_PER_SECOND = 6
+FLUSH_MIN_S = 2.0  # at the end, audio past the committed end that is decoded again
+FLUSH_PASSES = 3
 _SENTENCE_END = re.compile(r"[.!?。！？]['\")\]]*$")
 
 
@@ -188,20 +190,21 @@ def looks_like_no_speech(
 class LocalAgreement:
     """LocalAgreement-2: commits the longest prefix on which the last two hypotheses (past the committed text) agree.
 
-    A new hypothesis of the whole buffer repeats the committed words still in the buffer: words starting before the
-    committed end (with `tolerance_s` for alignment jitter) are dropped, then a repeat of the last committed words
-    (up to 5) at its head.
+    A new hypothesis of the whole buffer repeats the committed words still in the buffer. They are recognised by
+    audio time, on the stream's clock: a word whose midpoint lies inside the committed audio (before `committed_end`)
+    is not new. (Its midpoint, not its start: the alignment heads give a hypothesis' first word the buffer's start,
+    which lies in committed audio after a trim.) Then a repeat of the last committed words (up to 5) at its head is
+    dropped (alignment jitter around the committed end).
     """
 
-    def __init__(self, tolerance_s: float = 0.1):
-        self.tolerance = tolerance_s
+    def __init__(self) -> None:
         self.committed_end = 0.0
         self._recent: deque[str] = deque(maxlen=5)  # the last committed words, normalised
         self.tentative: list[dict] = []  # the previous hypothesis past the committed words
 
     def insert(self, hypothesis: list[dict]) -> list[dict]:
         """Takes the newest hypothesis; returns the words it commits (times from the newest one)."""
-        new = [word for word in hypothesis if word["start"] >= self.committed_end - self.tolerance]
+        new = [word for word in hypothesis if not self.inside_committed(word)]
         if new and new[0]["start"] < self.committed_end + 1.0:
             recent = list(self._recent)
             for n in range(min(len(recent), len(new)), 0, -1):
@@ -216,6 +219,10 @@ class LocalAgreement:
         committed, self.tentative = new[:agreed], new[agreed:]
         self._note(committed)
         return committed
+
+    def inside_committed(self, word: dict) -> bool:
+        """Whether `word` lies in audio already committed (its midpoint before `committed_end`)."""
+        return (word["start"] + word["end"]) / 2 < self.committed_end
 
     def commit_all(self, before_s: float | None = None) -> list[dict]:
         """Commits the tentative words (those ending by `before_s` if given): at the end, or before a forced cut."""
@@ -466,7 +473,8 @@ class LiveTranscriber:
                 encoded = self.model.encode(features)  # the step's one encoder pass: head and decoder read it
                 tags, tags_window, step_events = self._tag(encoded.pooled_hidden_states, final)
                 hypothesis = self._decode(features, processed.attention_mask, encoded, offset_s)
-            new_words += self.agreement.insert(hypothesis)
+            if hypothesis is not None:  # a rejected one (no speech, a loop) says nothing about the tentative words
+                new_words += self.agreement.insert(hypothesis)
             events += step_events
         elif final:
             events += self.curve.add(np.zeros((0, len(self.names)), dtype=np.float32), final=True)
@@ -474,7 +482,9 @@ class LiveTranscriber:
             new_words += self.agreement.commit_all()
             events += self.curve.segmenter.finish(self.audio_time)
         self._note_committed(new_words)
-        if not final:
+        if final:
+            new_words += self._flush_rest()
+        else:
             self._trim()
         ongoing = [] if final else [event for event in self.curve.segmenter.ongoing() if event["end"] is None]
         update = {
@@ -512,8 +522,11 @@ class LiveTranscriber:
         window_s = [round((base + tail) * EVENT_HOP_SECONDS, 2), round((base + tail + self.window) * EVENT_HOP_SECONDS, 2)]
         return tags, window_s, events
 
-    def _decode(self, features: torch.Tensor, attention_mask: torch.Tensor, encoded: Any, offset_s: float) -> list[dict]:
-        """Whisper's hypothesis of the buffer, as words with times, decoded from the step's encoder pass."""
+    def _decode(
+        self, features: torch.Tensor, attention_mask: torch.Tensor, encoded: Any, offset_s: float
+    ) -> list[dict] | None:
+        """Whisper's hypothesis of the buffer, as words with times on the stream's clock (`offset_s` = the buffer's
+        start), decoded from the step's encoder pass; `None` if Whisper's own checks reject it (no speech, a loop)."""
         kwargs: dict[str, Any] = {
             "encoder_pass_cache": EncoderPassCache(features, encoded),
             "return_dict_in_generate": True,
@@ -544,11 +557,40 @@ class LiveTranscriber:
             return []
         attentions, hidden = alignment_cross_attentions(self.model, sequences, encoded.last_hidden_state)
         if looks_like_no_speech(self.model, sequences[0], hidden[0], positions, self._no_speech_id):
-            return []
-        times = token_end_times(self.model, sequences, attentions, int(attention_mask.sum()), positions[0])[0].tolist()
+            return None
+        # the DTW also reads the two forced tokens before the text: its path starts at time 0 on its first row, so
+        # the row that predicts the first text token (the one before it) gives that token's real start; left out (as
+        # `generate` does), every hypothesis' first word would start at the buffer's start
+        first_row = max(positions[0] - 2, 0)
+        times = token_end_times(self.model, sequences, attentions, int(attention_mask.sum()), first_row)[0].tolist()
         tokens = [sequence[i] for i in positions]
         starts, ends = [times[i - 1] for i in positions], [times[i] for i in positions]
         return words_from_tokens(tokens, starts, ends, self.tokenizer, offset_s)
+
+    def _flush_rest(self) -> list[dict]:
+        """At the end, while the last decode stopped more than `FLUSH_MIN_S` before the buffer's end (a 30 s window
+        is often decoded only in part): cuts the buffer at the committed end and decodes the rest (at most
+        `FLUSH_PASSES` more passes, their words committed as they are). Returns the words, noted as committed."""
+        words: list[dict] = []
+        for _ in range(FLUSH_PASSES):
+            start_s, committed_end = self._start / SAMPLING_RATE, self.agreement.committed_end
+            end_s = start_s + self._buffer.size / SAMPLING_RATE
+            if committed_end <= start_s or end_s - committed_end < FLUSH_MIN_S:
+                break
+            self._cut_at(committed_end)
+            processed = self.feature_extractor(
+                self._buffer, sampling_rate=SAMPLING_RATE, return_tensors="pt", return_attention_mask=True
+            )
+            features = processed.input_features.to(self.model.device, self.model.dtype)
+            with torch.inference_mode():
+                encoded = self.model.encode(features)
+                hypothesis = self._decode(features, processed.attention_mask, encoded, self._start / SAMPLING_RATE)
+            found = self.agreement.insert(hypothesis or []) + self.agreement.commit_all()
+            if not found:
+                break
+            self._note_committed(found)
+            words += found
+        return words
 
     # -- bookkeeping --
     def _note_committed(self, words: list[dict]) -> None:
@@ -561,9 +603,13 @@ class LiveTranscriber:
             self._text = (f"{self._text} {text}" if self._text else text)[-TEXT_CHARS:]
 
     def _prompt(self) -> str:
-        """The committed text before the buffer (its last `PROMPT_CHARS` characters)."""
+        """The committed text before the buffer (its last `PROMPT_CHARS` characters): the committed words whose
+        midpoint lies before the buffer's start. The others are heard again in the buffer, and dropped from its
+        hypothesis by the same midpoint rule ([`LocalAgreement.inside_committed`]): each committed word is either
+        prompt or audio, never both and never neither."""
         start_s = self._start / SAMPLING_RATE
-        return " ".join(word["word"] for word in self._committed if word["end"] <= start_s)[-PROMPT_CHARS:].strip()
+        before = (word["word"] for word in self._committed if (word["start"] + word["end"]) / 2 < start_s)
+        return " ".join(before)[-PROMPT_CHARS:].strip()
 
     def _trim(self) -> None:
         """Cuts the buffer at the last committed sentence end once it is longer than `trim_s` (else at the last
@@ -593,9 +639,8 @@ class LiveTranscriber:
         if excess <= 0:
             return
         new_start = self._start + -(-excess // FRAME_SAMPLES) * FRAME_SAMPLES
-        forced = self.agreement.commit_all(before_s=new_start / SAMPLING_RATE)
-        self._note_committed(forced)
-        self._forced_words += forced
+        # noted as committed by the step that reports them (with its other new words), once
+        self._forced_words += self.agreement.commit_all(before_s=new_start / SAMPLING_RATE)
         first_frame = new_start // FRAME_SAMPLES
         lost = 0
         while self.curve.window_start(self.curve.next_point + lost) < first_frame:
