@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 from whisper_at_hf.live import (
+    CUT_MARGIN_S,
     FRAME_SAMPLES,
     LiveEventCurve,
     LiveStreamStalled,
@@ -181,6 +182,121 @@ def test_audio_faster_than_steps_skips_steps_and_keeps_the_buffer_bounded(live_m
     assert last[0]["audio_time"] == 45.5 and stream.finish() == []
     with pytest.raises(RuntimeError, match="finished"):
         stream.push(np.zeros(10, dtype=np.float32))
+
+
+# ----- commits across cuts, with a scripted decoder ---------------------------------------------------------------
+SCRIPT_GAP = 0.6  # one word every 0.6 s, 0.5 s long: forced cuts (on the 0.4 s grid) fall inside words
+
+
+def _script(seconds: float) -> list[dict]:
+    words = []
+    for i in range(int(seconds / SCRIPT_GAP)):
+        start = round(i * SCRIPT_GAP + 0.05, 2)
+        words.append({"index": i, "start": start, "end": round(start + 0.5, 2), "stop": i % 9 == 8})
+    return words
+
+
+class ScriptedTranscriber(LiveTranscriber):
+    """A `LiveTranscriber` whose decoder reads a script of the stream's words (word `i` is "w{i}"): a hypothesis holds
+    the words whose midpoint lies in the buffer (but not in its last 0.3 s, still being spoken), at most `hear_s`
+    seconds of it (Whisper often decodes a 30 s window in part), times shifted by `jitter_s` on odd calls (alignment
+    jitter). `agree=False`: consecutive hypotheses spell every word differently ("v{i}"), so LocalAgreement never
+    commits and only the 30 s cut and `finish` do. Calls in `reject` return `None` (Whisper's checks rejected it).
+    Records each call's prompt."""
+
+    def __init__(self, *args, script, agree=True, hear_s=25.0, jitter_s=0.1, reject=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script, self.agree, self.hear_s, self.jitter_s, self.reject = script, agree, hear_s, jitter_s, reject
+        self.calls, self.prompts = 0, []
+
+    def _decode(self, features, attention_mask, encoded, offset_s):
+        self.calls += 1
+        self.prompts.append(self._prompt())
+        end_s = offset_s + self._buffer.size / 16000
+        last = min(end_s - 0.3, offset_s + self.hear_s)
+        shift = self.jitter_s * (self.calls % 2)
+        letter = "w" if self.agree or self.calls % 2 else "v"
+        heard = [w for w in self.script if offset_s <= (w["start"] + w["end"]) / 2 <= last]
+        words = [
+            {"word": f"{letter}{w['index']}{'.' if w['stop'] else ''}", "start": w["start"] + shift, "end": w["end"] + shift}
+            for w in heard
+        ]
+        return None if self.calls in self.reject else words
+
+
+def _index(word: str) -> int:
+    return int(word.strip(".")[1:])
+
+
+def _check_committed_once(stream, updates, script):
+    words = [word for update in updates for word in update["new_words"]]
+    indices = [_index(word["word"]) for word in words]
+    assert indices == list(range(len(script))), indices  # every word once, in order: none twice, none lost
+    assert updates[-1]["committed_text"] == " ".join(word["word"] for word in words)  # nothing noted twice
+    for prompt in stream.prompts:  # the committed words before the buffer, each once, in order
+        got = [_index(word) for word in prompt.split()[1:]]  # (the first may be cut by PROMPT_CHARS)
+        assert got == list(range(got[0], got[0] + len(got))) if got else True, prompt
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize("agree", [True, False])
+def test_big_chunks_between_agreements_commit_each_word_once(live_model, agree):
+    """Steps fall behind (10 s of audio per push, 9 steps skipped each time): the buffer reaches 30 s between
+    agreements and is cut by force, inside words, under hypotheses whose times jitter."""
+    script = _script(70.0)
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=agree)
+    audio = np.zeros(70 * 16000, dtype=np.float32)
+    updates = []
+    for begin in range(0, audio.size, 10 * 16000):
+        updates += stream.push(audio[begin : begin + 10 * 16000])
+        assert stream._buffer.size <= 30 * 16000
+    updates += stream.finish()
+    assert all(update["skipped_steps"] == 9 for update in updates[1:-1])
+    _check_committed_once(stream, updates, script)
+
+
+@pytest.mark.needs_shared
+def test_a_forced_cut_commits_only_the_words_it_cuts_off_and_carries_the_rest(live_model):
+    script = _script(40.0)
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=False)
+    stream.push(np.zeros(30 * 16000, dtype=np.float32))  # one hypothesis of the first 25 s, nothing agreed
+    tentative = list(stream.agreement.tentative)
+    update = stream.push(np.zeros(5 * 16000, dtype=np.float32))[0]  # the buffer must drop its oldest 5 s
+    cut_s = stream._start / 16000 if stream.calls == 2 else None
+    assert cut_s == pytest.approx(5.2)  # 5 s rounded up to the 0.4 s grid
+    forced = [w for w in tentative if (w["start"] + w["end"]) / 2 < cut_s + CUT_MARGIN_S]
+    assert update["new_words"] == forced and forced[-1]["end"] > cut_s  # the word across the cut is committed
+    carried = _index(tentative[len(forced)]["word"])  # the next word stays tentative, heard again by the step
+    assert update["tentative_text"].split()[0].strip(".") == f"v{carried}"
+    updates = [update, *stream.finish()]
+    assert [_index(w["word"]) for u in updates for w in u["new_words"]][: len(forced)] == list(range(len(forced)))
+
+
+@pytest.mark.needs_shared
+def test_a_rejected_hypothesis_keeps_the_tentative_words_and_finish_decodes_what_the_window_left(live_model):
+    script = _script(28.0)
+    # call 2 is rejected (a loop over noise): the words of call 1 stay tentative, then call 3 confirms them; the
+    # decoder hears at most 12 s of a buffer, so finish must decode the rest again
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, hear_s=12.0, reject=(2,))
+    updates = stream.push(np.zeros(8 * 16000, dtype=np.float32))
+    assert updates[0]["tentative_text"].startswith("w0 w1")
+    updates += stream.push(np.zeros(8 * 16000, dtype=np.float32))
+    assert updates[1]["new_words"] == [] and updates[1]["tentative_text"] == updates[0]["tentative_text"]
+    updates += stream.push(np.zeros(12 * 16000, dtype=np.float32))
+    assert updates[2]["new_words"]
+    updates += stream.finish()
+    _check_committed_once(stream, updates, script)
+
+
+@pytest.mark.needs_shared
+def test_a_hypothesis_first_word_starts_where_it_is_spoken(live_model):
+    """The DTW of the alignment heads starts at time 0 on its first row: the first text token gets its start from
+    the forced token before it, not the buffer's start."""
+    audio = np.concatenate([np.zeros(3 * 16000, dtype=np.float32), _speech()])
+    stream = LiveTranscriber(live_model, step_s=1.0)
+    stream.push(audio)
+    first = stream.agreement.tentative[0]
+    assert first["start"] >= 2.5 and first["word"].lower().startswith("the"), first
 
 
 @pytest.mark.needs_shared

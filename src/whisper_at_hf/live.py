@@ -54,6 +54,7 @@ FRAME_SAMPLES = int(EVENT_HOP_SECONDS * SAMPLING_RATE)  # one pooled frame (0.4 
 PROMPT_CHARS = 200  # committed text handed to the decoder as its prompt (whisper_streaming uses 200 too)
 TEXT_CHARS = 2000  # committed text kept for `committed_text` (older text came in earlier updates' `new_words`)
 TOKENS_PER_SECOND = 6
+CUT_MARGIN_S = 0.3  # a forced cut also commits the words this close after it (more than the alignment's jitter)
 FLUSH_MIN_S = 2.0  # at the end, audio past the committed end that is decoded again
 FLUSH_PASSES = 3
 _SENTENCE_END = re.compile(r"[.!?。！？]['\")\]]*$")
@@ -67,6 +68,11 @@ def features_seconds(attention_mask: torch.Tensor) -> float:
 def _norm(word: str) -> str:
     """A word as the agreement compares it: lower case, without punctuation."""
     return re.sub(r"[^\w']", "", word.lower())
+
+
+def _mid(word: dict) -> float:
+    """A word's midpoint on the stream's clock: where the agreement, the prompt and the cuts place it."""
+    return (word["start"] + word["end"]) / 2
 
 
 def normalize_for_wer(text: str) -> str:
@@ -222,11 +228,12 @@ class LocalAgreement:
 
     def inside_committed(self, word: dict) -> bool:
         """Whether `word` lies in audio already committed (its midpoint before `committed_end`)."""
-        return (word["start"] + word["end"]) / 2 < self.committed_end
+        return _mid(word) < self.committed_end
 
     def commit_all(self, before_s: float | None = None) -> list[dict]:
-        """Commits the tentative words (those ending by `before_s` if given): at the end, or before a forced cut."""
-        cut = len(self.tentative) if before_s is None else sum(1 for w in self.tentative if w["end"] <= before_s)
+        """Commits the tentative words: all (at the end), or those whose midpoint lies before `before_s` (a forced
+        cut); the later ones stay tentative, to be confirmed by the next hypothesis."""
+        cut = len(self.tentative) if before_s is None else sum(1 for w in self.tentative if _mid(w) < before_s)
         committed, self.tentative = self.tentative[:cut], self.tentative[cut:]
         self._note(committed)
         return committed
@@ -608,7 +615,7 @@ class LiveTranscriber:
         hypothesis by the same midpoint rule ([`LocalAgreement.inside_committed`]): each committed word is either
         prompt or audio, never both and never neither."""
         start_s = self._start / SAMPLING_RATE
-        before = (word["word"] for word in self._committed if (word["start"] + word["end"]) / 2 < start_s)
+        before = (word["word"] for word in self._committed if _mid(word) < start_s)
         return " ".join(before)[-PROMPT_CHARS:].strip()
 
     def _trim(self) -> None:
@@ -634,13 +641,15 @@ class LiveTranscriber:
 
     def _drop_overflow(self) -> None:
         """Keeps the buffer within `max_buffer_s` when audio comes faster than steps: the oldest audio goes, its
-        tentative words are committed as they are, and curve points whose audio is gone count as silent."""
+        tentative words that may not be heard again are committed as they are (those whose
+        midpoint lies before the cut + `CUT_MARGIN_S`: a word across the cut is committed, not lost with its audio;
+        the later ones are carried, tentative), and curve points whose audio is gone count as silent."""
         excess = self._buffer.size - int(self.max_buffer_s * SAMPLING_RATE)
         if excess <= 0:
             return
         new_start = self._start + -(-excess // FRAME_SAMPLES) * FRAME_SAMPLES
         # noted as committed by the step that reports them (with its other new words), once
-        self._forced_words += self.agreement.commit_all(before_s=new_start / SAMPLING_RATE)
+        self._forced_words += self.agreement.commit_all(before_s=new_start / SAMPLING_RATE + CUT_MARGIN_S)
         first_frame = new_start // FRAME_SAMPLES
         lost = 0
         while self.curve.window_start(self.curve.next_point + lost) < first_frame:
@@ -737,6 +746,7 @@ def _coalesced(chunks: Iterable[np.ndarray], stall_timeout_s: float | None) -> I
 
 
 __all__ = [
+    "CUT_MARGIN_S",
     "FRAME_SAMPLES",
     "SAMPLING_RATE",
     "LiveEventCurve",
