@@ -13,8 +13,10 @@ from whisper_at_hf.live import (
     LiveEventCurve,
     LiveStreamStalled,
     LiveTranscriber,
+    TAGS_WINDOW_SECONDS,
     LocalAgreement,
     live_updates,
+    normalize_for_wer,
     words_from_tokens,
 )
 from whisper_at_hf.tags import EVENT_HOP_SECONDS, EVENT_WINDOW_SECONDS, EventSegmenter, events_from_curve, smooth_curve
@@ -161,13 +163,39 @@ def test_live_transcript_of_speech_matches_offline_words(live_model):
     assert [u["audio_time"] for u in updates[:-1]] == [2.0, 4.0, 6.0]
     for update in updates:
         start, end = update["tags_window"]
-        assert end - start == pytest.approx(EVENT_WINDOW_SECONDS) and (start / EVENT_HOP_SECONDS) == pytest.approx(
+        assert end - start == pytest.approx(TAGS_WINDOW_SECONDS) and (start / EVENT_HOP_SECONDS) == pytest.approx(
             round(start / EVENT_HOP_SECONDS)
         )  # on the stream's 0.4 s grid
         assert 1 <= len(update["tags"]) <= 5 and all(0 <= tag["score"] <= 1 for tag in update["tags"])
         for event in update["events"]:
             assert event["end"] is None or event["end"] > event["start"]
     assert all(event["end"] is not None for event in updates[-1]["events"])
+
+
+@pytest.mark.needs_shared
+def test_tags_read_a_steadier_window_from_the_same_pass_and_events_keep_the_event_window(live_model):
+    """`tags` score the newest `tags_window_s` (fewer frames at the start) with the head on the step's pooled states:
+    equal to the head on those frames of one encoder pass; the event curve still reads 0.4 s windows."""
+    from whisper_at_hf.live import FRAME_SAMPLES
+
+    audio = _speech()
+    stream = LiveTranscriber(live_model, step_s=1.0, tags_window_s=1.2, top_k=3)
+    first = stream.push(audio[: int(0.9 * 16000)])  # under a step: nothing yet
+    assert first == []
+    update = stream.push(audio[int(0.9 * 16000) : 16000 * 3])[0]  # 3 s: 7 complete frames
+    assert update["tags_window"] == [pytest.approx(1.6), pytest.approx(2.8)]
+    assert stream.curve.window == 1 and stream.curve.next_point == 7
+    features = stream.feature_extractor(audio[: 16000 * 3], sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        pooled = live_model.encode(features).pooled_hidden_states
+        expected = torch.sigmoid(live_model.tag_pooled(pooled[:, :, 4:7], 1.2)[0, 0])
+    for tag in update["tags"]:
+        index = stream.names.index(tag["label"])
+        assert tag["score"] == pytest.approx(float(expected[index]), rel=1e-3, abs=1e-4)
+    short = LiveTranscriber(live_model, step_s=0.5).push(audio[:FRAME_SAMPLES * 2])[0]
+    assert short["tags_window"] == [pytest.approx(0.0), pytest.approx(0.8)]  # 2 frames only, not 2 s
+    with pytest.raises(ValueError, match="at_time_res"):
+        LiveTranscriber(live_model, tags_window_s=0.5)
 
 
 @pytest.mark.needs_shared
@@ -297,6 +325,43 @@ def test_a_hypothesis_first_word_starts_where_it_is_spoken(live_model):
     stream.push(audio)
     first = stream.agreement.tentative[0]
     assert first["start"] >= 2.5 and first["word"].lower().startswith("the"), first
+
+
+def _repeated_ngram(words: list[str], longest: int = 8) -> list[str] | None:
+    """The first n-gram (2 <= n <= `longest`) that follows itself at once ("valets in dog valets in dog")."""
+    for n in range(2, longest + 1):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i : i + n] == words[i + n : i + 2 * n]:
+                return words[i : i + n]
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+def test_long_mix_in_big_chunks_commits_no_phrase_twice_and_keeps_offline_wer(live_model, tiny_en_at_dir):
+    """long_mix.wav (89 s) pushed 10 s at a time (a stream that falls far behind: 9 of 10 steps skipped, the buffer
+    reaches 30 s between agreements): live WER within 5 points of offline (both against the clip's known text)."""
+    import sys
+
+    from conftest import REPO_ROOT
+    from transformers import pipeline
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from live import TRUTH  # the clips' known text (../shared/README.md)
+
+    audio, _ = sf.read(SHARED_AUDIO / "long_mix.wav", dtype="float32")
+    chunk = 10 * 16000
+    stream = LiveTranscriber(live_model, step_s=1.0)
+    updates = [update for begin in range(0, audio.size, chunk) for update in stream.push(audio[begin : begin + chunk])]
+    updates += stream.finish()
+    assert sum(update["skipped_steps"] for update in updates) >= 70
+    live = " ".join(word["word"] for update in updates for word in update["new_words"])
+    assert updates[-1]["committed_text"] == live
+    assert _repeated_ngram(normalize_for_wer(live).split()) is None, live
+    pipe = pipeline("whisper-at", model=str(tiny_en_at_dir), dtype=torch.float32)
+    offline = pipe(audio.copy(), num_beams=1, return_timestamps=True)["text"]
+    truth = TRUTH["long_mix.wav"]
+    assert _wer(truth, live) <= _wer(truth, offline) + 0.05, (live, offline)
 
 
 @pytest.mark.needs_shared

@@ -54,6 +54,7 @@ FRAME_SAMPLES = int(EVENT_HOP_SECONDS * SAMPLING_RATE)  # one pooled frame (0.4 
 PROMPT_CHARS = 200  # committed text handed to the decoder as its prompt (whisper_streaming uses 200 too)
 TEXT_CHARS = 2000  # committed text kept for `committed_text` (older text came in earlier updates' `new_words`)
 TOKENS_PER_SECOND = 6
+TAGS_WINDOW_SECONDS = 2.0  # `tags` of each update: steadier than the 0.4 s event window, still a step or two behind
 CUT_MARGIN_S = 0.3  # a forced cut also commits the words this close after it (more than the alignment's jitter)
 FLUSH_MIN_S = 2.0  # at the end, audio past the committed end that is decoded again
 FLUSH_PASSES = 3
@@ -311,6 +312,8 @@ class LiveTranscriber:
         language / task: as Whisper's (multilingual checkpoints; default: detected each step, "transcribe").
         top_k / tag_threshold / include_labels / exclude_labels / label_language: the tags, as offline.
         event_threshold / event_offset_threshold / event_min_duration / event_min_gap: the events, as offline.
+        tags_window_s: the window of `tags` over the newest audio (a positive multiple of 0.4 s, at most 30 s;
+            default `TAGS_WINDOW_SECONDS`, 2 s: steadier than the 0.4 s event window, which `events` keep).
         max_buffer_s: the most audio one step reads (`<= 30`, one Whisper window).
         trim_s: past this many seconds the buffer is cut at the last committed sentence end (else at the last
             committed word; with nothing heard, to its last `step_s + EVENT_WINDOW_SECONDS`).
@@ -320,7 +323,7 @@ class LiveTranscriber:
     `push(samples)` / `finish()` return lists of updates, each a dict:
     `audio_time` (seconds of audio received), `new_words` (committed in this step, `{"word", "start", "end"}`),
     `committed_text` (the last `TEXT_CHARS` characters committed), `tentative_text`, `tags` (`{"label", "score"}` of
-    the newest `EVENT_WINDOW_SECONDS` of complete 0.4 s frames), `tags_window` (`[start, end]` of that window),
+    the newest `tags_window_s` of complete 0.4 s frames, fewer at the start), `tags_window` (`[start, end]` of it),
     `events` (events that became final, and the ongoing ones with `"end": None`), `compute_s` (wall time of the step)
     and `skipped_steps` (steps not run because the audio came faster than the steps ran). Times are seconds of audio
     since the stream started.
@@ -342,6 +345,7 @@ class LiveTranscriber:
         event_offset_threshold: float | None = None,
         event_min_duration: float | None = None,
         event_min_gap: float | None = None,
+        tags_window_s: float = TAGS_WINDOW_SECONDS,
         max_buffer_s: float = 30.0,
         trim_s: float = 15.0,
         num_beams: int = 1,
@@ -364,6 +368,7 @@ class LiveTranscriber:
         self._load(model_or_pipeline, feature_extractor, tokenizer)
         self._names_for_labels(include_labels, exclude_labels, label_language)
         self.window = self.model.config.at_window_frames(EVENT_WINDOW_SECONDS)
+        self.tags_frames = self.model.config.at_window_frames(tags_window_s)
         segmenter = EventSegmenter(
             self.candidates,
             EVENT_HOP_SECONDS,
@@ -519,14 +524,21 @@ class LiveTranscriber:
         total = base + frames if final else None
         points = self.curve.ready_points(base + frames, total)
         starts = [self.curve.window_start(point, total) - base for point in points]
-        tail = max(frames - self.window, 0)  # the newest window of complete frames (the tags)
-        windows = torch.stack([pooled[0, :, start : start + self.window] for start in [*starts, tail]])
-        probs = torch.sigmoid(self.model.tag_pooled(windows, EVENT_WINDOW_SECONDS)[:, 0].float()).cpu().numpy()
-        events = self.curve.add(probs[:-1], final=final)
-        newest = probs[-1:]
+        events: list[dict] = []
+        if len(points):
+            windows = torch.stack([pooled[0, :, start : start + self.window] for start in starts])
+            probs = torch.sigmoid(self.model.tag_pooled(windows, EVENT_WINDOW_SECONDS)[:, 0].float()).cpu().numpy()
+            events = self.curve.add(probs, final=final)
+        elif final:
+            events = self.curve.add(np.zeros((0, len(self.names)), dtype=np.float32), final=True)
+        # the tags: one steadier window (`tags_window_s`) over the newest complete frames, from the same pass
+        span = min(self.tags_frames, max(frames, 1))
+        tail = max(frames - span, 0)
+        newest = torch.sigmoid(self.model.tag_pooled(pooled[:, :, tail : tail + span], span * EVENT_HOP_SECONDS)[:, 0])
+        newest = newest.float().cpu().numpy()
         ids = top_tags(newest, self.candidates, self.top_k, self.tag_threshold)[0]
         tags = [{"label": self.names[i], "score": round(float(newest[0, i]), 4)} for i in ids]
-        window_s = [round((base + tail) * EVENT_HOP_SECONDS, 2), round((base + tail + self.window) * EVENT_HOP_SECONDS, 2)]
+        window_s = [round((base + tail) * EVENT_HOP_SECONDS, 2), round((base + tail + span) * EVENT_HOP_SECONDS, 2)]
         return tags, window_s, events
 
     def _decode(
@@ -747,6 +759,7 @@ def _coalesced(chunks: Iterable[np.ndarray], stall_timeout_s: float | None) -> I
 
 __all__ = [
     "CUT_MARGIN_S",
+    "TAGS_WINDOW_SECONDS",
     "FRAME_SAMPLES",
     "SAMPLING_RATE",
     "LiveEventCurve",
