@@ -46,6 +46,32 @@ def test_captions_and_timeline_html():
     assert rows.count("position:absolute") == 8 and "L19" in rows and "L11" not in rows  # the strongest labels
 
 
+@pytest.mark.needs_shared
+def test_a_session_whose_tab_closed_ends_its_stream_thread(tiny_en_at_dir):
+    """Gradio deletes a session's state when its tab closes (no stop event): the delete callback wired to the live
+    state closes the stream, whose thread commits what it heard and exits."""
+    import torch
+
+    from whisper_at_hf import WhisperForAudioTaggingAndASR
+    from whisper_at_hf.demo import SESSION_TTL_S, LiveSession, build_demo, close_session
+
+    model = WhisperForAudioTaggingAndASR.from_pretrained(tiny_en_at_dir, dtype=torch.float32).eval()
+    session = LiveSession(model, step_s=1.0)
+    audio, _ = sf.read(SHARED_AUDIO / "speech_en.wav", dtype="float32")
+    session.push(16000, audio[: 16000 * 2])
+    assert session.thread.is_alive()
+    close_session(session)
+    close_session(session)  # idempotent; and a state that holds no session is ignored
+    close_session(None)
+    session.thread.join(timeout=120)
+    assert not session.thread.is_alive() and session.error is None
+    assert session.update is not None and session.update["audio_time"] == pytest.approx(2.0)
+    session.push(16000, audio[:1600])  # a late chunk after the close goes nowhere
+    assert session._inbox.empty()
+    states = [block for block in build_demo(model).blocks.values() if type(block).__name__ == "State"]
+    assert [(state.delete_callback, state.time_to_live) for state in states] == [(close_session, SESSION_TTL_S)]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

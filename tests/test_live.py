@@ -8,12 +8,15 @@ import soundfile as sf
 import torch
 
 from whisper_at_hf.live import (
+    CUT_MARGIN_S,
     FRAME_SAMPLES,
     LiveEventCurve,
     LiveStreamStalled,
     LiveTranscriber,
+    TAGS_WINDOW_SECONDS,
     LocalAgreement,
     live_updates,
+    normalize_for_wer,
     words_from_tokens,
 )
 from whisper_at_hf.tags import EVENT_HOP_SECONDS, EVENT_WINDOW_SECONDS, EventSegmenter, events_from_curve, smooth_curve
@@ -160,13 +163,39 @@ def test_live_transcript_of_speech_matches_offline_words(live_model):
     assert [u["audio_time"] for u in updates[:-1]] == [2.0, 4.0, 6.0]
     for update in updates:
         start, end = update["tags_window"]
-        assert end - start == pytest.approx(EVENT_WINDOW_SECONDS) and (start / EVENT_HOP_SECONDS) == pytest.approx(
+        assert end - start == pytest.approx(TAGS_WINDOW_SECONDS) and (start / EVENT_HOP_SECONDS) == pytest.approx(
             round(start / EVENT_HOP_SECONDS)
         )  # on the stream's 0.4 s grid
         assert 1 <= len(update["tags"]) <= 5 and all(0 <= tag["score"] <= 1 for tag in update["tags"])
         for event in update["events"]:
             assert event["end"] is None or event["end"] > event["start"]
     assert all(event["end"] is not None for event in updates[-1]["events"])
+
+
+@pytest.mark.needs_shared
+def test_tags_read_a_steadier_window_from_the_same_pass_and_events_keep_the_event_window(live_model):
+    """`tags` score the newest `tags_window_s` (fewer frames at the start) with the head on the step's pooled states:
+    equal to the head on those frames of one encoder pass; the event curve still reads 0.4 s windows."""
+    from whisper_at_hf.live import FRAME_SAMPLES
+
+    audio = _speech()
+    stream = LiveTranscriber(live_model, step_s=1.0, tags_window_s=1.2, top_k=3)
+    first = stream.push(audio[: int(0.9 * 16000)])  # under a step: nothing yet
+    assert first == []
+    update = stream.push(audio[int(0.9 * 16000) : 16000 * 3])[0]  # 3 s: 7 complete frames
+    assert update["tags_window"] == [pytest.approx(1.6), pytest.approx(2.8)]
+    assert stream.curve.window == 1 and stream.curve.next_point == 7
+    features = stream.feature_extractor(audio[: 16000 * 3], sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        pooled = live_model.encode(features).pooled_hidden_states
+        expected = torch.sigmoid(live_model.tag_pooled(pooled[:, :, 4:7], 1.2)[0, 0])
+    for tag in update["tags"]:
+        index = stream.names.index(tag["label"])
+        assert tag["score"] == pytest.approx(float(expected[index]), rel=1e-3, abs=1e-4)
+    short = LiveTranscriber(live_model, step_s=0.5).push(audio[:FRAME_SAMPLES * 2])[0]
+    assert short["tags_window"] == [pytest.approx(0.0), pytest.approx(0.8)]  # 2 frames only, not 2 s
+    with pytest.raises(ValueError, match="at_time_res"):
+        LiveTranscriber(live_model, tags_window_s=0.5)
 
 
 @pytest.mark.needs_shared
@@ -181,6 +210,163 @@ def test_audio_faster_than_steps_skips_steps_and_keeps_the_buffer_bounded(live_m
     assert last[0]["audio_time"] == 45.5 and stream.finish() == []
     with pytest.raises(RuntimeError, match="finished"):
         stream.push(np.zeros(10, dtype=np.float32))
+
+
+# ----- commits across cuts, with a scripted decoder ---------------------------------------------------------------
+SCRIPT_GAP = 0.6  # one word every 0.6 s, 0.5 s long: forced cuts (on the 0.4 s grid) fall inside words
+
+
+def _script(seconds: float) -> list[dict]:
+    words = []
+    for i in range(int(seconds / SCRIPT_GAP)):
+        start = round(i * SCRIPT_GAP + 0.05, 2)
+        words.append({"index": i, "start": start, "end": round(start + 0.5, 2), "stop": i % 9 == 8})
+    return words
+
+
+class ScriptedTranscriber(LiveTranscriber):
+    """A `LiveTranscriber` whose decoder reads a script of the stream's words (word `i` is "w{i}"): a hypothesis holds
+    the words whose midpoint lies in the buffer (but not in its last 0.3 s, still being spoken), at most `hear_s`
+    seconds of it (Whisper often decodes a 30 s window in part), times shifted by `jitter_s` on odd calls (alignment
+    jitter). `agree=False`: consecutive hypotheses spell every word differently ("v{i}"), so LocalAgreement never
+    commits and only the 30 s cut and `finish` do. Calls in `reject` return `None` (Whisper's checks rejected it).
+    Records each call's prompt."""
+
+    def __init__(self, *args, script, agree=True, hear_s=25.0, jitter_s=0.1, reject=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script, self.agree, self.hear_s, self.jitter_s, self.reject = script, agree, hear_s, jitter_s, reject
+        self.calls, self.prompts = 0, []
+
+    def _decode(self, features, attention_mask, encoded, offset_s):
+        self.calls += 1
+        self.prompts.append(self._prompt())
+        end_s = offset_s + self._buffer.size / 16000
+        last = min(end_s - 0.3, offset_s + self.hear_s)
+        shift = self.jitter_s * (self.calls % 2)
+        letter = "w" if self.agree or self.calls % 2 else "v"
+        heard = [w for w in self.script if offset_s <= (w["start"] + w["end"]) / 2 <= last]
+        words = [
+            {"word": f"{letter}{w['index']}{'.' if w['stop'] else ''}", "start": w["start"] + shift, "end": w["end"] + shift}
+            for w in heard
+        ]
+        return None if self.calls in self.reject else words
+
+
+def _index(word: str) -> int:
+    return int(word.strip(".")[1:])
+
+
+def _check_committed_once(stream, updates, script):
+    words = [word for update in updates for word in update["new_words"]]
+    indices = [_index(word["word"]) for word in words]
+    assert indices == list(range(len(script))), indices  # every word once, in order: none twice, none lost
+    assert updates[-1]["committed_text"] == " ".join(word["word"] for word in words)  # nothing noted twice
+    for prompt in stream.prompts:  # the committed words before the buffer, each once, in order
+        got = [_index(word) for word in prompt.split()[1:]]  # (the first may be cut by PROMPT_CHARS)
+        assert got == list(range(got[0], got[0] + len(got))) if got else True, prompt
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize("agree", [True, False])
+def test_big_chunks_between_agreements_commit_each_word_once(live_model, agree):
+    """Steps fall behind (10 s of audio per push, 9 steps skipped each time): the buffer reaches 30 s between
+    agreements and is cut by force, inside words, under hypotheses whose times jitter."""
+    script = _script(70.0)
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=agree)
+    audio = np.zeros(70 * 16000, dtype=np.float32)
+    updates = []
+    for begin in range(0, audio.size, 10 * 16000):
+        updates += stream.push(audio[begin : begin + 10 * 16000])
+        assert stream._buffer.size <= 30 * 16000
+    updates += stream.finish()
+    assert all(update["skipped_steps"] == 9 for update in updates[1:-1])
+    _check_committed_once(stream, updates, script)
+
+
+@pytest.mark.needs_shared
+def test_a_forced_cut_commits_only_the_words_it_cuts_off_and_carries_the_rest(live_model):
+    script = _script(40.0)
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=False)
+    stream.push(np.zeros(30 * 16000, dtype=np.float32))  # one hypothesis of the first 25 s, nothing agreed
+    tentative = list(stream.agreement.tentative)
+    update = stream.push(np.zeros(5 * 16000, dtype=np.float32))[0]  # the buffer must drop its oldest 5 s
+    cut_s = stream._start / 16000 if stream.calls == 2 else None
+    assert cut_s == pytest.approx(5.2)  # 5 s rounded up to the 0.4 s grid
+    forced = [w for w in tentative if (w["start"] + w["end"]) / 2 < cut_s + CUT_MARGIN_S]
+    assert update["new_words"] == forced and forced[-1]["end"] > cut_s  # the word across the cut is committed
+    carried = _index(tentative[len(forced)]["word"])  # the next word stays tentative, heard again by the step
+    assert update["tentative_text"].split()[0].strip(".") == f"v{carried}"
+    updates = [update, *stream.finish()]
+    assert [_index(w["word"]) for u in updates for w in u["new_words"]][: len(forced)] == list(range(len(forced)))
+
+
+@pytest.mark.needs_shared
+def test_a_rejected_hypothesis_keeps_the_tentative_words_and_finish_decodes_what_the_window_left(live_model):
+    script = _script(28.0)
+    # call 2 is rejected (a loop over noise): the words of call 1 stay tentative, then call 3 confirms them; the
+    # decoder hears at most 12 s of a buffer, so finish must decode the rest again
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, hear_s=12.0, reject=(2,))
+    updates = stream.push(np.zeros(8 * 16000, dtype=np.float32))
+    assert updates[0]["tentative_text"].startswith("w0 w1")
+    updates += stream.push(np.zeros(8 * 16000, dtype=np.float32))
+    assert updates[1]["new_words"] == [] and updates[1]["tentative_text"] == updates[0]["tentative_text"]
+    updates += stream.push(np.zeros(12 * 16000, dtype=np.float32))
+    assert updates[2]["new_words"]
+    updates += stream.finish()
+    _check_committed_once(stream, updates, script)
+
+
+@pytest.mark.needs_shared
+def test_a_hypothesis_first_word_starts_where_it_is_spoken(live_model):
+    """The DTW of the alignment heads starts at time 0 on its first row: the first text token gets its start from
+    the forced token before it, not the buffer's start."""
+    audio = np.concatenate([np.zeros(3 * 16000, dtype=np.float32), _speech()])
+    stream = LiveTranscriber(live_model, step_s=1.0)
+    stream.push(audio)
+    first = stream.agreement.tentative[0]
+    assert first["start"] >= 2.5 and first["word"].lower().startswith("the"), first
+
+
+def _repeated_ngram(words: list[str], longest: int = 8) -> list[str] | None:
+    """The first n-gram (2 <= n <= `longest`) that follows itself at once ("valets in dog valets in dog")."""
+    for n in range(2, longest + 1):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i : i + n] == words[i + n : i + 2 * n]:
+                return words[i : i + n]
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 19 target not met yet: no phrase is committed twice, but live WER is 0.840 against offline 0.670 "
+    "(tiny.en decodes only parts of its 30 s windows, 60-89 s is lost); the assertions before the WER one pass",
+)
+def test_long_mix_in_big_chunks_commits_no_phrase_twice_and_keeps_offline_wer(live_model, tiny_en_at_dir):
+    """long_mix.wav (89 s) pushed 10 s at a time (a stream that falls far behind: 9 of 10 steps skipped, the buffer
+    reaches 30 s between agreements): live WER within 5 points of offline (both against the clip's known text)."""
+    import sys
+
+    from conftest import REPO_ROOT
+    from transformers import pipeline
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from live import TRUTH  # the clips' known text (../shared/README.md)
+
+    audio, _ = sf.read(SHARED_AUDIO / "long_mix.wav", dtype="float32")
+    chunk = 10 * 16000
+    stream = LiveTranscriber(live_model, step_s=1.0)
+    updates = [update for begin in range(0, audio.size, chunk) for update in stream.push(audio[begin : begin + chunk])]
+    updates += stream.finish()
+    assert sum(update["skipped_steps"] for update in updates) >= 70
+    live = " ".join(word["word"] for update in updates for word in update["new_words"])
+    assert updates[-1]["committed_text"] == live
+    assert _repeated_ngram(normalize_for_wer(live).split()) is None, live
+    pipe = pipeline("whisper-at", model=str(tiny_en_at_dir), dtype=torch.float32)
+    offline = pipe(audio.copy(), num_beams=1, return_timestamps=True)["text"]
+    truth = TRUTH["long_mix.wav"]
+    assert _wer(truth, live) <= _wer(truth, offline) + 0.05, (live, offline)
 
 
 @pytest.mark.needs_shared

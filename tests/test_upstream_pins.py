@@ -478,3 +478,25 @@ def test_pipeline_factory_soft_loads_a_component_whose_load_flag_is_none():
     assert _load_pipeline_component(None, None, lambda _component: "loaded") == "loaded"
     with pytest.raises(OSError):
         _load_pipeline_component(True, None, missing)
+
+
+@pytest.mark.needs_shared
+def test_generate_with_token_timestamps_switches_the_shared_model_to_eager_attention_for_good():
+    """Why live.py rebuilds token times from one teacher-forced pass (`alignment_cross_attentions` +
+    `token_end_times`) instead of asking `generate` for them: `return_token_timestamps=True` sets
+    `model.config._attn_implementation = "eager"` on the model itself, and it stays so after the call (every later
+    caller of a shared model, on any thread, then runs eager attention). The offline pipeline's
+    `return_timestamps="word"` goes through it. When this test fails, upstream no longer mutates the model."""
+    import soundfile as sf
+    from conftest import SHARED_AUDIO
+    from transformers import WhisperProcessor
+
+    model = WhisperForConditionalGeneration.from_pretrained(TINY_EN, dtype=torch.float32, attn_implementation="sdpa")
+    processor = WhisperProcessor.from_pretrained(TINY_EN)
+    audio, _ = sf.read(SHARED_AUDIO / "speech_en.wav", dtype="float32")
+    features = processor.feature_extractor(audio[:16000], sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        model.generate(features, max_new_tokens=3)
+        assert model.config._attn_implementation == "sdpa"
+        model.generate(features, max_new_tokens=3, return_token_timestamps=True)
+    assert model.config._attn_implementation == "eager"

@@ -29,6 +29,7 @@ from .release_resolver import resolve_model
 EVENT_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
 TIMELINE_SECONDS = 30.0  # the live timeline shows the last 30 s
 TIMELINE_ROWS = 8  # ... for the labels with the strongest events in it
+SESSION_TTL_S = 600.0  # a live session no chunk has reached for this long is closed (a tab that went silent)
 
 
 def load_pipeline(model: str | None, device: str = "cpu") -> Any:
@@ -98,13 +99,19 @@ class LiveSession:
         self.error: str | None = None
         self._inbox: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        threading.Thread(target=self._run, name="live-session", daemon=True).start()
+        self._closed = False
+        self.thread = threading.Thread(target=self._run, name="live-session", daemon=True)
+        self.thread.start()
 
     def push(self, sampling_rate: int, samples: np.ndarray) -> None:
-        self._inbox.put(as_16k_mono(sampling_rate, samples))
+        if not self._closed:
+            self._inbox.put(as_16k_mono(sampling_rate, samples))
 
     def close(self) -> None:
-        self._inbox.put(None)
+        """Ends the stream: its thread finishes (the last update commits everything) and exits. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._inbox.put(None)
 
     def _chunks(self):
         while (chunk := self._inbox.get()) is not None:
@@ -131,6 +138,13 @@ class LiveSession:
         if self.error:
             captions += f"<div style='color:#b00'>{html.escape(self.error)}</div>"
         return captions, tags, timeline_html(events, now)
+
+
+def close_session(session: Any) -> None:
+    """`gr.State`'s delete callback: Gradio deletes a session's state when its tab closes or reloads (or after
+    `SESSION_TTL_S` without an update), and a stream still recording then has its thread ended here."""
+    if isinstance(session, LiveSession):
+        session.close()
 
 
 def offline_result(pipe: Any, path: str | None) -> tuple[str, str, str | None]:
@@ -167,7 +181,8 @@ def build_demo(pipe: Any, step_s: float = 1.0) -> Any:
             captions = gr.HTML(captions_html(None), label="Captions")
             tags = gr.Label(num_top_classes=5, label="Tags now", elem_id="live-tags")
             timeline = gr.HTML(timeline_html({}, 0.0), label="Events")
-            session = gr.State(None)
+            # a tab closed while recording sends no stop: Gradio's session end deletes the state, which closes it
+            session = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=close_session)
             microphone.stream(stream, [microphone, session], [captions, tags, timeline, session], stream_every=0.5,
                               show_progress="hidden")
             microphone.stop_recording(stop, session, session)

@@ -54,6 +54,10 @@ FRAME_SAMPLES = int(EVENT_HOP_SECONDS * SAMPLING_RATE)  # one pooled frame (0.4 
 PROMPT_CHARS = 200  # committed text handed to the decoder as its prompt (whisper_streaming uses 200 too)
 TEXT_CHARS = 2000  # committed text kept for `committed_text` (older text came in earlier updates' `new_words`)
 TOKENS_PER_SECOND = 6
+TAGS_WINDOW_SECONDS = 2.0  # `tags` of each update: steadier than the 0.4 s event window, still a step or two behind
+CUT_MARGIN_S = 0.3  # a forced cut also commits the words this close after it (more than the alignment's jitter)
+FLUSH_MIN_S = 2.0  # at the end, audio past the committed end that is decoded again
+FLUSH_PASSES = 3
 _SENTENCE_END = re.compile(r"[.!?。！？]['\")\]]*$")
 
 
@@ -65,6 +69,11 @@ def features_seconds(attention_mask: torch.Tensor) -> float:
 def _norm(word: str) -> str:
     """A word as the agreement compares it: lower case, without punctuation."""
     return re.sub(r"[^\w']", "", word.lower())
+
+
+def _mid(word: dict) -> float:
+    """A word's midpoint on the stream's clock: where the agreement, the prompt and the cuts place it."""
+    return (word["start"] + word["end"]) / 2
 
 
 def normalize_for_wer(text: str) -> str:
@@ -188,20 +197,21 @@ def looks_like_no_speech(
 class LocalAgreement:
     """LocalAgreement-2: commits the longest prefix on which the last two hypotheses (past the committed text) agree.
 
-    A new hypothesis of the whole buffer repeats the committed words still in the buffer: words starting before the
-    committed end (with `tolerance_s` for alignment jitter) are dropped, then a repeat of the last committed words
-    (up to 5) at its head.
+    A new hypothesis of the whole buffer repeats the committed words still in the buffer. They are recognised by
+    audio time, on the stream's clock: a word whose midpoint lies inside the committed audio (before `committed_end`)
+    is not new. (Its midpoint, not its start: the alignment heads give a hypothesis' first word the buffer's start,
+    which lies in committed audio after a trim.) Then a repeat of the last committed words (up to 5) at its head is
+    dropped (alignment jitter around the committed end).
     """
 
-    def __init__(self, tolerance_s: float = 0.1):
-        self.tolerance = tolerance_s
+    def __init__(self) -> None:
         self.committed_end = 0.0
         self._recent: deque[str] = deque(maxlen=5)  # the last committed words, normalised
         self.tentative: list[dict] = []  # the previous hypothesis past the committed words
 
     def insert(self, hypothesis: list[dict]) -> list[dict]:
         """Takes the newest hypothesis; returns the words it commits (times from the newest one)."""
-        new = [word for word in hypothesis if word["start"] >= self.committed_end - self.tolerance]
+        new = [word for word in hypothesis if not self.inside_committed(word)]
         if new and new[0]["start"] < self.committed_end + 1.0:
             recent = list(self._recent)
             for n in range(min(len(recent), len(new)), 0, -1):
@@ -217,9 +227,14 @@ class LocalAgreement:
         self._note(committed)
         return committed
 
+    def inside_committed(self, word: dict) -> bool:
+        """Whether `word` lies in audio already committed (its midpoint before `committed_end`)."""
+        return _mid(word) < self.committed_end
+
     def commit_all(self, before_s: float | None = None) -> list[dict]:
-        """Commits the tentative words (those ending by `before_s` if given): at the end, or before a forced cut."""
-        cut = len(self.tentative) if before_s is None else sum(1 for w in self.tentative if w["end"] <= before_s)
+        """Commits the tentative words: all (at the end), or those whose midpoint lies before `before_s` (a forced
+        cut); the later ones stay tentative, to be confirmed by the next hypothesis."""
+        cut = len(self.tentative) if before_s is None else sum(1 for w in self.tentative if _mid(w) < before_s)
         committed, self.tentative = self.tentative[:cut], self.tentative[cut:]
         self._note(committed)
         return committed
@@ -297,6 +312,8 @@ class LiveTranscriber:
         language / task: as Whisper's (multilingual checkpoints; default: detected each step, "transcribe").
         top_k / tag_threshold / include_labels / exclude_labels / label_language: the tags, as offline.
         event_threshold / event_offset_threshold / event_min_duration / event_min_gap: the events, as offline.
+        tags_window_s: the window of `tags` over the newest audio (a positive multiple of 0.4 s, at most 30 s;
+            default `TAGS_WINDOW_SECONDS`, 2 s: steadier than the 0.4 s event window, which `events` keep).
         max_buffer_s: the most audio one step reads (`<= 30`, one Whisper window).
         trim_s: past this many seconds the buffer is cut at the last committed sentence end (else at the last
             committed word; with nothing heard, to its last `step_s + EVENT_WINDOW_SECONDS`).
@@ -306,7 +323,7 @@ class LiveTranscriber:
     `push(samples)` / `finish()` return lists of updates, each a dict:
     `audio_time` (seconds of audio received), `new_words` (committed in this step, `{"word", "start", "end"}`),
     `committed_text` (the last `TEXT_CHARS` characters committed), `tentative_text`, `tags` (`{"label", "score"}` of
-    the newest `EVENT_WINDOW_SECONDS` of complete 0.4 s frames), `tags_window` (`[start, end]` of that window),
+    the newest `tags_window_s` of complete 0.4 s frames, fewer at the start), `tags_window` (`[start, end]` of it),
     `events` (events that became final, and the ongoing ones with `"end": None`), `compute_s` (wall time of the step)
     and `skipped_steps` (steps not run because the audio came faster than the steps ran). Times are seconds of audio
     since the stream started.
@@ -328,6 +345,7 @@ class LiveTranscriber:
         event_offset_threshold: float | None = None,
         event_min_duration: float | None = None,
         event_min_gap: float | None = None,
+        tags_window_s: float = TAGS_WINDOW_SECONDS,
         max_buffer_s: float = 30.0,
         trim_s: float = 15.0,
         num_beams: int = 1,
@@ -350,6 +368,7 @@ class LiveTranscriber:
         self._load(model_or_pipeline, feature_extractor, tokenizer)
         self._names_for_labels(include_labels, exclude_labels, label_language)
         self.window = self.model.config.at_window_frames(EVENT_WINDOW_SECONDS)
+        self.tags_frames = self.model.config.at_window_frames(tags_window_s)
         segmenter = EventSegmenter(
             self.candidates,
             EVENT_HOP_SECONDS,
@@ -466,7 +485,8 @@ class LiveTranscriber:
                 encoded = self.model.encode(features)  # the step's one encoder pass: head and decoder read it
                 tags, tags_window, step_events = self._tag(encoded.pooled_hidden_states, final)
                 hypothesis = self._decode(features, processed.attention_mask, encoded, offset_s)
-            new_words += self.agreement.insert(hypothesis)
+            if hypothesis is not None:  # a rejected one (no speech, a loop) says nothing about the tentative words
+                new_words += self.agreement.insert(hypothesis)
             events += step_events
         elif final:
             events += self.curve.add(np.zeros((0, len(self.names)), dtype=np.float32), final=True)
@@ -474,7 +494,9 @@ class LiveTranscriber:
             new_words += self.agreement.commit_all()
             events += self.curve.segmenter.finish(self.audio_time)
         self._note_committed(new_words)
-        if not final:
+        if final:
+            new_words += self._flush_rest()
+        else:
             self._trim()
         ongoing = [] if final else [event for event in self.curve.segmenter.ongoing() if event["end"] is None]
         update = {
@@ -502,18 +524,28 @@ class LiveTranscriber:
         total = base + frames if final else None
         points = self.curve.ready_points(base + frames, total)
         starts = [self.curve.window_start(point, total) - base for point in points]
-        tail = max(frames - self.window, 0)  # the newest window of complete frames (the tags)
-        windows = torch.stack([pooled[0, :, start : start + self.window] for start in [*starts, tail]])
-        probs = torch.sigmoid(self.model.tag_pooled(windows, EVENT_WINDOW_SECONDS)[:, 0].float()).cpu().numpy()
-        events = self.curve.add(probs[:-1], final=final)
-        newest = probs[-1:]
+        events: list[dict] = []
+        if len(points):
+            windows = torch.stack([pooled[0, :, start : start + self.window] for start in starts])
+            probs = torch.sigmoid(self.model.tag_pooled(windows, EVENT_WINDOW_SECONDS)[:, 0].float()).cpu().numpy()
+            events = self.curve.add(probs, final=final)
+        elif final:
+            events = self.curve.add(np.zeros((0, len(self.names)), dtype=np.float32), final=True)
+        # the tags: one steadier window (`tags_window_s`) over the newest complete frames, from the same pass
+        span = min(self.tags_frames, max(frames, 1))
+        tail = max(frames - span, 0)
+        newest = torch.sigmoid(self.model.tag_pooled(pooled[:, :, tail : tail + span], span * EVENT_HOP_SECONDS)[:, 0])
+        newest = newest.float().cpu().numpy()
         ids = top_tags(newest, self.candidates, self.top_k, self.tag_threshold)[0]
         tags = [{"label": self.names[i], "score": round(float(newest[0, i]), 4)} for i in ids]
-        window_s = [round((base + tail) * EVENT_HOP_SECONDS, 2), round((base + tail + self.window) * EVENT_HOP_SECONDS, 2)]
+        window_s = [round((base + tail) * EVENT_HOP_SECONDS, 2), round((base + tail + span) * EVENT_HOP_SECONDS, 2)]
         return tags, window_s, events
 
-    def _decode(self, features: torch.Tensor, attention_mask: torch.Tensor, encoded: Any, offset_s: float) -> list[dict]:
-        """Whisper's hypothesis of the buffer, as words with times, decoded from the step's encoder pass."""
+    def _decode(
+        self, features: torch.Tensor, attention_mask: torch.Tensor, encoded: Any, offset_s: float
+    ) -> list[dict] | None:
+        """Whisper's hypothesis of the buffer, as words with times on the stream's clock (`offset_s` = the buffer's
+        start), decoded from the step's encoder pass; `None` if Whisper's own checks reject it (no speech, a loop)."""
         kwargs: dict[str, Any] = {
             "encoder_pass_cache": EncoderPassCache(features, encoded),
             "return_dict_in_generate": True,
@@ -544,11 +576,40 @@ class LiveTranscriber:
             return []
         attentions, hidden = alignment_cross_attentions(self.model, sequences, encoded.last_hidden_state)
         if looks_like_no_speech(self.model, sequences[0], hidden[0], positions, self._no_speech_id):
-            return []
-        times = token_end_times(self.model, sequences, attentions, int(attention_mask.sum()), positions[0])[0].tolist()
+            return None
+        # the DTW also reads the two forced tokens before the text: its path starts at time 0 on its first row, so
+        # the row that predicts the first text token (the one before it) gives that token's real start; left out (as
+        # `generate` does), every hypothesis' first word would start at the buffer's start
+        first_row = max(positions[0] - 2, 0)
+        times = token_end_times(self.model, sequences, attentions, int(attention_mask.sum()), first_row)[0].tolist()
         tokens = [sequence[i] for i in positions]
         starts, ends = [times[i - 1] for i in positions], [times[i] for i in positions]
         return words_from_tokens(tokens, starts, ends, self.tokenizer, offset_s)
+
+    def _flush_rest(self) -> list[dict]:
+        """At the end, while the last decode stopped more than `FLUSH_MIN_S` before the buffer's end (a 30 s window
+        is often decoded only in part): cuts the buffer at the committed end and decodes the rest (at most
+        `FLUSH_PASSES` more passes, their words committed as they are). Returns the words, noted as committed."""
+        words: list[dict] = []
+        for _ in range(FLUSH_PASSES):
+            start_s, committed_end = self._start / SAMPLING_RATE, self.agreement.committed_end
+            end_s = start_s + self._buffer.size / SAMPLING_RATE
+            if committed_end <= start_s or end_s - committed_end < FLUSH_MIN_S:
+                break
+            self._cut_at(committed_end)
+            processed = self.feature_extractor(
+                self._buffer, sampling_rate=SAMPLING_RATE, return_tensors="pt", return_attention_mask=True
+            )
+            features = processed.input_features.to(self.model.device, self.model.dtype)
+            with torch.inference_mode():
+                encoded = self.model.encode(features)
+                hypothesis = self._decode(features, processed.attention_mask, encoded, self._start / SAMPLING_RATE)
+            found = self.agreement.insert(hypothesis or []) + self.agreement.commit_all()
+            if not found:
+                break
+            self._note_committed(found)
+            words += found
+        return words
 
     # -- bookkeeping --
     def _note_committed(self, words: list[dict]) -> None:
@@ -561,9 +622,13 @@ class LiveTranscriber:
             self._text = (f"{self._text} {text}" if self._text else text)[-TEXT_CHARS:]
 
     def _prompt(self) -> str:
-        """The committed text before the buffer (its last `PROMPT_CHARS` characters)."""
+        """The committed text before the buffer (its last `PROMPT_CHARS` characters): the committed words whose
+        midpoint lies before the buffer's start. The others are heard again in the buffer, and dropped from its
+        hypothesis by the same midpoint rule ([`LocalAgreement.inside_committed`]): each committed word is either
+        prompt or audio, never both and never neither."""
         start_s = self._start / SAMPLING_RATE
-        return " ".join(word["word"] for word in self._committed if word["end"] <= start_s)[-PROMPT_CHARS:].strip()
+        before = (word["word"] for word in self._committed if _mid(word) < start_s)
+        return " ".join(before)[-PROMPT_CHARS:].strip()
 
     def _trim(self) -> None:
         """Cuts the buffer at the last committed sentence end once it is longer than `trim_s` (else at the last
@@ -588,14 +653,15 @@ class LiveTranscriber:
 
     def _drop_overflow(self) -> None:
         """Keeps the buffer within `max_buffer_s` when audio comes faster than steps: the oldest audio goes, its
-        tentative words are committed as they are, and curve points whose audio is gone count as silent."""
+        tentative words that may not be heard again are committed as they are (those whose
+        midpoint lies before the cut + `CUT_MARGIN_S`: a word across the cut is committed, not lost with its audio;
+        the later ones are carried, tentative), and curve points whose audio is gone count as silent."""
         excess = self._buffer.size - int(self.max_buffer_s * SAMPLING_RATE)
         if excess <= 0:
             return
         new_start = self._start + -(-excess // FRAME_SAMPLES) * FRAME_SAMPLES
-        forced = self.agreement.commit_all(before_s=new_start / SAMPLING_RATE)
-        self._note_committed(forced)
-        self._forced_words += forced
+        # noted as committed by the step that reports them (with its other new words), once
+        self._forced_words += self.agreement.commit_all(before_s=new_start / SAMPLING_RATE + CUT_MARGIN_S)
         first_frame = new_start // FRAME_SAMPLES
         lost = 0
         while self.curve.window_start(self.curve.next_point + lost) < first_frame:
@@ -692,6 +758,8 @@ def _coalesced(chunks: Iterable[np.ndarray], stall_timeout_s: float | None) -> I
 
 
 __all__ = [
+    "CUT_MARGIN_S",
+    "TAGS_WINDOW_SECONDS",
     "FRAME_SAMPLES",
     "SAMPLING_RATE",
     "LiveEventCurve",
