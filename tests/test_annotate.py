@@ -411,7 +411,7 @@ def test_single_process_rows(single_full, corpus):
     assert manifest["options"]["num_beams"] == 1 and manifest["model"] == rows[0]["model"]
     assert (single_full["out"] / "errors.jsonl").read_text() == ""
     speech = next(row for row in rows.values() if row["id"].endswith("/speech_en.wav"))
-    assert "quick" in speech["text"] and "background noise" in speech["text"] and speech["language"] == "en"
+    assert "quick" in speech["text"] and "background noise" in speech["text"] and speech["language"] == "english"
     assert speech["segments"] and speech["segments"][0]["start"] == 0.0
     assert len(speech["audio_tags"]) == 1 and len(speech["audio_tags"][0]["labels"]) == 5
     long = next(row for row in rows.values() if row["id"].endswith("long_mix.wav"))

@@ -178,9 +178,11 @@ REMOTE_CODE_FILES = {
 }
 # Measured 3,991 lines before issue 23's last step and 3,895 after it (the compat-only and CLI-only option checks moved
 # out); every remaining top-level definition is reached from the config, the model or the two pipelines (see the
-# README's "Package layout"). A ceiling, so code only the entry points use does not drift back in.
-REMOTE_CODE_MAX_LINES = 3_950
-NEVER_REMOTE = {"annotate", "cli", "compat", "compat_options", "cli_options", "conversion", "convert_original_whisper_at", "model_card", "original_format",
+# README's "Package layout"). Session 6 added what inference needs: the processor fallback of head-only checkpoints
+# (head_only.py) and the streamed long-form features (long_form_features.py, audio.py's streaming reader): 4,315 lines.
+# A ceiling, so code only the entry points use does not drift back in (issue 23 asks for well under 2,400: open).
+REMOTE_CODE_MAX_LINES = 4_350
+NEVER_REMOTE = {"annotate", "cli", "compat", "compat_options", "cli_options", "model_sources", "conversion", "convert_original_whisper_at", "model_card", "original_format",
                 "original_release", "original_variants", "release_downloads", "release_resolver", "checkpoint_folder",
                 "writers", "plotting", "file_utils"}  # fmt: skip
 

@@ -60,7 +60,7 @@ def test_registered_task_and_structure(pipe, asr, speech_result):
     result = speech_result
     assert set(result) == {"text", "language", "audio_tags", "audio_tag_logits"}
     assert result["text"] == asr(audio("speech_en.wav"))["text"]
-    assert result["language"] == "en"  # English-only checkpoint
+    assert result["language"] == "english"  # English-only checkpoint; the ASR pipeline's form of chunks[].language
     assert len(result["audio_tags"]) == 1 and result["audio_tags"][0]["timestamp"] == (0.0, 7.68)
     tags = result["audio_tags"][0]["tags"]
     assert len(tags) == 5 and all(set(tag) == {"label", "score"} for tag in tags)
@@ -313,18 +313,19 @@ def test_base_language_detection_and_following(base_pipes):
     result = ours(german, return_timestamps=True, return_language=True, top_k=2, **FAST)
     expected = theirs(german.copy(), return_timestamps=True, return_language=True, **FAST)
     assert result["text"] == expected["text"] and result["chunks"] == expected["chunks"]
-    assert result["language"] == "de"
+    # one form for the language, the ASR pipeline's (its chunks carry "german"), top level and chunks alike
+    assert result["language"] == "german" and {chunk["language"] for chunk in result["chunks"]} == {"german"}
     assert all(tag["label"].startswith("DE_LABEL_") for tag in result["audio_tags"][0]["tags"])
     french = audio("speech_fr.wav")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = ours(french, top_k=2, **FAST)
     assert result["text"] == theirs(french.copy(), **FAST)["text"]
-    assert result["language"] == "fr" and any("'fr'" in str(w.message) for w in caught)
+    assert result["language"] == "french" and any("'fr'" in str(w.message) for w in caught)
     assert all(tag["label"].startswith("LABEL_") for tag in result["audio_tags"][0]["tags"])
     told = ours(german, language="german", task="translate", top_k=1, **FAST)
     assert told["text"] == theirs(german.copy(), language="german", task="translate", **FAST)["text"]
-    assert told["language"] == "de"
+    assert told["language"] == "german"
 
 
 @pytest.mark.slow
@@ -339,7 +340,7 @@ def test_base_words_with_language_and_segments(base_pipes):
     words = [(chunk["text"], chunk["timestamp"]) for chunk in result["chunks"]]
     assert words == [(chunk["text"], chunk["timestamp"]) for chunk in plain["chunks"]]
     assert words[0][1][0] < 0.1  # the speech starts at 0.04 s
-    assert result["language"] == "en" and result["text"] == plain["text"]
+    assert result["language"] == "english" and result["text"] == plain["text"]
 
     segments = ours(speech, return_timestamps=True, return_language=True, **FAST)["chunks"]
     assert [{k: v for k, v in segment.items() if k != "words"} for segment in result["segments"]] == segments

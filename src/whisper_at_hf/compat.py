@@ -52,6 +52,7 @@ from .compat_options import (
     check_tagging_result,
     check_temperature,
 )
+from .generate_output import language_code
 from .hub_utils import is_hub_id
 from .labels import LabelNames, load_label_names
 from .model_sources import ModelSourceNotFoundError, check_model_source
@@ -388,7 +389,7 @@ class WhisperATModel:
         return {
             "text": output["text"],
             "segments": segments,
-            "language": output.get("language"),
+            "language": language_code(output.get("language")),  # the original returns codes ("de")
             "at_time_res": at_time_res,
             "audio_tag": torch.from_numpy(np.ascontiguousarray(output["audio_tag_logits"])),
             "label_names": self.label_names.names_by_language,

@@ -29,6 +29,17 @@ def language_code(language: str | None) -> str | None:
     return TO_LANGUAGE_CODE.get(language.lower(), language.lower())
 
 
+def language_name(language: str | None) -> str | None:
+    """`"de"`, `"German"` or `"<|de|>"` -> `"german"`: the form the ASR pipeline gives `chunks[].language` (its
+    `_decode_asr` writes the tokenizer's `LANGUAGES` name), so the pipeline's top-level `language` reads the same."""
+    code = language_code(language)
+    if code is None:
+        return None
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    return LANGUAGES.get(code, code)
+
+
 def full_sequence(segment_list: list[dict]) -> torch.Tensor:
     """One item's full first-segment sequence (language token included) from Whisper's `return_segments` output;
     `generate` strips the init tokens from `sequences`. Pin: test_whisper_segments_hold_the_full_sequence."""
@@ -114,6 +125,7 @@ __all__ = [
     "full_sequence",
     "id_to_language",
     "language_code",
+    "language_name",
     "nest_words",
     "split_generated",
     "times_for_language_token",

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .generate_output import language_code
 from .hub_utils import find_file
 
 LABEL_NAMES_FILE = "label_names.json"
@@ -44,7 +45,9 @@ class LabelNames:
         return list(self.names_by_language)
 
     def get(self, language: str | None = "en") -> list[str]:
-        """Names in `language`; falls back to English with a warning when that language has none."""
+        """Names in `language` (a code, `"de"`, or the pipeline's language name, `"german"`); falls back to English
+        with a warning when that language has none."""
+        language = language_code(language)
         if language is None or language == "en":
             return self.names_by_language["en"]
         if language not in self.names_by_language:

@@ -28,6 +28,7 @@ from .encoder_pass_cache import EncoderPassCache
 from .generate_output import (
     detect_language,
     language_code,
+    language_name,
     nest_words,
     split_generated,
     times_for_language_token,
@@ -515,7 +516,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         resolution = at_time_res if at_time_res is not None else self.model.config.at_time_res
         tag_logits = tag_logits[: windows_for_duration(seconds, resolution)]
         names = self._names(language if label_language == "follow_asr" else label_language)
-        ordered = {"text": result.pop("text"), "language": language, **result}
+        ordered = {"text": result.pop("text"), "language": language_name(language), **result}
         candidates = candidate_ids(
             tag_logits.shape[-1], include_labels, exclude_labels, self._label_names.names_by_language
         )
