@@ -28,6 +28,17 @@ def package_logs_reach_caplog():
     hf_logging.disable_propagation()
 
 
+@pytest.fixture(autouse=True)
+def transformers_verbosity_restored():
+    """An in-process CLI run sets transformers' verbosity for the process (`--live`, annotate off the main rank,
+    `-q`); the package's loggers live under it, so a later test's `caplog` would see nothing: restore it per test."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    yield
+    hf_logging.set_verbosity(before)
+
+
 def pytest_collection_modifyitems(config, items):
     # Modules that read ../shared declare `pytestmark = pytest.mark.needs_shared`; without ../shared they skip.
     if SHARED.is_dir():

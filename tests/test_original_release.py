@@ -522,8 +522,10 @@ def test_convert_variant_needs_a_destination(capsys, tmp_path, monkeypatch):
 
     assert main(["--variant", "tiny.en"]) == 1
     assert "give --output DIR, --push-to-hub ORG or --download-only" in capsys.readouterr().err
-    assert main(["--variant", "tiny.en,gigantic", "--output", "x"]) == 1  # all names checked before any download
-    assert "'gigantic' is not a released Whisper-AT variant" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # all names checked before any download: a usage error
+        main(["--variant", "tiny.en,gigantic", "--output", "x"])
+    assert exited.value.code == 2
+    assert "--variant: 'gigantic' is not a released Whisper-AT variant" in capsys.readouterr().err
     # "all" is the 16 in table order: offline with an empty cache, the first one (tiny) is reported missing
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(release.CACHE_ENV, str(tmp_path))

@@ -20,6 +20,7 @@ With `--variant` and no `--at-checkpoint`, the released head and its Whisper are
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -141,7 +142,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         names = variant_names() if args.variant == "all" else [n.strip() for n in args.variant.split(",") if n.strip()]
         unknown = [name for name in names if find_original_variant(name) is None]
         if unknown or not names:
-            return f"--variant {args.variant!r}: not a released variant; the variants are {', '.join(variant_names())}"
+            what = ", ".join(repr(name) for name in unknown) or repr(args.variant)
+            close = difflib.get_close_matches(unknown[0], variant_names(), n=1) if unknown else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"--variant: {what} is not a released Whisper-AT variant{hint}; the variants are "
+                f"{', '.join(variant_names())}"
+            )
         if args.at_checkpoint and len(names) > 1:
             return "--at-checkpoint converts one head: give one --variant name"
     if args.whisper is not None and not Path(args.whisper).is_file():  # an OpenAI .pt file is taken as such
