@@ -374,7 +374,7 @@ def test_output_is_validated_first_staged_and_never_overwritten_silently(origina
             "--at-checkpoint", str(original["head"]), "--output", str(output)]  # fmt: skip
     with pytest.raises(SystemExit) as exited:
         main([*argv, "--variant", "larg-v2"])
-    assert exited.value.code == 2 and "--variant 'larg-v2': not a released variant" in capsys.readouterr().err
+    assert exited.value.code == 2 and "--variant: 'larg-v2' is not a released Whisper-AT variant (did you mean 'large-v2'?)" in capsys.readouterr().err
     assert not output.exists()
     with pytest.raises(ValueError, match="is not one of"):  # the library: refused before writing too
         convert_whisper_at_checkpoint(original["whisper"], original["head"], output, processor=original["processor"],
