@@ -57,6 +57,7 @@ from whisper_at_hf.training.checkpoints import (
     publish_checkpoint,
     temporary_checkpoint_dir,
 )
+from whisper_at_hf.training.hub import quiet_http_loggers
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.json"
@@ -190,12 +191,6 @@ class Loop:
             self.averager.update(accelerator.unwrap_model(self.head), epoch + 1)
         epoch_loss = accelerator.gather(loss_sum).sum().item() / max(1, loss_count * accelerator.num_processes)
         return {"epoch": epoch + 1, "train_loss": epoch_loss, "lr": self.scheduler.get_last_lr()[0]}
-
-
-def quiet_http_loggers() -> None:
-    """No per-request INFO lines (`HTTP Request: GET ...`) from the HTTP clients under the Hub client."""
-    for name in ("httpx", "httpcore", "urllib3", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def set_up_accelerator(args) -> Accelerator:

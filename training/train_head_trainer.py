@@ -30,6 +30,7 @@ from whisper_at_hf.training import (
     setup_head_training,
 )
 from whisper_at_hf.training.checkpoints import latest_intact_checkpoint
+from whisper_at_hf.training.hub import quiet_http_loggers
 from whisper_at_hf.training.trainer import WeightAveragingCallback, WhisperATHeadTrainer, make_compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ logger = logging.getLogger(__name__)
 def set_log_levels(should_log: bool) -> None:
     """No per-request INFO lines of the Hub client's HTTP loggers; the package's progress lines (it logs under
     transformers' tree, at its WARNING default) where this process logs."""
-    for name in ("httpx", "httpcore", "urllib3", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_http_loggers()
     logging.getLogger("transformers.whisper_at_hf").setLevel(logging.INFO if should_log else logging.WARNING)
 
 

@@ -14,6 +14,16 @@ from ..model_card import model_card_for_model
 
 logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
+# The HTTP clients under the Hub client log one INFO line per request (`HTTP Request: GET ...`); huggingface_hub 1.x
+# uses httpx2 / httpcore2, older ones httpx / httpcore, and urllib3 where requests is used.
+HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "huggingface_hub")
+
+
+def quiet_http_loggers() -> None:
+    """No per-request INFO lines from the HTTP clients under the Hub client (the training scripts call it)."""
+    for name in HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
 
 def hub_id_of_cache_path(path: str | os.PathLike) -> tuple[str, str] | None:
     """`(repo_id, revision)` of a folder inside the Hugging Face cache
