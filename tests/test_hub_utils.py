@@ -78,15 +78,9 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_push_and_load_head_only_and_full_checkpoints_over_a_hub(tmp_path):
-    from huggingface_hub import HfApi
-
     server, hub, endpoint = start_hub_server()
     try:
-        base = tmp_path / "base"
-        tiny_whisper(seed=0).save_pretrained(base)
-        api = HfApi(endpoint=endpoint, token="test-token")
-        api.create_repo("user/base")
-        api.upload_folder(repo_id="user/base", folder_path=str(base))
+        publish_tiny_base(endpoint, tmp_path)
         env = dict(
             os.environ,
             PYTHONPATH=f"{REPO_ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -105,6 +99,18 @@ def test_push_and_load_head_only_and_full_checkpoints_over_a_hub(tmp_path):
         server.shutdown()
     saved = json.loads((tmp_path / "head" / "config.json").read_text())
     assert saved["base_model_name_or_path"] == "user/base"
+
+
+def publish_tiny_base(endpoint: str, tmp_path) -> Path:
+    """A tiny random Whisper saved under `tmp_path / "base"` and uploaded to the loopback Hub as `user/base`."""
+    from huggingface_hub import HfApi
+
+    base = tmp_path / "base"
+    tiny_whisper(seed=0).save_pretrained(base)
+    api = HfApi(endpoint=endpoint, token="test-token")
+    api.create_repo("user/base")
+    api.upload_folder(repo_id="user/base", folder_path=str(base))
+    return base
 
 
 def hub_env(endpoint: str, tmp_path) -> dict:
@@ -207,14 +213,9 @@ FIND = textwrap.dedent(
 
 @pytest.mark.slow
 def test_find_file_tells_a_missing_file_from_an_unreachable_hub(tmp_path):
-    from huggingface_hub import HfApi
-
     server, _, endpoint = start_hub_server()
     try:
-        tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
-        api = HfApi(endpoint=endpoint, token="test-token")
-        api.create_repo("user/base")
-        api.upload_folder(repo_id="user/base", folder_path=str(tmp_path / "base"))
+        publish_tiny_base(endpoint, tmp_path)
         done = subprocess.run(
             [sys.executable, "-c", FIND], env=hub_env(endpoint, tmp_path), capture_output=True, text=True, timeout=300
         )
@@ -247,14 +248,11 @@ PUSHES = textwrap.dedent(
 def test_head_only_pushes_carry_a_card(tmp_path):
     """`push_to_hub(repo, head_only=True)` and `save_pretrained(dir, head_only=True, push_to_hub=True)` push the
     head-only checkpoint with a card, as a full push has one."""
-    from huggingface_hub import HfApi, ModelCard
+    from huggingface_hub import ModelCard
 
     server, hub, endpoint = start_hub_server()
     try:
-        tiny_whisper(seed=0).save_pretrained(tmp_path / "base")
-        api = HfApi(endpoint=endpoint, token="test-token")
-        api.create_repo("user/base")
-        api.upload_folder(repo_id="user/base", folder_path=str(tmp_path / "base"))
+        publish_tiny_base(endpoint, tmp_path)
         done = subprocess.run(
             [sys.executable, "-c", PUSHES, str(tmp_path / "saved")], env=hub_env(endpoint, tmp_path),
             capture_output=True, text=True, timeout=600,
