@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .configuration_whisper_at import window_frames
+from .generate_output import language_code
 from .tags import EVENT_THRESHOLD
 
 # Whisper's geometry, for checks made before a model (and its config) is loaded: 0.4 s pooled frames (20 encoder
@@ -246,7 +247,7 @@ def check_language_and_task(
     if multilingual:
         return {key: value for key, value in (("language", language), ("task", task)) if value is not None}
     languages = language if isinstance(language, (list, tuple)) else [language]
-    foreign = [item for item in languages if item is not None and _language_code(item) != "en"]
+    foreign = [item for item in languages if item is not None and language_code(item) != "en"]
     if foreign or task == "translate":
         asked = [f"{names[0]} {foreign[0]!r}"] if foreign else []
         asked += [f"{names[1]} 'translate'"] if task == "translate" else []
@@ -255,15 +256,6 @@ def check_language_and_task(
             f"(e.g. small rather than small.en), or leave out {' and '.join(names)}."
         )
     return {}
-
-
-def _language_code(value: str) -> str:
-    """`"English"`, `"en"`, `"<|en|>"` -> `"en"` (a checked language)."""
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
-
-    text = value.strip().lower()
-    text = text[2:-2] if text.startswith("<|") and text.endswith("|>") else text
-    return TO_LANGUAGE_CODE.get(text, text)
 
 
 def check_pipeline_options(
