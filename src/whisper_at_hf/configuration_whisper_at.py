@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from typing import Any
 
 from transformers import WhisperConfig
 
+from .option_rules import window_frames
 from .remote_code import PIPELINE_TASK
 
 # AudioSet ontology size used by every released Whisper-AT head.
@@ -22,29 +21,6 @@ ENCODER_DOWNSAMPLING = 2
 # trust_remote_code), so the installed package's config class leaves its own task out. A copy of this file loaded as
 # remote code is not the installed package and keeps the entry. Static: no registry is consulted.
 _IS_INSTALLED_PACKAGE = __name__.startswith("whisper_at_hf.")
-
-
-def window_frames(at_time_res: Any, frame_seconds: float, max_frames: int) -> int:
-    """Pooled frames in a tag window of `at_time_res` seconds: THE check of `at_time_res` (the config's, and the
-    CLI's before a config is loaded, with Whisper's 0.4 s frames and 75 frames per pass).
-
-    Raises `ValueError` unless `at_time_res` is a positive multiple of `frame_seconds` and at most `max_frames`
-    frames (what one encoder pass sees: a longer window means nothing to the head, and would only cost memory).
-    """
-    # any real number (numpy scalars too), but not a bool
-    is_number = isinstance(at_time_res, numbers.Real) and type(at_time_res).__name__ not in ("bool", "bool_")
-    frames = float(at_time_res) / frame_seconds if is_number else float("nan")
-    if not (math.isfinite(frames) and frames > 0 and abs(frames - round(frames)) < 1e-6):
-        raise ValueError(
-            f"at_time_res must be a positive multiple of {frame_seconds:g} s (e.g. {frame_seconds:g}, "
-            f"{2 * frame_seconds:g}, 10), got {at_time_res!r}."
-        )
-    if round(frames) > max_frames:
-        raise ValueError(
-            f"at_time_res must be at most {max_frames * frame_seconds:g} s (what one Whisper pass sees; the head "
-            f"cannot use a longer window), got {at_time_res!r}."
-        )
-    return int(round(frames))
 
 
 class WhisperATConfig(WhisperConfig):

@@ -2,104 +2,34 @@
 or any model runs, so a wrong value costs no work and the message names the option, the value and what is allowed.
 
 Every check raises `ValueError` (a `TypeError` is never leaked for a value of the wrong kind) and returns the value
-in its canonical type. `at_time_res` is checked by the config's [`window_frames`], the one rule for it. The pipeline
-copies this module beside checkpoints, so it imports nothing from the package but the config and the event defaults
-of `tags` (numpy only), and holds only what the pipeline's checks use and what the entry points share with it: the
-original API's own options are in [`compat_options`], `--device` in [`cli_options`].
+in its canonical type. The number rules (and [`window_frames`], the one `at_time_res` rule) are in [`option_rules`],
+re-exported here. The pipeline copies this module beside checkpoints, so it imports nothing from the package but
+those rules, `generate_output` and the event defaults of `tags` (numpy only), and holds only what the pipeline's
+checks use and what the entry points share with it: the original API's own options are in [`compat_options`],
+`--device` in [`cli_options`].
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .configuration_whisper_at import window_frames
 from .generate_output import language_code
+# the number rules, re-exported: `options` is where every check is found
+from .option_rules import (DECODER_START_TOKENS, MAX_NUM_BEAMS, MAX_TARGET_POSITIONS, MIN_CHUNK_SECONDS,
+    POOLED_FRAME_SECONDS, TASKS, WINDOW_SECONDS, _is_bool, check_at_time_res, check_chunk_length_s, check_event_values,
+    check_int, check_max_new_tokens, check_num_beams, check_number, check_sampling_rate, check_tag_threshold,
+    is_real_number, is_whole_number)  # fmt: skip
 from .tags import EVENT_THRESHOLD
-
-# Whisper's geometry, for checks made before a model (and its config) is loaded: 0.4 s pooled frames (20 encoder
-# frames of 20 ms) and 30 s seen by one encoder pass. With a config at hand, `config.at_window_frames` decides.
-POOLED_FRAME_SECONDS = 0.4
-WINDOW_SECONDS = 30.0
-# Upper bounds that keep memory bounded by the input, not by an option: beams multiply the decoder's cache (3000
-# beams took 19.8 GB); a decoder sees at most `max_target_positions` tokens (448 for every Whisper), of which up to
-# 4 are start tokens (start of transcript, language, task, no-timestamps); a chunk shorter than a few seconds still
-# costs a padded 30 s encoder pass, so tiny chunks multiply the work without bound.
-MAX_NUM_BEAMS = 64
-MAX_TARGET_POSITIONS = 448
-DECODER_START_TOKENS = 4
-MIN_CHUNK_SECONDS = 5.0
-TASKS = ("transcribe", "translate")
-
-
-def is_real_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_bool(value)
-
-
-def _is_bool(value: Any) -> bool:
-    return type(value).__name__ in ("bool", "bool_")
-
-
-def is_whole_number(value: Any) -> bool:
-    """An int, a numpy integer or a float holding a whole number (`5.0`), but not a bool."""
-    if isinstance(value, numbers.Integral) and not _is_bool(value):
-        return True
-    return is_real_number(value) and math.isfinite(value) and float(value).is_integer()
-
-
-def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, why: str = "") -> int:
-    """A whole number `>= minimum` (and `<= maximum`, if given; `why` says where that bound comes from)."""
-    if not is_whole_number(value) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be a whole number <= {maximum}{why}, got {value!r}.")
-    return int(value)
-
-
-def check_number(
-    name: str,
-    value: Any,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    strict_minimum: bool = False,
-    allow_infinite: bool = False,
-) -> float:
-    """A real number within `[minimum, maximum]` (`(minimum, maximum]` with `strict_minimum`); never NaN, and
-    finite unless `allow_infinite` (e.g. a threshold of `-inf` that keeps everything)."""
-    ok = is_real_number(value) and not math.isnan(value) and (allow_infinite or math.isfinite(value))
-    if ok and minimum is not None:
-        ok = value > minimum if strict_minimum else value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum
-    if not ok:
-        low = "" if minimum is None else f"{'>' if strict_minimum else '>='} {minimum:g}"
-        high = "" if maximum is None else f"<= {maximum:g}"
-        allowed = " and ".join(part for part in (low, high) if part) or "finite"
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}.")
-    return float(value)
-
-
-def check_tag_threshold(value: Any) -> float:
-    """A probability in `[0, 1]`."""
-    return check_number("tag_threshold", value, 0.0, 1.0)
 
 
 def check_event_options(
     threshold: Any = None, offset_threshold: Any = None, min_duration: Any = None, min_gap: Any = None
 ) -> dict[str, float | None]:
-    """`event_threshold` (onset) in `(0, 1]`, `event_offset_threshold` in `[0, 1]` and at most the onset (given or
-    default), `event_min_duration` / `event_min_gap` seconds `>= 0`; the ones given, canonical (`None` stays)."""
-    checked: dict[str, float | None] = {
-        "event_threshold": None if threshold is None else check_number("event_threshold", threshold, 0.0, 1.0, True),
-        "event_offset_threshold": None
-        if offset_threshold is None
-        else check_number("event_offset_threshold", offset_threshold, 0.0, 1.0),
-        "event_min_duration": None if min_duration is None else check_number("event_min_duration", min_duration, 0.0),
-        "event_min_gap": None if min_gap is None else check_number("event_min_gap", min_gap, 0.0),
-    }
+    """[`check_event_values`], and `event_offset_threshold` at most the onset `event_threshold` (given or default);
+    the ones given, canonical (`None` stays)."""
+    checked = check_event_values(threshold, offset_threshold, min_duration, min_gap)
     onset = EVENT_THRESHOLD if checked["event_threshold"] is None else checked["event_threshold"]
     offset = checked["event_offset_threshold"]
     if offset is not None and offset > onset:
@@ -108,25 +38,6 @@ def check_event_options(
         )
     return checked
 
-
-def check_sampling_rate(value: Any) -> int:
-    """The sampling rate of array inputs: a positive whole number of Hz."""
-    if not is_whole_number(value) or value <= 0:
-        raise ValueError(f"sampling_rate must be a positive whole number of Hz (e.g. 16000), got {value!r}.")
-    return int(value)
-
-
-def check_at_time_res(value: Any, config: Any = None) -> float:
-    """A tag window in seconds: a positive multiple of the pooled frame (0.4 s), at most one Whisper pass (30 s).
-
-    With a `WhisperATConfig`, its `at_window_frames` decides (the geometry of that checkpoint); without one (e.g. in
-    the CLI before the model is loaded), Whisper's 0.4 s / 30 s.
-    """
-    if config is not None:
-        config.at_window_frames(float(value) if is_real_number(value) else value)  # numpy scalars as Python floats
-    else:
-        window_frames(value, POOLED_FRAME_SECONDS, round(WINDOW_SECONDS / POOLED_FRAME_SECONDS))
-    return float(value)
 
 
 def check_labels(name: str, labels: Any, known: Iterable[str], preferred: Iterable[str] = ()) -> list[str]:
@@ -185,34 +96,6 @@ def check_not_a_sample_list(inputs: Any) -> None:
             f"got a list of {len(inputs)} numbers: pass a waveform as a numpy array or torch tensor (with "
             "sampling_rate=...), e.g. np.asarray(samples, dtype=np.float32); a list is read as several inputs."
         )
-
-
-def check_num_beams(value: Any, name: str = "num_beams") -> int:
-    """A beam count in `[1, MAX_NUM_BEAMS]`."""
-    return check_int(name, value, 1, MAX_NUM_BEAMS, " (each beam holds its own copy of the decoder's cache)")
-
-
-def check_max_new_tokens(value: Any, config: Any = None, name: str = "max_new_tokens") -> int:
-    """New tokens per 30 s window: at least 1, at most what the decoder can see (`config.max_target_positions`,
-    448 without a config) less its start tokens."""
-    positions = getattr(config, "max_target_positions", None) or MAX_TARGET_POSITIONS
-    why = f" (the decoder sees {positions} tokens, up to {DECODER_START_TOKENS} of them start tokens)"
-    return check_int(name, value, 1, positions - DECODER_START_TOKENS, why)
-
-
-def check_chunk_length_s(value: Any, name: str = "chunk_length_s", allow_off: bool = True) -> float:
-    """Seconds per chunk of chunked long-form decoding, in `[MIN_CHUNK_SECONDS, WINDOW_SECONDS]`; also `0` (no
-    chunking, the pipeline's default) where `allow_off`."""
-    if allow_off and is_real_number(value) and value == 0:
-        return 0.0
-    if not (is_real_number(value) and MIN_CHUNK_SECONDS <= value <= WINDOW_SECONDS):
-        off = "0 (no chunking) or " if allow_off else ""
-        raise ValueError(
-            f"{name} must be {off}a number of seconds >= {MIN_CHUNK_SECONDS:g} and <= {WINDOW_SECONDS:g} (every "
-            f"chunk costs a padded {WINDOW_SECONDS:g} s encoder pass, so shorter ones multiply the work), "
-            f"got {value!r}."
-        )
-    return float(value)
 
 
 def check_generate_kwargs(value: Any) -> dict[str, Any]:
@@ -344,6 +227,7 @@ __all__ = [
     "check_at_time_res",
     "check_chunk_length_s",
     "check_event_options",
+    "check_event_values",
     "check_generate_kwargs",
     "check_int",
     "check_labels",
@@ -356,4 +240,6 @@ __all__ = [
     "check_pipeline_options",
     "check_sampling_rate",
     "check_tag_threshold",
+    "is_real_number",
+    "is_whole_number",
 ]
