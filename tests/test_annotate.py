@@ -20,6 +20,8 @@ import pytest
 import soundfile as sf
 from conftest import REPO_ROOT, SHARED_AUDIO
 
+from whisper_at_hf_cli import annotate as annotate_arguments
+
 from whisper_at_hf import annotate
 from whisper_at_hf.annotate import compatibility_problems, open_input, shard_owner
 
@@ -88,10 +90,7 @@ def test_compatibility_problems_name_what_changed():
 
 
 def _args(*argv: str):
-    parser = annotate.build_parser()
-    args = parser.parse_args([*argv, "--model", "unused", "-o", "unused"])
-    annotate.check_arguments(parser, args)
-    return args
+    return annotate_arguments.parse_args([*argv, "--model", "unused", "-o", "unused"])
 
 
 def test_inputs_files_folders_globs_keep_missing_paths(tmp_path):
@@ -225,7 +224,7 @@ def test_version_answers(capsys):
     from whisper_at_hf import __version__
 
     with pytest.raises(SystemExit) as exited:
-        annotate.build_parser().parse_args(["--version"])
+        annotate_arguments.build_parser().parse_args(["--version"])
     assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"whisper-at-annotate {__version__}"
 
 

@@ -64,6 +64,21 @@ def test_bad_options_fail_before_the_model_loads(argv, message, capsys, monkeypa
     assert message in capsys.readouterr().err
 
 
+def test_event_threshold_and_step_messages(capsys):
+    """`--event-threshold 0.5` parses (it raised KeyError: 'threshold'); a bad value and a bad `--step` are usage
+    errors naming the option once (the step's read "----step")."""
+    from whisper_at_hf.live_cli import build_parser
+
+    assert build_parser().parse_args(["--event-threshold", "0.5"]).event_threshold == 0.5
+    for argv, message in [
+        (["--event-threshold", "0"], "argument --event-threshold: --event-threshold must be a number > 0 and <= 1"),
+        (["--step", "0"], "argument --step: --step must be a number > 0 and <= 15, got 0."),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 @needs_ffmpeg
 def test_output_dir_that_is_a_file_fails_before_the_model_loads(tmp_path, capsys):
     blocker = tmp_path / "file"

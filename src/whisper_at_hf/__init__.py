@@ -17,8 +17,7 @@ from .release_resolver import DefaultPipelineModel, released_checkpoint
 from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline
 from .remote_code import PIPELINE_TASK
 from .pipeline_whisper_at import WhisperATPipeline
-
-__version__ = "0.1.0"
+from whisper_at_hf_cli import __version__  # the one version: the light command-line package's (setup.cfg reads it)
 
 AutoConfig.register(WhisperATConfig.model_type, WhisperATConfig, exist_ok=True)
 AutoModelForSpeechSeq2Seq.register(WhisperATConfig, WhisperForAudioTaggingAndASR, exist_ok=True)
@@ -38,6 +37,7 @@ PIPELINE_REGISTRY.register_pipeline(
 )
 
 __all__ = [
+    "__version__",
     "AUDIOSET_NUM_LABELS",
     "EncoderPassCache",
     "WhisperATConfig",

@@ -20,149 +20,18 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__  # importing the package registers the "whisper-at" task
+from whisper_at_hf_cli.whisper_at import OUTPUT_FORMATS, build_parser, live_arguments
+
 from .file_utils import check_output_dir
 from .file_utils import expand_audio_paths as expand_inputs
 from .captions import SoundClasses
 from .labels import model_label_names
 from .cli_options import check_device
-from .options import (
-    WINDOW_SECONDS,
-    check_at_time_res,
-    check_chunk_length_s,
-    check_event_options,
-    check_int,
-    check_language,
-    check_language_and_task,
-    check_max_new_tokens,
-    check_num_beams,
-    check_tag_threshold,
-)
+from .options import check_language, check_language_and_task
 from .original_variants import is_variant_name
 from .plotting import PlottingUnavailable, plot_tags
 from .model_sources import resolve_checked_model
-from .writers import CAPTION_MODES, OUTPUT_FORMATS, write_result
-
-
-def _checked(check, name: str):
-    """An argparse `type` from a check of `options` (called with the parsed number): its `ValueError` becomes
-    argparse's usage error (exit 2)."""
-
-    def parse(text: str):
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        try:
-            return check(value)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    parse.__name__ = name  # argparse names the type in some messages
-    return parse
-
-
-def _whole(name: str):
-    return _checked(lambda value: check_int(name, value), name)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="whisper-at", description="Transcribe audio with Whisper and tag its sounds (AudioSet) with Whisper-AT."
-    )
-    parser.add_argument("audio", nargs="+", help="audio files, directories or glob patterns")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="a released variant (tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, "
-        "large-v2 = large, each also NAME_low from small up; downloaded once, then cached), a local checkpoint folder "
-        "or a Hub id (default: small, or $WHISPER_AT_HF_DEFAULT_VARIANT)",
-    )
-    parser.add_argument("--revision", default=None, help="with a Hub id: the model revision (branch, tag or commit)")
-    parser.add_argument(
-        "--at-low-compute", action="store_true", help="with a variant name: its low-compute TL-TR-512 head"
-    )
-    parser.add_argument(
-        "--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"], help="events: NAME.events.tsv"
-    )
-    parser.add_argument(
-        "--captions",
-        default="sdh",
-        choices=CAPTION_MODES,
-        help="what .srt / .vtt show: sdh (default: transcript and [Music], [Bark] ... sound cues), plain "
-        "(transcript only) or tags (transcript segments and one cue of scores per tag window)",
-    )
-    parser.add_argument(
-        "--word-timestamps", action="store_true", help="cut long captions at Whisper's word times (JSON: word chunks)"
-    )
-    parser.add_argument("--output-dir", "-o", default=".", help="where to write the outputs (default: .)")
-    _add_tag_options(parser)
-    _add_decoding_options(parser)
-    parser.add_argument("--plot", action="store_true", help="also write NAME.tags.png (needs matplotlib)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
-    parser.add_argument("--live", action="store_true", help="live captions: whisper-at --live [SOURCE] --help")
-    return parser
-
-
-def _add_tag_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--at-time-res",
-        type=_checked(check_at_time_res, "--at-time-res"),
-        default=None,
-        help=f"tag window in seconds, multiple of 0.4, at most {WINDOW_SECONDS:g}",
-    )
-    parser.add_argument("--top-k", type=_whole("--top-k"), default=5, help="tags per window (default: 5)")
-    parser.add_argument(
-        "--tag-threshold",
-        type=_checked(check_tag_threshold, "--tag-threshold"),
-        default=None,
-        help="minimum tag probability",
-    )
-    parser.add_argument(
-        "--event-threshold",
-        type=_checked(lambda value: check_event_options(threshold=value)["event_threshold"], "probability"),
-        default=None,
-        help="sound event onset probability (default: the pipeline's)",
-    )
-    parser.add_argument(
-        "--event-min-duration",
-        type=_checked(lambda value: check_event_options(min_duration=value)["event_min_duration"], "seconds"),
-        default=None,
-        help="shortest sound event in seconds (default: the pipeline's)",
-    )
-    parser.add_argument(
-        "--label-language", default="follow_asr", help='"follow_asr" (default), or a code such as "en", "de"'
-    )
-
-
-def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--language", default=None, help="spoken language (default: detected)")
-    parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    parser.add_argument(
-        "--chunk-length-s",
-        type=_checked(lambda value: check_chunk_length_s(value, "--chunk-length-s", allow_off=False), "seconds"),
-        default=None,
-        help="chunked long-form (default: sequential)",
-    )
-    parser.add_argument("--batch-size", type=_whole("--batch-size"), default=1)
-    parser.add_argument(
-        "--num-beams",
-        type=_checked(lambda value: check_num_beams(value, "--num-beams"), "--num-beams"),
-        default=None,
-        help="beam size (default: the pipeline's, 5)",
-    )
-    parser.add_argument(
-        "--max-new-tokens",
-        type=_checked(lambda value: check_max_new_tokens(value, name="--max-new-tokens"), "--max-new-tokens"),
-        default=None,
-        help="token limit per 30 s window",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+from .writers import write_result
 
 
 def _output_name(path: str, taken: set[str]) -> str:
@@ -176,16 +45,21 @@ def _output_name(path: str, taken: set[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`whisper-at ARGS` from Python (the console script parses in `whisper_at_hf_cli` first, then calls [`run`])."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--live" in argv:  # live captions: their own options, in live_cli
+    live = live_arguments(argv)
+    if live is not None:  # live captions: their own options, in live_cli
         from .live_cli import main as live_main  # (loaded only for --live: the streaming stack and its sources)
 
-        return live_main([arg for arg in argv if arg != "--live"])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+        return live_main(live)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Transcribes, tags and writes the inputs of the parsed `args` (`whisper_at_hf_cli.whisper_at.build_parser`)."""
     problem = _check_args(args)
     if problem:
-        parser.error(problem)  # exit 2, before the model loads
+        build_parser().error(problem)  # exit 2, before the model loads
     files, empty_folders = _inputs(args.audio)
     if not files:
         print("whisper-at: no audio files found", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from whisper_at_hf_cli.demo import build_parser
 
 from .audio import resample, to_mono
 from .labels import model_label_names
@@ -196,17 +197,17 @@ def build_demo(pipe: Any, step_s: float = 1.0) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="whisper-at-demo", description="Whisper-AT in the browser (Gradio).")
-    parser.add_argument("--model", default=None, help="a variant name, a checkpoint folder or a Hub id")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--step", type=float, default=1.0, help="seconds of audio between live steps")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
+    """`whisper-at-demo ARGS` from Python (the console script parses in `whisper_at_hf_cli` first, then calls
+    [`run`])."""
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves the demo as the parsed `args` (`whisper_at_hf_cli.demo.build_parser`) say, until stopped."""
     try:
         import gradio  # noqa: F401
     except ImportError:
-        parser.error('the demo needs Gradio: pip install "whisper-at-hf[demo]"')
+        build_parser().error('the demo needs Gradio: pip install "whisper-at-hf[demo]"')
     demo = build_demo(load_pipeline(args.model, args.device), step_s=args.step)
     demo.queue().launch(server_name=args.host, server_port=args.port, share=False)
     return 0

@@ -27,17 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from whisper_at_hf_cli.live import build_parser
 
 from .file_utils import atomic_write, check_output_dir
 from .live import LiveStreamStalled, LiveTranscriber, live_updates
 from .cli_options import check_device
-from .options import (
-    check_event_options,
-    check_int,
-    check_language,
-    check_number,
-    check_tag_threshold,
-)
+from .options import check_language
 from .model_sources import resolve_checked_model
 from .tags import is_speech_class
 
@@ -49,58 +44,6 @@ DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
 
 class StreamBroken(RuntimeError):
     """The source ended with an error (ffmpeg failed, was killed, or could not open it)."""
-
-
-# ----- options ---------------------------------------------------------------------------------------------------------
-def _checked(check, name: str):
-    def parse(text: str):
-        try:
-            return check(float(text))
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error).replace(name.lstrip("-").replace("-", "_"), name)) from None
-
-    parse.__name__ = name
-    return parse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="whisper-at --live", description="Live captions and sound tags from a microphone, a stream or a file."
-    )
-    parser.add_argument(
-        "source", nargs="?", default=None,
-        help="a URL or device ffmpeg opens (rtsp://, http://, HLS .m3u8), a file (played at real-time pace), or - "
-        "(audio on stdin, any format ffmpeg reads from a pipe); default: the microphone",
-    )
-    parser.add_argument("--model", default=None, help="as offline: a variant name, a checkpoint folder or a Hub id")
-    parser.add_argument("--at-low-compute", action="store_true", help="with a variant name: its low-compute head")
-    parser.add_argument(
-        "--step", type=_checked(lambda v: check_number("--step", v, 0.0, 15.0, True), "--step"), default=1.0,
-        help="seconds of audio between steps (default: 1.0)",
-    )
-    parser.add_argument("--language", default=None, help="spoken language (multilingual models; default: detected)")
-    parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    parser.add_argument("--top-k", type=_checked(lambda v: check_int("--top-k", v), "--top-k"), default=5)
-    parser.add_argument("--tag-threshold", type=_checked(check_tag_threshold, "--tag-threshold"), default=None)
-    parser.add_argument("--label-language", default="en", help='label names\' language (default: "en")')
-    parser.add_argument(
-        "--event-threshold", type=_checked(lambda v: check_event_options(v)["threshold"], "--event-threshold"),
-        default=None, help="event onset probability (default: the offline one)",
-    )
-    parser.add_argument("--output-format", "-f", default="text", choices=["text", "jsonl"],
-                        help="stdout: text (committed text, dimmed tentative tail, tags) or jsonl (one update a line)")
-    parser.add_argument("--output-dir", "-o", default=None, help="also write NAME.srt / NAME.vtt / NAME.jsonl here")
-    parser.add_argument("--name", default=None, help="NAME of the files (default: the file's stem, or 'live')")
-    parser.add_argument("--input-format", default=None,
-                        help="ffmpeg input format for a device (e.g. alsa, pulse, avfoundation, dshow)")
-    parser.add_argument(
-        "--stall-timeout", type=_checked(lambda v: check_number("--stall-timeout", v, 0.0, None, True), "seconds"),
-        default=30.0, help="give up when the source sends no audio for this many seconds (default: 30)",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--quiet", "-q", action="store_true", help="no messages on stderr but errors")
-    return parser
 
 
 def ffmpeg_command(source: str | None, input_format: str | None) -> list[str]:
@@ -314,8 +257,14 @@ def _problem(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """`whisper-at --live ARGS` from Python (the console script parses in `whisper_at_hf_cli` first, then calls
+    [`run`])."""
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Captions and tags the source of the parsed `args` (`whisper_at_hf_cli.live.build_parser`) until it ends."""
+    parser = build_parser()  # for its usage errors (exit 2)
     problem = _problem(args)
     try:
         command = ffmpeg_command(args.source, args.input_format)

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from whisper_at_hf_cli.whisper_at import CAPTION_MODES, OUTPUT_FORMATS  # offered by the parser before this loads
 
 from .captions import CaptionStyle, Cue, SoundClasses, sdh_cues, tag_caption, tag_cues, transcript_cues
 from .captions import transcript_segments as transcript_segments
 from .file_utils import atomic_write
 
-OUTPUT_FORMATS = ("txt", "json", "srt", "vtt", "tsv", "events")
-CAPTION_MODES = ("sdh", "plain", "tags")
 # the file name suffix of each format (`NAME.events.tsv`)
 SUFFIXES = {"events": "events.tsv"}
 
