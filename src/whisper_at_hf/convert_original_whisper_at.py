@@ -195,10 +195,10 @@ __all__ = [
     "load_original_head",
     "load_torch_checkpoint",
     "main",
-    "run",
     "openai_dims_to_whisper_config",
     "openai_whisper_key_to_hf",
     "original_head_key_to_hf",
+    "run",
 ]
 
 
