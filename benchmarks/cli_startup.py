@@ -2,9 +2,11 @@
 `import whisper_at_hf` costs (torch, transformers, the registrations), measured side by side in one run.
 
 Each contender is a fresh interpreter (as a console script is), run in turns (A B C ..., then reversed) so machine
-drift hits all alike; the table gives the median and range of seconds and of the per-turn ratio to the import. Rows:
+drift hits all alike; the table gives the median and range of seconds and of the per-turn ratio to the import. Rows,
+besides the import and an interpreter that does nothing (`python -c pass`, the floor):
 
 * `light`: the console-script function (`whisper_at_hf_cli.entry_points`, what setup.cfg's scripts call);
+* `installed` (with `--bin`): the console script itself, the wrapper pip wrote;
 * `main`: the same command through `whisper_at_hf.<command>.main` (how the scripts started before: the package first),
   for `--help` only unless `--all-main`.
 
@@ -50,7 +52,8 @@ def runner(argv: list[str], expect: int):
 
 
 def contenders(all_main: bool, bin_dir: Path | None) -> dict[str, object]:
-    found = {"import whisper_at_hf": runner(command(IMPORT), 0)}
+    # the floor: an interpreter that starts and exits; then what every heavy answer pays
+    found = {"python -c pass": runner(command("pass"), 0), "import whisper_at_hf": runner(command(IMPORT), 0)}
     for script, (module, error) in CASES.items():
         for label, argv, expect in (("--help", ["--help"], 0), ("--version", ["--version"], 0), ("error", error, 2)):
             found[f"{script} {label}: light"] = runner(command(LIGHT.format(script, argv)), expect)
