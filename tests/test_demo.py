@@ -136,3 +136,12 @@ def _wait_for(url: str, server: subprocess.Popen, timeout: float) -> None:
         except OSError:
             time.sleep(1)
     raise AssertionError(f"the demo did not answer at {url} within {timeout:g} s")
+
+
+def test_without_gradio_the_demo_says_how_to_get_it(monkeypatch, capsys):
+    from whisper_at_hf import demo
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if not installed
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--model", "unused"])
+    assert exit_info.value.code == 2 and 'pip install "whisper-at-hf[demo]"' in capsys.readouterr().err

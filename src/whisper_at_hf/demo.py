@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import importlib
 import queue
 import tempfile
 import threading
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Serves the demo as the parsed `args` (`whisper_at_hf_cli.demo.build_parser`) say, until stopped."""
     try:
-        import gradio  # noqa: F401
+        importlib.import_module("gradio")  # an optional dependency: say how to get it rather than fail later
     except ImportError:
         build_parser().error('the demo needs Gradio: pip install "whisper-at-hf[demo]"')
     demo = build_demo(load_pipeline(args.model, args.device), step_s=args.step)
