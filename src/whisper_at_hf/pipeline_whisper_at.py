@@ -105,9 +105,10 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
       decoded timestamps, off the pooled grid, so tags get one encoder pass per aligned 30 s window (batched
       `batch_size` windows at a time), run before decoding; Whisper's passes on exactly such a window (its first,
       and seeks that land on a 30 s boundary) are answered from them (up to `_MAX_HELD_WINDOWS` held windows).
-      Memory is flat in the input's length: a long file libsndfile reads is read block by block
-      ([`StreamedAudio`]) and its features are computed per 30 s slice as Whisper's loop and the tag passes ask
-      ([`LongFormFeatures`], equal to the whole input's features, global floor included).
+      Memory is flat in the input's length: a long file is read block by block ([`StreamedAudio`]; one only
+      ffmpeg decodes is decoded to a temporary file first) and its features are computed per 30 s slice as
+      Whisper's loop and the tag passes ask ([`LongFormFeatures`], equal to the whole input's features, global
+      floor included).
 
     Bad inputs: a single bad input raises [`AudioDecodeError`] (a `ValueError`); in a list, the bad input's entry is
     `{"error": message, "source": name}` and the others are processed as usual.
@@ -481,7 +482,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 events[index].append(chunk_events[row])
                 if span.offset == 0 or len(held_windows) < _MAX_HELD_WINDOWS:
                     held_windows.append(segments[row])
-                    held_states.append(encoded.last_hidden_state[row])
+                    # a copy: a view would keep the whole group's states alive (up to `_MAX_HELD_WINDOWS` groups)
+                    held_states.append(encoded.last_hidden_state[row].clone())
         held = EncoderPassCache(torch.stack(held_windows), (torch.stack(held_states),))
         events = [torch.cat(pieces) if pieces[0] is not None else None for pieces in events]
         return [torch.cat(pieces) for pieces in tags], events, held
