@@ -623,3 +623,17 @@ def test_long_form_tag_passes_keep_no_earlier_groups_states_alive(pipe):
         hook.remove()
     assert len(alive) == windows // group and max(alive) <= 1, alive  # main: [0, 1, 2, 3]
     assert held.last_hidden_state.shape[0] == windows and tags[0].shape[0] == windows * 3  # 10 s windows
+
+
+def test_event_probabilities_are_computed_in_the_logits_buffer():
+    """postprocess turns a long input's event logits into probabilities in their own buffer (2 h: 38 MB), and the
+    pieces of a chunked input into one new buffer; `None` items (no event windows) are skipped."""
+    from whisper_at_hf.pipeline_whisper_at import _probabilities
+
+    logits = torch.randn(1, 9000, 527, generator=torch.Generator().manual_seed(0))
+    expected = torch.sigmoid(logits[0]).numpy()
+    curve = _probabilities([logits, None])
+    assert np.shares_memory(curve, logits.numpy())
+    np.testing.assert_allclose(curve, expected, rtol=1e-6, atol=0)
+    pieces = [torch.zeros(1, 2, 3), None, torch.ones(1, 1, 3)]
+    np.testing.assert_allclose(_probabilities(pieces), torch.sigmoid(torch.tensor([[0.0] * 3] * 2 + [[1.0] * 3])))

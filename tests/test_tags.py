@@ -201,6 +201,34 @@ def test_smoothing_memory_does_not_grow_with_points_times_the_curve():
     assert peak < 3 * curve.nbytes, f"smoothing peaked at {peak / curve.nbytes:.1f}x the curve"
 
 
+def test_events_of_a_long_curve_are_segmented_in_blocks_as_at_once():
+    """`events_from_curve` pushes a long curve a block at a time (events running and merging across block edges):
+    the events of one push of the whole curve, with numpy's traced allocations below a quarter of the curve (one
+    push copied every class's column of the whole curve)."""
+    import tracemalloc
+
+    from whisper_at_hf.tags import _CURVE_BLOCK
+
+    points = 16 * _CURVE_BLOCK + 7
+    curve = np.full((points, 527), 0.1, dtype=np.float32)
+    edge = _CURVE_BLOCK
+    curve[edge - 40 : edge + 40, 5] = 0.95  # across a block edge
+    curve[2 * edge - 6 : 2 * edge - 1, 7] = curve[2 * edge + 1 : 2 * edge + 9, 7] = 0.95  # a gap to merge at an edge
+    curve[points - 3 :, 300] = 0.95  # up to the end
+    options = dict(threshold=0.9, offset_threshold=0.8, min_duration=0.8, min_gap=0.8)
+    at_once = EventSegmenter(range(527), **options)
+    expected = EventSegmenter._sorted(at_once.push(curve) + at_once.finish(points * 0.4 - 0.1))
+    assert [e["label_id"] for e in expected] == [5, 7, 300]
+    tracemalloc.start()
+    try:
+        events = events_from_curve(curve, duration=points * 0.4 - 0.1, **options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert events == expected
+    assert peak < curve.nbytes / 4, f"segmenting peaked at {peak / curve.nbytes:.2f}x the curve"
+
+
 def test_pipeline_annotate_and_compat_rank_tags_here_only():
     """The three former copies (pipeline `_format_tags`, annotate `Annotator.row`, compat `parse_at_label`) call this
     module: none of them ranks or windows tags itself any more."""
