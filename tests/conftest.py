@@ -79,6 +79,19 @@ def tiny_whisper(seed: int = 0, **config_overrides) -> WhisperForConditionalGene
     return WhisperForConditionalGeneration(tiny_whisper_config(**config_overrides)).eval()
 
 
+def tiny_timestamp_whisper(seed: int = 5, **config_overrides) -> WhisperForConditionalGeneration:
+    """`tiny_whisper` with an English-only generation config that decodes timestamps (tokens 107+) and word times
+    (alignment heads): Whisper's long-form loop runs on it, one segment pair per 30 s window."""
+    from transformers import GenerationConfig
+
+    model = tiny_whisper(seed=seed, **config_overrides)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=100, eos_token_id=101, pad_token_id=0, no_timestamps_token_id=106,
+        is_multilingual=False, return_timestamps=False, alignment_heads=[[0, 0], [1, 1]], max_initial_timestamp_index=5,
+    )
+    return model
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

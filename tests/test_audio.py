@@ -365,6 +365,68 @@ def test_long_file_at_another_rate_is_resampled_in_blocks_as_whole(speech, tmp_p
     np.testing.assert_allclose(streamed.array, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
 
 
+def _encode_with_ffmpeg(waveform: np.ndarray, rate: int, path, tmp_path) -> None:
+    """`waveform` encoded by ffmpeg to `path` (its extension picks the format); an M4A gets its index ("moov") in
+    front, so that the whole-file decode, which pipes the file's bytes to ffmpeg, can read it too."""
+    source = tmp_path / "source.wav"
+    soundfile.write(source, waveform, rate, subtype="FLOAT")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-movflags", "+faststart", str(path)],
+                   check=True)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (the CI installs it)")
+@pytest.mark.parametrize("extension, rate, channels", [("m4a", 44100, 2), ("m4a", 16000, 1), ("mp3", 44100, 2)])
+def test_long_file_only_ffmpeg_decodes_is_streamed_as_a_whole_decode(speech, tmp_path, monkeypatch, extension, rate,
+                                                                      channels):
+    """An M4A (AAC: libsndfile cannot read it) longer than 30 s is decoded by an ffmpeg subprocess into a temporary
+    WAV and streamed from there, never decoded whole in Python (`_ffmpeg_decode` is not called); its samples are
+    those of the whole decode (same ffmpeg decoding, same down-mix, soxr streaming vs whole). An MP3, which
+    libsndfile streams itself, stays on that path."""
+    from whisper_at_hf import audio as audio_module
+    from whisper_at_hf.audio import StreamedAudio, open_audio
+
+    mono = resample(_long_clip(speech, 40), 16000, rate)
+    waveform = mono if channels == 1 else np.stack([mono, 0.5 * mono[::-1]], axis=1)
+    path = tmp_path / f"long.{extension}"
+    _encode_with_ffmpeg(waveform, rate, path, tmp_path)
+    whole = load_audio(str(path)).array
+
+    def no_whole_decode(*args):
+        raise AssertionError("decoded whole")
+
+    monkeypatch.setattr(audio_module, "_ffmpeg_decode", no_whole_decode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an intact file does not warn
+        streamed = open_audio(str(path))
+    assert isinstance(streamed, StreamedAudio) and streamed.source == str(path)
+    assert streamed.num_samples == whole.shape[0]
+    np.testing.assert_allclose(streamed.array, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+    np.testing.assert_allclose(streamed.read(5000, 405000), whole[5000:405000], rtol=0, atol=1e-6 * np.abs(whole).max())
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (the CI installs it)")
+def test_long_ffmpeg_only_file_cut_short_warns_and_short_ones_and_non_audio_go_the_whole_way(speech, tmp_path):
+    from whisper_at_hf.audio import StreamedAudio, open_audio
+
+    path = tmp_path / "long.m4a"
+    _encode_with_ffmpeg(_long_clip(speech, 60), 16000, path, tmp_path)
+    cut = tmp_path / "cut.m4a"  # an M4A whose index (at its end, "moov") survives: the middle of its data cut out
+    cut_mp4 = tmp_path / "cut_frag.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(path), "-c", "copy", "-movflags",
+                    "frag_keyframe+empty_moov", "-f", "mp4", str(cut_mp4)], check=True)
+    cut.write_bytes(cut_mp4.read_bytes()[: cut_mp4.stat().st_size // 2])
+    with pytest.warns(AudioTruncatedWarning, match=r"cut.m4a: file is truncated: its header declares 60.\d\d s"):
+        streamed = open_audio(str(cut))
+    assert isinstance(streamed, StreamedAudio) and 20 < streamed.duration < 40
+    short = tmp_path / "short.m4a"
+    _encode_with_ffmpeg(_long_clip(speech, 10), 16000, short, tmp_path)
+    assert isinstance(open_audio(str(short)), Audio)  # up to 30 s: decoded whole, as before
+    text = tmp_path / "notes.m4a"
+    text.write_text("not audio " * 100000)
+    with pytest.raises(AudioDecodeError, match="not an audio file"):
+        open_audio(str(text))
+
+
 def test_long_file_level_checks_run_over_every_block(speech, tmp_path):
     from whisper_at_hf.audio import open_audio
 

@@ -820,3 +820,62 @@ def test_fine_tuning_the_decoder_keeps_the_released_head_valid(tmp_path):
         assert torch.equal(reloaded.tag(probe), tags_before)
     for key in moved:
         assert torch.equal(reloaded.model.decoder.state_dict()[key], model.model.decoder.state_dict()[key]), key
+
+
+# ----- long-form generate: segments keep what the caller asked for (issue 21: memory flat in the input's length) -----
+def _long_form_word_times_run(model, windows: int, **generate_kwargs):
+    """Long-form `generate` with word times over `windows` 30 s windows of random features; returns the output and,
+    per encoder call, how many live storages hold a layer's encoder attentions `(..., 1500, 1500)` of a window."""
+    import gc
+
+    features = torch.randn(1, 80, 3000 * windows - 700, generator=torch.Generator().manual_seed(0))
+    held = []
+
+    def count_attention_maps(*_):
+        gc.collect()
+        maps = [o for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.shape[-2:] == (1500, 1500)]
+        held.append(len({tensor.untyped_storage().data_ptr() for tensor in maps}))  # views of one map count once
+
+    hook = model.model.encoder.register_forward_hook(count_attention_maps)
+    try:
+        with torch.no_grad():
+            out = model.generate(
+                features, attention_mask=torch.ones(1, features.shape[-1], dtype=torch.int32), return_timestamps=True,
+                return_token_timestamps=True, return_segments=True, max_new_tokens=6, **generate_kwargs,
+            )
+    finally:
+        hook.remove()
+    return out, held
+
+
+def test_long_form_word_times_hold_no_window_attentions_or_scores_over_the_call():
+    """Whisper's `return_token_timestamps` turns attentions and scores on and keeps every window's in its segments
+    until the call ends (216 MB of encoder attentions per window for tiny.en). Here at most the windows being decoded
+    hold them while the loop runs, none is left in the segments, and tokens and word times are Whisper's own."""
+    from conftest import tiny_timestamp_whisper
+
+    plain = tiny_timestamp_whisper(encoder_layers=2, encoder_attention_heads=1).eval()
+    joint = WhisperForAudioTaggingAndASR.from_whisper(plain).eval()  # Whisper's generation config too
+    windows, layers = 4, plain.config.encoder_layers
+    ours, held = _long_form_word_times_run(joint, windows)
+    whisper, _ = _long_form_word_times_run(plain, windows)
+    assert len(held) == windows and max(held) <= 2 * layers, held  # the window being decoded and the one before
+    results = [segment["result"] for segment in ours["segments"][0]]
+    assert len({round(float(segment["start"]) // 30) for segment in ours["segments"][0]}) == windows
+    assert all(set(result) == {"sequences", "cache", "token_timestamps"} for result in results), results[0].keys()
+    assert torch.equal(ours["sequences"], whisper["sequences"])
+    assert_close_to_scale(ours["token_timestamps"], whisper["token_timestamps"], rel=1e-6)
+
+
+def test_long_form_segments_keep_the_outputs_the_caller_asked_for():
+    """`output_attentions=True` / `output_scores=True` asked for (with `return_dict_in_generate`): every window's
+    segments keep them, as in Whisper."""
+    from conftest import tiny_timestamp_whisper
+
+    joint = WhisperForAudioTaggingAndASR.from_whisper(
+        tiny_timestamp_whisper(encoder_layers=2, encoder_attention_heads=1)
+    ).eval()
+    out, _ = _long_form_word_times_run(joint, 2, output_scores=True, return_dict_in_generate=True)
+    assert all({"scores"} <= set(s["result"]) and "encoder_attentions" not in s["result"] for s in out["segments"][0])
+    out, _ = _long_form_word_times_run(joint, 2, output_attentions=True, return_dict_in_generate=True)
+    assert all(len(s["result"]["encoder_attentions"]) == 2 for s in out["segments"][0])

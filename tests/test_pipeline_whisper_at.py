@@ -596,3 +596,44 @@ def test_long_file_path_gives_the_results_of_its_array_without_a_whole_decode(pi
         assert result["text"] == expected["text"]
         np.testing.assert_array_equal(result["audio_tag_logits"], expected["audio_tag_logits"])
         assert result["audio_tags"] == expected["audio_tags"]
+
+
+def test_long_form_tag_passes_keep_no_earlier_groups_states_alive(pipe):
+    """The tag passes of a long input run `group` windows per encoder call and keep some windows' states for
+    Whisper's decoding: copies of those rows, so that no earlier call's whole `(group, 1500, d)` output stays alive
+    through a view of one row (at an encoder call only the previous call's output, still bound in the loop, may)."""
+    import gc
+
+    alive = []
+
+    def count_earlier_outputs(_module, _args, output):
+        gc.collect()
+        states = output.last_hidden_state.untyped_storage()
+        storages = {(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+                    for t in gc.get_objects() if isinstance(t, torch.Tensor)}
+        alive.append(sum(size == states.nbytes() and ptr != states.data_ptr() for ptr, size in storages))
+
+    windows, group = 8, 2
+    features = torch.randn(1, 80, 3000 * windows, generator=torch.Generator().manual_seed(0))
+    hook = pipe.model.model.encoder.register_forward_hook(count_earlier_outputs)
+    try:
+        with torch.no_grad():
+            tags, _, held = pipe._tag_long(features, [75 * windows], pipe._timelines(None, False), None, group)
+    finally:
+        hook.remove()
+    assert len(alive) == windows // group and max(alive) <= 1, alive  # main: [0, 1, 2, 3]
+    assert held.last_hidden_state.shape[0] == windows and tags[0].shape[0] == windows * 3  # 10 s windows
+
+
+def test_event_probabilities_are_computed_in_the_logits_buffer():
+    """postprocess turns a long input's event logits into probabilities in their own buffer (2 h: 38 MB), and the
+    pieces of a chunked input into one new buffer; `None` items (no event windows) are skipped."""
+    from whisper_at_hf.pipeline_whisper_at import _probabilities
+
+    logits = torch.randn(1, 9000, 527, generator=torch.Generator().manual_seed(0))
+    expected = torch.sigmoid(logits[0]).numpy()
+    curve = _probabilities([logits, None])
+    assert np.shares_memory(curve, logits.numpy())
+    np.testing.assert_allclose(curve, expected, rtol=1e-6, atol=0)
+    pieces = [torch.zeros(1, 2, 3), None, torch.ones(1, 1, 3)]
+    np.testing.assert_allclose(_probabilities(pieces), torch.sigmoid(torch.tensor([[0.0] * 3] * 2 + [[1.0] * 3])))

@@ -169,6 +169,66 @@ def test_smoothing_removes_spikes_and_keeps_edges():
     assert np.array_equal(smooth_curve(curve, 1), curve)
 
 
+def _whole_curve_median(curve: np.ndarray, points: int) -> np.ndarray:
+    """The median filter written out over the whole curve at once (edges repeated): what blocks must reproduce."""
+    half = points // 2
+    padded = np.concatenate([np.repeat(curve[:1], half, 0), curve, np.repeat(curve[-1:], half, 0)])
+    return np.median(np.stack([padded[i : i + curve.shape[0]] for i in range(points)]), axis=0).astype(curve.dtype)
+
+
+@pytest.mark.parametrize("length", [1, 2, 5, 255, 256, 257, 700])
+def test_smoothing_in_blocks_equals_the_whole_curve_median(length):
+    curve = np.random.default_rng(length).random((length, 4), dtype=np.float32)
+    for points in (3, 7):
+        smoothed = smooth_curve(curve, points)
+        assert smoothed.dtype == curve.dtype and smoothed.shape == curve.shape
+        assert np.array_equal(smoothed, _whole_curve_median(curve, points))  # a median picks a value: exact
+
+
+def test_smoothing_memory_does_not_grow_with_points_times_the_curve():
+    """A long input's curve (here 4,000 points = 27 min) is smoothed with temporaries bounded per block: numpy's
+    traced allocations peak below 3x the curve (output included); the whole-curve median peaked at 17x (issue 21:
+    0.65 GB for 2 h of audio, the long-file CLI's largest growth)."""
+    import tracemalloc
+
+    curve = np.random.default_rng(0).random((4000, 527), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        smooth_curve(curve, 7)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * curve.nbytes, f"smoothing peaked at {peak / curve.nbytes:.1f}x the curve"
+
+
+def test_events_of_a_long_curve_are_segmented_in_blocks_as_at_once():
+    """`events_from_curve` pushes a long curve a block at a time (events running and merging across block edges):
+    the events of one push of the whole curve, with numpy's traced allocations below a quarter of the curve (one
+    push copied every class's column of the whole curve)."""
+    import tracemalloc
+
+    from whisper_at_hf.tags import _CURVE_BLOCK
+
+    points = 16 * _CURVE_BLOCK + 7
+    curve = np.full((points, 527), 0.1, dtype=np.float32)
+    edge = _CURVE_BLOCK
+    curve[edge - 40 : edge + 40, 5] = 0.95  # across a block edge
+    curve[2 * edge - 6 : 2 * edge - 1, 7] = curve[2 * edge + 1 : 2 * edge + 9, 7] = 0.95  # a gap to merge at an edge
+    curve[points - 3 :, 300] = 0.95  # up to the end
+    options = dict(threshold=0.9, offset_threshold=0.8, min_duration=0.8, min_gap=0.8)
+    at_once = EventSegmenter(range(527), **options)
+    expected = EventSegmenter._sorted(at_once.push(curve) + at_once.finish(points * 0.4 - 0.1))
+    assert [e["label_id"] for e in expected] == [5, 7, 300]
+    tracemalloc.start()
+    try:
+        events = events_from_curve(curve, duration=points * 0.4 - 0.1, **options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert events == expected
+    assert peak < curve.nbytes / 4, f"segmenting peaked at {peak / curve.nbytes:.2f}x the curve"
+
+
 def test_pipeline_annotate_and_compat_rank_tags_here_only():
     """The three former copies (pipeline `_format_tags`, annotate `Annotator.row`, compat `parse_at_label`) call this
     module: none of them ranks or windows tags itself any more."""

@@ -500,3 +500,40 @@ def test_generate_with_token_timestamps_switches_the_shared_model_to_eager_atten
         assert model.config._attn_implementation == "sdpa"
         model.generate(features, max_new_tokens=3, return_token_timestamps=True)
     assert model.config._attn_implementation == "eager"
+
+
+def test_long_form_segments_hold_their_windows_generate_output_and_later_read_two_fields():
+    """What `WhisperForAudioTaggingAndASR._retrieve_segment` relies on: Whisper's loop builds each window's segments
+    in the staticmethod `_retrieve_segment` (called by keyword), each segment's `result` being the window's whole
+    `generate` output (shared by the window's segments), with the attentions and scores `return_token_timestamps`
+    turned on; after the loop only `result["sequences"]` and `result["token_timestamps"]` are read (in the module's
+    `_pad_to_max_length`). When this fails, upstream keeps or reads segment outputs differently."""
+    import re
+
+    from conftest import tiny_timestamp_whisper
+    from transformers.models.whisper import generation_whisper
+    from transformers.models.whisper.generation_whisper import WhisperGenerationMixin
+
+    assert isinstance(inspect.getattr_static(WhisperGenerationMixin, "_retrieve_segment"), staticmethod)
+    assert "segments, segment_offset = self._retrieve_segment(\n                    seek_sequence=seek_sequence," in (
+        inspect.getsource(WhisperGenerationMixin.generate)
+    )
+    source = inspect.getsource(generation_whisper)
+    reads = sorted(set(re.findall(r'\["result"\][^\n]*', source)))
+    assert reads == ['["result"]', '["result"]["token_timestamps"][d["idxs"][0] : d["idxs"][1]] for d in current_segment_list],']
+    pad = inspect.getsource(generation_whisper._pad_to_max_length)
+    assert 'result = segments[0]["result"]' in pad and 'result["sequences"]' in pad and 'result["token_timestamps"]' in pad
+
+    model = tiny_timestamp_whisper(encoder_layers=2, encoder_attention_heads=1)
+    features = torch.randn(1, 80, 5300, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model.generate(features, attention_mask=torch.ones(1, 5300, dtype=torch.int32), return_timestamps=True,
+                             return_token_timestamps=True, return_segments=True, max_new_tokens=6)
+    segments = out["segments"][0]
+    windows = {}
+    for segment in segments:
+        windows.setdefault(round(float(segment["start"]) // 30), set()).add(id(segment["result"]))
+    assert len(windows) == 2 and all(len(ids) == 1 for ids in windows.values())  # one shared output per window
+    result = segments[0]["result"]
+    assert {"scores", "encoder_attentions", "cross_attentions", "sequences", "token_timestamps"} <= set(result)
+    assert result["encoder_attentions"][0].shape[-2:] == (1500, 1500)

@@ -8,7 +8,8 @@ container duration) is read as far as it goes, with an [`AudioTruncatedWarning`]
 
 Long files: [`open_audio`] gives a [`StreamedAudio`] for a file libsndfile reads and longer than 30 s, read block
 by block (levels checked over every block; other rates resampled once, in order, with `soxr`'s streaming resampler
-into a temporary file), so hours of audio are never held whole. Files only ffmpeg decodes are decoded whole.
+into a temporary file), so hours of audio are never held whole. A long file only ffmpeg decodes (MP3, M4A, Opus, ...)
+is decoded by an ffmpeg subprocess into a temporary float WAV first, then read the same way.
 
 Every problem is an [`AudioDecodeError`] (a `ValueError`) that names the input and what is wrong with it, so a caller
 processing many files can report the bad one and carry on.
@@ -234,11 +235,12 @@ def _ffmpeg_decode(data: bytes, source: str, sndfile_problem: str) -> tuple[np.n
     return array.copy(), sampling_rate
 
 
-def _ffmpeg_stream_info(ffmpeg: str, data: bytes) -> tuple[int, int, float | None] | None:
-    """`(sampling_rate, channels, declared seconds or None)` of the first audio stream, read from ffmpeg's banner;
-    `None` if there is none."""
+def _ffmpeg_stream_info(ffmpeg: str, data: bytes | None, path: str | None = None) -> tuple[int, int, float | None] | None:
+    """`(sampling_rate, channels, declared seconds or None)` of the first audio stream of `data` (or of the file
+    `path`), read from ffmpeg's banner; `None` if there is none."""
     result = subprocess.run(
-        [ffmpeg, "-nostdin", "-hide_banner", "-i", "pipe:0"], input=data, capture_output=True, check=False
+        [ffmpeg, "-nostdin", "-hide_banner", "-i", "pipe:0" if path is None else path],
+        input=data, capture_output=True, check=False,
     )
     declared = None
     for line in result.stderr.decode(errors="replace").splitlines():
@@ -473,7 +475,8 @@ def open_audio(inputs: Any, sampling_rate: int = 16000, input_sampling_rate: int
 
 
 def _open_streamed(path: str, source: str, sampling_rate: int) -> StreamedAudio | None:
-    """A [`StreamedAudio`] of a long regular file libsndfile opens; `None` where [`load_audio`] should decode it."""
+    """A [`StreamedAudio`] of a long regular file libsndfile or ffmpeg opens; `None` where [`load_audio`] should
+    decode it."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
@@ -481,35 +484,69 @@ def _open_streamed(path: str, source: str, sampling_rate: int) -> StreamedAudio 
 
         with soundfile.SoundFile(path) as sound:
             declared, rate = sound.frames, int(sound.samplerate)
-    except Exception:  # noqa: BLE001 - anything libsndfile cannot open goes the whole-file way, with its messages
+    except OSError:  # a missing or unreadable file: the whole-file way names the problem
         return None
+    except Exception:  # noqa: BLE001 - not libsndfile's: ffmpeg's way (or the whole-file way, with its messages)
+        return _open_ffmpeg_streamed(path, source, sampling_rate)
     if rate <= 0 or declared / rate <= STREAM_MIN_SECONDS:
         return None
     spool = None if rate == sampling_rate else tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the audio
+    audio, frames_read = _streamed(path, path, source, rate, declared / rate, sampling_rate, spool)
+    if not _cut_short(declared / rate, frames_read / rate):  # libsndfile counts a WAV's frames from its size
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+        _warn_if_wav_truncated(head, frames_read, rate, source, file_size=os.path.getsize(path))
+    return audio
+
+
+def _open_ffmpeg_streamed(path: str, source: str, sampling_rate: int) -> StreamedAudio | None:
+    """A [`StreamedAudio`] of a file longer than `STREAM_MIN_SECONDS` that only ffmpeg decodes: an ffmpeg subprocess
+    decodes it (first audio stream, its own rate and channels) into a temporary float WAV, read in blocks like any
+    long file into the audio's spool, then deleted; no whole array in Python. `None` where [`load_audio`] should
+    decode it whole and give its messages (no ffmpeg, not audio, no declared length or a short one, ffmpeg fails)."""
+    ffmpeg = shutil.which("ffmpeg")
+    probe = None if ffmpeg is None else _ffmpeg_stream_info(ffmpeg, None, path)
+    if probe is None or probe[2] is None or probe[2] <= STREAM_MIN_SECONDS:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        decoded = os.path.join(folder, "decoded.wav")
+        command = [ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-acodec", "pcm_f32le",
+                   "-rf64", "auto", "-f", "wav", decoded]  # RF64 past 4 GB
+        if subprocess.run(command, capture_output=True, check=False).returncode != 0:
+            return None
+        import soundfile
+
+        rate = soundfile.info(decoded).samplerate
+        # a container's declared length against what decoded (ffmpeg stops silently at a cut), as `_ffmpeg_decode`
+        return _streamed(decoded, path, source, rate, probe[2], sampling_rate, tempfile.TemporaryFile())[0]  # noqa: SIM115
+
+
+def _streamed(
+    read_path: str, path: str, source: str, rate: int, declared_seconds: float, sampling_rate: int, spool: Any
+) -> tuple[StreamedAudio, int]:
+    """Scans `read_path` (at `rate`) into a [`StreamedAudio`] of `path` (and the frames it read at `rate`), warning
+    when it holds less than declared."""
     try:
-        frames_read, num_samples = _scan(path, source, rate, sampling_rate, spool)
+        frames_read, num_samples = _scan(read_path, source, rate, sampling_rate, spool)
     except BaseException:
         if spool is not None:
             spool.close()
         raise
-    if _cut_short(declared / rate, frames_read / rate):
-        _warn_truncated(source, "file", declared / rate, frames_read / rate)
-    else:
-        with open(path, "rb") as handle:
-            head = handle.read(1 << 20)
-        _warn_if_wav_truncated(head, frames_read, rate, source, file_size=os.path.getsize(path))
+    if _cut_short(declared_seconds, frames_read / rate):
+        _warn_truncated(source, "file", declared_seconds, frames_read / rate)
     if num_samples == 0:
         raise AudioDecodeError(source, f"audio is too short: {frames_read} samples at {rate} Hz are 0 samples")
-    return StreamedAudio(path, sampling_rate, source, num_samples, spool)
+    return StreamedAudio(path, sampling_rate, source, num_samples, spool), frames_read
 
 
 def _scan(path: str, source: str, rate: int, sampling_rate: int, spool: Any) -> tuple[int, int]:
-    """Reads the file once in blocks: the level checks over all of it, and (with `spool`) the resampled mono
-    signal written there. Returns `(frames read at the file's rate, samples at sampling_rate)`."""
+    """Reads the file once in blocks: the level checks over all of it, and (with `spool`) the mono signal at
+    `sampling_rate` written there. Returns `(frames read at the file's rate, samples at sampling_rate)`."""
     import soundfile
     import soxr
 
-    stream = None if spool is None else soxr.ResampleStream(rate, sampling_rate, 1, dtype="float32", quality="HQ")
+    resampling = spool is not None and rate != sampling_rate
+    stream = soxr.ResampleStream(rate, sampling_rate, 1, dtype="float32", quality="HQ") if resampling else None
     frames_read = written = non_finite = 0
     peak = 0.0
     with soundfile.SoundFile(path) as sound:
@@ -521,9 +558,9 @@ def _scan(path: str, source: str, rate: int, sampling_rate: int, spool: Any) -> 
             non_finite += int(block.size - np.count_nonzero(finite))
             if block.size:
                 peak = max(peak, float(np.abs(np.where(finite, block, 0)).max()))
-            if stream is not None:
-                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
-                out = stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+            if spool is not None:
+                mono = np.ascontiguousarray(block[:, 0] if block.shape[1] == 1 else block.mean(axis=1), dtype=np.float32)
+                out = mono if stream is None else stream.resample_chunk(mono, last=last)
                 spool.write(out.tobytes())
                 written += out.shape[0]
             if last:
@@ -531,7 +568,7 @@ def _scan(path: str, source: str, rate: int, sampling_rate: int, spool: Any) -> 
     if frames_read == 0:
         raise AudioDecodeError(source, "audio is empty (0 samples)")
     _check_levels(non_finite, peak, source)
-    return frames_read, frames_read if stream is None else written
+    return frames_read, frames_read if spool is None else written
 
 
 def is_torchcodec_decoder(inputs: Any) -> bool:

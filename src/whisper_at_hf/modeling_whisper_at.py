@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
@@ -341,6 +342,21 @@ class WhisperATGenerateOutput(ModelOutput):
 # --------------------------------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------------------------------
+# Outputs that Whisper's `generate` turns on by itself (`return_token_timestamps`: attentions and scores;
+# `logprob_threshold`: scores) and then keeps in the `result` of every long-form segment until the call ends: per
+# 30 s window its (layers, heads, 1500, 1500) encoder attentions and (tokens, vocab) scores (tiny.en: 216 MB and
+# 0.2 MB a token per window; 2 h of word-timestamped audio would hold ~50 GB). Segments keep those the caller asked for.
+_OPTIONAL_OUTPUTS = {
+    "output_scores": ("scores",),
+    "output_logits": ("logits",),
+    "output_attentions": ("encoder_attentions", "decoder_attentions", "cross_attentions"),
+    "output_hidden_states": ("encoder_hidden_states", "decoder_hidden_states"),
+}
+# The fields of `_OPTIONAL_OUTPUTS` the running `generate` call was not asked for. A context variable: per call and
+# per thread (one model serves many threads), never state on the model.
+_UNREQUESTED_OUTPUTS: ContextVar[frozenset[str]] = ContextVar("whisper_at_unrequested_outputs", default=frozenset())
+
+
 class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
     """Whisper for speech recognition, plus the Whisper-AT TL-TR head that tags sounds from the same encoder pass.
 
@@ -759,12 +775,16 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
         Returns:
             Without `return_audio_tags`, exactly what Whisper's `generate` returns. With it, a
             [`WhisperATGenerateOutput`]: `sequences`, `audio_tag_logits` `(batch_size, num_windows, num_labels)`, and
-            every field of Whisper's output (`scores`, `sequences_scores`, `segments`, ...).
+            every field of Whisper's output (`scores`, `sequences_scores`, `segments`, ...). One difference, for
+            memory: a long-form segment's `result` holds the attentions, hidden states, scores and logits of its
+            window only when they were asked for (`output_attentions=True`, ...), not when Whisper turned them on
+            for word times (`return_token_timestamps`) or a `logprob_threshold`; `sequences` and
+            `token_timestamps` are always there.
         """
         if encoder_pass_cache is not None:
             kwargs["encoder_pass_cache"] = encoder_pass_cache
         if not return_audio_tags:
-            return super().generate(input_features, *args, **kwargs)
+            return self._whisper_generate(input_features, *args, **kwargs)
         if input_features is None:
             encoder_outputs = kwargs.get("encoder_outputs")
             pooled = getattr(encoder_outputs, "pooled_hidden_states", None)
@@ -772,16 +792,31 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
                 raise ValueError("return_audio_tags=True needs input_features or encoder_outputs from `encode()`.")
             tags = self.tag_pooled(pooled, at_time_res)
             kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=encoder_outputs[0])
-            result = super().generate(None, *args, **kwargs)
+            result = self._whisper_generate(None, *args, **kwargs)
         elif input_features.shape[-1] > self.segment_frames:
             tags = self.tag(input_features, at_time_res)
-            result = super().generate(input_features, *args, **kwargs)
+            result = self._whisper_generate(input_features, *args, **kwargs)
         else:
             encoded = self.encode(input_features, encoder_pass_cache=encoder_pass_cache)
             tags = self.tag_pooled(encoded.pooled_hidden_states, at_time_res)
             kwargs["encoder_pass_cache"] = EncoderPassCache(input_features, encoded)
-            result = super().generate(input_features, *args, **kwargs)
+            result = self._whisper_generate(input_features, *args, **kwargs)
         return self._attach_tags(result, tags)
+
+    def _whisper_generate(self, input_features: torch.Tensor | None, *args: Any, **kwargs: Any):
+        """Whisper's `generate`, its long-form segments keeping only the optional outputs the caller asked for."""
+        config = kwargs.get("generation_config") or self.generation_config
+        unrequested = frozenset(
+            field
+            for flag, fields in _OPTIONAL_OUTPUTS.items()
+            if not (kwargs[flag] if kwargs.get(flag) is not None else getattr(config, flag, False))
+            for field in fields
+        )
+        token = _UNREQUESTED_OUTPUTS.set(unrequested)
+        try:
+            return super().generate(input_features, *args, **kwargs)
+        finally:
+            _UNREQUESTED_OUTPUTS.reset(token)
 
     @staticmethod
     def _attach_tags(result: Any, tags: torch.Tensor) -> WhisperATGenerateOutput:
@@ -808,6 +843,23 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
             input_features, batch_size, generation_config, config, num_segment_frames, kwargs
         )
 
+    @staticmethod
+    def _retrieve_segment(*args: Any, **kwargs: Any):
+        # Whisper's loop builds each decoded window's segments here, each holding the window's whole `generate`
+        # output as `result` until the call ends; later steps read only its `sequences` and `token_timestamps`.
+        # Keep the outputs the caller did not ask for (see `_OPTIONAL_OUTPUTS`) out of it: one window's at a time.
+        # Pin: test_long_form_segments_hold_their_windows_generate_output_and_later_read_two_fields.
+        segments, segment_offset = WhisperForConditionalGeneration._retrieve_segment(*args, **kwargs)
+        unrequested, slimmed = _UNREQUESTED_OUTPUTS.get(), {}
+        for segment in segments:
+            result = segment["result"]
+            if isinstance(result, dict) and not unrequested.isdisjoint(result):
+                # segments of one window share one output: one smaller dict for all of them
+                if id(result) not in slimmed:
+                    slimmed[id(result)] = {key: value for key, value in result.items() if key not in unrequested}
+                segment["result"] = slimmed[id(result)]
+        return segments, segment_offset
+
     def _prepare_decoder_input_ids_for_generation(
         self, batch_size: int, model_input_name: str, model_kwargs: dict, decoder_start_token_id: Any, device=None
     ):
@@ -822,6 +874,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
 
 
 __all__ = [
+    "HEAD_WEIGHTS_NAME",  # re-exported: the head-only checkpoint's weights file (training, tests)
     "EncoderPassCache",
     "WhisperATEncoder",
     "WhisperATEncoderOutput",

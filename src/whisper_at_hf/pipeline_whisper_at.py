@@ -105,9 +105,10 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
       decoded timestamps, off the pooled grid, so tags get one encoder pass per aligned 30 s window (batched
       `batch_size` windows at a time), run before decoding; Whisper's passes on exactly such a window (its first,
       and seeks that land on a 30 s boundary) are answered from them (up to `_MAX_HELD_WINDOWS` held windows).
-      Memory is flat in the input's length: a long file libsndfile reads is read block by block
-      ([`StreamedAudio`]) and its features are computed per 30 s slice as Whisper's loop and the tag passes ask
-      ([`LongFormFeatures`], equal to the whole input's features, global floor included).
+      Memory is flat in the input's length: a long file is read block by block ([`StreamedAudio`]; one only
+      ffmpeg decodes is decoded to a temporary file first) and its features are computed per 30 s slice as
+      Whisper's loop and the tag passes ask ([`LongFormFeatures`], equal to the whole input's features, global
+      floor included).
 
     Bad inputs: a single bad input raises [`AudioDecodeError`] (a `ValueError`); in a list, the bad input's entry is
     `{"error": message, "source": name}` and the others are processed as usual.
@@ -481,7 +482,8 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
                 events[index].append(chunk_events[row])
                 if span.offset == 0 or len(held_windows) < _MAX_HELD_WINDOWS:
                     held_windows.append(segments[row])
-                    held_states.append(encoded.last_hidden_state[row])
+                    # a copy: a view would keep the whole group's states alive (up to `_MAX_HELD_WINDOWS` groups)
+                    held_states.append(encoded.last_hidden_state[row].clone())
         held = EncoderPassCache(torch.stack(held_windows), (torch.stack(held_states),))
         events = [torch.cat(pieces) if pieces[0] is not None else None for pieces in events]
         return [torch.cat(pieces) for pieces in tags], events, held
@@ -525,8 +527,7 @@ class WhisperATPipeline(AutomaticSpeechRecognitionPipeline):
         if return_tag_logits:
             ordered["audio_tag_logits"] = tag_logits.numpy()
         if return_events:
-            curve = torch.sigmoid(torch.cat([item[0] for item in event_logits if item is not None]).float()).numpy()
-            ordered["events"] = self._events(curve, seconds, names, candidates, event_options)
+            ordered["events"] = self._events(_probabilities(event_logits), seconds, names, candidates, event_options)
         return ordered
 
     def _text(self, model_outputs, decode, return_timestamps, return_language, return_word_segments) -> dict:
@@ -623,6 +624,14 @@ def _take_per_item(model_inputs: dict, keys: Sequence[str], batched: bool, items
 def _item(features: torch.Tensor | LongFormFeatures, index: int) -> torch.Tensor | LongFormFeatures:
     """Batch item `index` as `(1, mel, frames)` (a [`LongFormFeatures`] holds one item)."""
     return features if isinstance(features, LongFormFeatures) else features[index : index + 1]
+
+
+def _probabilities(logits: list[torch.Tensor | None]) -> np.ndarray:
+    """Per-item event logits `(1, n_i, C)` (`None` for items without) -> sigmoid probabilities `(sum n_i, C)`, in
+    place in the one buffer (2 h of audio has a 38 MB curve: no second and third copy of it)."""
+    present = [item[0] for item in logits if item is not None]
+    curve = present[0] if len(present) == 1 else torch.cat(present)
+    return curve.float().sigmoid_().numpy()
 
 
 def _first_item(items):

@@ -191,18 +191,29 @@ def is_music_class(label_id: int, english_names: Sequence[str]) -> bool:
 
 
 # ----- the fine curve -------------------------------------------------------------------------------------------------
+# Curve points per block of `smooth_curve` and `events_from_curve` (their temporaries: about `points` x block x C
+# values), so that neither holds copies of a long input's whole curve.
+_CURVE_BLOCK = 256
+
+
 def smooth_curve(curve: np.ndarray, points: int = EVENT_SMOOTHING_POINTS) -> np.ndarray:
     """Median over `points` (odd) neighbouring curve points per class, edges repeated. `(n, C)` -> `(n, C)`.
 
-    On a growing curve, point `i` is final once point `i + points // 2` exists.
+    On a growing curve, point `i` is final once point `i + points // 2` exists. Computed `_CURVE_BLOCK` points
+    at a time: the median's temporaries (`points` copies of what it reads) stay a few MB however long the curve
+    (a 2 h curve is 18,000 x 527 points; the whole-curve median peaked at 17x its 38 MB).
     """
     curve = np.asarray(curve)
     if points <= 1 or curve.shape[0] == 0:
         return curve
-    half = points // 2
-    padded = np.concatenate([np.repeat(curve[:1], half, 0), curve, np.repeat(curve[-1:], half, 0)])
-    stacked = np.stack([padded[offset : offset + curve.shape[0]] for offset in range(points)])
-    return np.median(stacked, axis=0).astype(curve.dtype)
+    half, total = points // 2, curve.shape[0]
+    smoothed = np.empty_like(curve)
+    for start in range(0, total, _CURVE_BLOCK):
+        stop = min(start + _CURVE_BLOCK, total)
+        rows = np.clip(np.arange(start - half, stop + half), 0, total - 1)  # edges repeated
+        neighbours = np.lib.stride_tricks.sliding_window_view(curve[rows], points, axis=0)  # (stop - start, C, points)
+        smoothed[start:stop] = np.median(neighbours, axis=-1)
+    return smoothed
 
 
 # ----- events ---------------------------------------------------------------------------------------------------------
@@ -350,7 +361,10 @@ def events_from_curve(
     ids = range(curve.shape[-1]) if label_ids is None else label_ids
     options = {key: value for key, value in segmenter_options.items() if value is not None}
     segmenter = EventSegmenter(ids, hop_seconds, **options)
-    events = segmenter.push(curve) + segmenter.finish(duration)
+    events = []
+    for start in range(0, curve.shape[0], _CURVE_BLOCK):  # a block at a time: `push` copies its classes' columns
+        events += segmenter.push(curve[start : start + _CURVE_BLOCK])
+    events += segmenter.finish(duration)
     return name_events(events, names) if names is not None else EventSegmenter._sorted(events)
 
 
