@@ -180,9 +180,11 @@ REMOTE_CODE_FILES = {
 # out); every remaining top-level definition is reached from the config, the model or the two pipelines (see the
 # README's "Package layout"). Session 6 added what inference needs: the processor fallback of head-only checkpoints
 # (head_only.py) and the streamed long-form features (long_form_features.py, audio.py's streaming reader): 4,315 lines.
-# Issue 21 split the number rules out of options.py (option_rules.py, which the CLIs' parsers load alone): 4,343.
+# Issue 21 split the number rules out of options.py (option_rules.py, which the CLIs' parsers load alone): 4,343;
+# then bounded long-form memory (blockwise event smoothing and segmenting, streamed ffmpeg-only files, the segment
+# outputs generate keeps): 4,456.
 # A ceiling, so code only the entry points use does not drift back in (issue 23 asks for well under 2,400: open).
-REMOTE_CODE_MAX_LINES = 4_350
+REMOTE_CODE_MAX_LINES = 4_460
 NEVER_REMOTE = {"annotate", "cli", "compat", "compat_options", "cli_options", "model_sources", "conversion", "convert_original_whisper_at", "model_card", "original_format",
                 "original_release", "original_variants", "release_downloads", "release_resolver", "checkpoint_folder",
                 "writers", "plotting", "file_utils"}  # fmt: skip
