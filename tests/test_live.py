@@ -286,7 +286,8 @@ def test_big_chunks_between_agreements_commit_each_word_once(live_model, agree):
 @pytest.mark.needs_shared
 def test_a_forced_cut_commits_only_the_words_it_cuts_off_and_carries_the_rest(live_model):
     script = _script(40.0)
-    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=False)
+    # the cut alone: stale tentative words are not committed early here (see the max_tentative_s test)
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=False, max_tentative_s=None)
     stream.push(np.zeros(30 * 16000, dtype=np.float32))  # one hypothesis of the first 25 s, nothing agreed
     tentative = list(stream.agreement.tentative)
     update = stream.push(np.zeros(5 * 16000, dtype=np.float32))[0]  # the buffer must drop its oldest 5 s
@@ -298,6 +299,26 @@ def test_a_forced_cut_commits_only_the_words_it_cuts_off_and_carries_the_rest(li
     assert update["tentative_text"].split()[0].strip(".") == f"v{carried}"
     updates = [update, *stream.finish()]
     assert [_index(w["word"]) for u in updates for w in u["new_words"]][: len(forced)] == list(range(len(forced)))
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize("max_tentative_s", [3.0, None])
+def test_hypotheses_that_keep_disagreeing_commit_stale_words_within_max_tentative_s(live_model, max_tentative_s):
+    """Every other hypothesis spells every word differently (speech over music): LocalAgreement never commits. A word
+    the previous hypothesis held too is committed once its midpoint is `max_tentative_s` behind the newest audio,
+    each once and in order; without the knob the words wait for the 30 s cut."""
+    script = _script(40.0)
+    stream = ScriptedTranscriber(live_model, step_s=1.0, script=script, agree=False, max_tentative_s=max_tentative_s)
+    updates = []
+    for _ in range(40):
+        updates += stream.push(np.zeros(16000, dtype=np.float32))
+    waits = [u["audio_time"] - (w["start"] + w["end"]) / 2 for u in updates for w in u["new_words"]]
+    updates += stream.finish()
+    _check_committed_once(stream, updates, script)
+    if max_tentative_s is None:
+        assert max(waits) > 25.0  # committed by the forced cut of the 30 s buffer
+    else:
+        assert len(waits) > len(script) / 2 and max(waits) <= max_tentative_s + 1.0 + 0.2, max(waits)  # one step late
 
 
 @pytest.mark.needs_shared

@@ -1,6 +1,6 @@
 """Live captions and sound tags: a stream of 16 kHz audio in, updates of committed words, tags and events out.
 
-    stream = LiveTranscriber(pipe_or_model, step_s=1.0)
+    stream = LiveTranscriber(pipe_or_model, step_s=0.8)
     for chunk in microphone_chunks():
         for update in stream.push(chunk):
             print(update["committed_text"], update["tentative_text"], update["tags"])
@@ -37,6 +37,7 @@ import torch
 
 from .encoder_pass_cache import EncoderPassCache
 from .labels import model_label_names
+from .option_rules import LIVE_STEP_SECONDS
 from .options import check_event_options, check_int, check_labels, check_language, check_number, check_tag_threshold
 from .tags import (
     EVENT_HOP_SECONDS,
@@ -55,6 +56,7 @@ PROMPT_CHARS = 200  # committed text handed to the decoder as its prompt (whispe
 TEXT_CHARS = 2000  # committed text kept for `committed_text` (older text came in earlier updates' `new_words`)
 TOKENS_PER_SECOND = 6
 TAGS_WINDOW_SECONDS = 2.0  # `tags` of each update: steadier than the 0.4 s event window, still a step or two behind
+MAX_TENTATIVE_SECONDS = 3.0  # a word two hypotheses heard but spelled apart is committed once this old (bounded lag)
 CUT_MARGIN_S = 0.3  # a forced cut also commits the words this close after it (more than the alignment's jitter)
 FLUSH_MIN_S = 2.0  # at the end, audio past the committed end that is decoded again
 FLUSH_PASSES = 3
@@ -317,6 +319,10 @@ class LiveTranscriber:
         max_buffer_s: the most audio one step reads (`<= 30`, one Whisper window).
         trim_s: past this many seconds the buffer is cut at the last committed sentence end (else at the last
             committed word; with nothing heard, to its last `step_s + EVENT_WINDOW_SECONDS`).
+        max_tentative_s: a tentative word that the previous hypothesis held too and whose midpoint lies this many
+            seconds before the newest audio is committed from the newest hypothesis even though the two disagree
+            (speech over music or noise can keep hypotheses apart for the whole 30 s window; without this such
+            words wait for the forced cut). `None`: only LocalAgreement and the cut commit.
         num_beams: Whisper's beam size (default 1, greedy: live steps are latency bound).
         clock: seconds, for `compute_s` (tests and benchmarks may pass their own).
 
@@ -332,7 +338,7 @@ class LiveTranscriber:
     def __init__(
         self,
         model_or_pipeline: Any,
-        step_s: float = 1.0,
+        step_s: float = LIVE_STEP_SECONDS,
         *,
         language: str | None = None,
         task: str = "transcribe",
@@ -348,6 +354,7 @@ class LiveTranscriber:
         tags_window_s: float = TAGS_WINDOW_SECONDS,
         max_buffer_s: float = 30.0,
         trim_s: float = 15.0,
+        max_tentative_s: float | None = MAX_TENTATIVE_SECONDS,
         num_beams: int = 1,
         feature_extractor: Any = None,
         tokenizer: Any = None,
@@ -356,6 +363,9 @@ class LiveTranscriber:
         self.max_buffer_s = check_number("max_buffer_s", max_buffer_s, 2 * EVENT_WINDOW_SECONDS, 30.0)
         self.step_s = check_number("step_s", step_s, 0.0, self.max_buffer_s / 2, strict_minimum=True)
         self.trim_s = check_number("trim_s", trim_s, self.step_s, self.max_buffer_s)
+        self.max_tentative_s = (
+            None if max_tentative_s is None else check_number("max_tentative_s", max_tentative_s, 0.0, self.max_buffer_s)
+        )
         self.top_k = check_int("top_k", top_k)
         self.tag_threshold = None if tag_threshold is None else check_tag_threshold(tag_threshold)
         self.num_beams = check_int("num_beams", num_beams)
@@ -486,7 +496,10 @@ class LiveTranscriber:
                 tags, tags_window, step_events = self._tag(encoded.pooled_hidden_states, final)
                 hypothesis = self._decode(features, processed.attention_mask, encoded, offset_s)
             if hypothesis is not None:  # a rejected one (no speech, a loop) says nothing about the tentative words
+                stale_before = self._stale_before()
                 new_words += self.agreement.insert(hypothesis)
+                if stale_before is not None:
+                    new_words += self.agreement.commit_all(before_s=stale_before)
             events += step_events
         elif final:
             events += self.curve.add(np.zeros((0, len(self.names)), dtype=np.float32), final=True)
@@ -512,6 +525,13 @@ class LiveTranscriber:
         }
         self._skipped = 0
         return update
+
+    def _stale_before(self) -> float | None:
+        """Where tentative words count as stale (see `max_tentative_s`): before `max_tentative_s` ahead of the
+        newest audio, and within what the previous hypothesis held (so every such word was heard twice)."""
+        if self.max_tentative_s is None or not self.agreement.tentative:
+            return None
+        return min(self.audio_time - self.max_tentative_s, self.agreement.tentative[-1]["end"])
 
     def _tag(self, pooled: torch.Tensor, final: bool) -> tuple[list[dict], list[float] | None, list[dict]]:
         """Tags of the newest complete frames and the curve points the buffer completes, from one head call.
