@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from _common import DEFAULT_MODELS, SAMPLING_RATE, load_clip, machine
 
+from whisper_at_hf.option_rules import LIVE_STEP_SECONDS
+
 SPEECH_EN = "The quick brown fox jumps over the lazy dog. Whisper can recognize speech even with a lot of background noise."
 LONG_MIX_END = (
     "Audio tagging tells you what sounds are present. Speech recognition tells you what was said. "
@@ -208,7 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     parser.add_argument("--clips", nargs="*", default=[*TRUTH], help="clips to measure (none: only --long-minutes)")
-    parser.add_argument("--step", type=float, default=1.0)
+    parser.add_argument("--step", type=float, default=LIVE_STEP_SECONDS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--long-minutes", type=float, default=0.0, help="also a long stream of this many minutes")
     parser.add_argument("--long-models", nargs="*", default=None,

@@ -25,6 +25,7 @@ from whisper_at_hf_cli.demo import build_parser
 from .audio import resample, to_mono
 from .labels import model_label_names
 from .live import LiveTranscriber, live_updates
+from .option_rules import LIVE_STEP_SECONDS
 from .plotting import plot_tags
 from .release_resolver import resolve_model
 
@@ -161,7 +162,7 @@ def offline_result(pipe: Any, path: str | None) -> tuple[str, str, str | None]:
     return result["text"].strip(), events or "no events", str(png)
 
 
-def build_demo(pipe: Any, step_s: float = 1.0) -> Any:
+def build_demo(pipe: Any, step_s: float = LIVE_STEP_SECONDS) -> Any:
     """The Gradio app on `pipe`."""
     import gradio as gr
 

@@ -25,6 +25,8 @@ MAX_TARGET_POSITIONS = 448
 DECODER_START_TOKENS = 4
 MIN_CHUNK_SECONDS = 5.0
 TASKS = ("transcribe", "translate")
+# live steps (seconds of new audio per step): measured best on 2 CPU threads with tiny.en (benchmarks/live.py)
+LIVE_STEP_SECONDS = 0.8
 
 
 def window_frames(at_time_res: Any, frame_seconds: float, max_frames: int) -> int:

@@ -20,8 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="as offline: a variant name, a checkpoint folder or a Hub id")
     parser.add_argument("--at-low-compute", action="store_true", help="with a variant name: its low-compute head")
     parser.add_argument(
-        "--step", type=checked(lambda v: rules.check_number("--step", v, 0.0, 15.0, True), "--step"), default=1.0,
-        help="seconds of audio between steps (default: 1.0)",
+        "--step", type=checked(lambda v: rules.check_number("--step", v, 0.0, 15.0, True), "--step"),
+        default=rules.LIVE_STEP_SECONDS,
+        help=f"seconds of audio between steps (default: {rules.LIVE_STEP_SECONDS:g})",
     )
     parser.add_argument("--language", default=None, help="spoken language (multilingual models; default: detected)")
     parser.add_argument("--task", default="transcribe", choices=list(rules.TASKS))
