@@ -51,10 +51,11 @@ def test_save_load_and_autoconfig(tmp_path):
     assert loaded.num_labels == 527
 
 
-def test_installed_config_leaves_out_its_own_custom_pipeline():
-    """A checkpoint's `custom_pipelines` entry for "whisper-at" serves remote code; the installed package registers
-    the task itself, so its config class leaves that entry out (a fixed rule: no registry is read)."""
+def test_config_keeps_custom_pipelines_as_saved():
+    """A checkpoint's `custom_pipelines` (the remote-code copy, under its own task name) loads unchanged: the config
+    does not depend on where it is imported from."""
     entry = {"impl": "pipeline_whisper_at.WhisperATPipeline", "pt": ["AutoModelForSpeechSeq2Seq"], "type": "multimodal"}
     other = {"impl": "other.Pipeline", "pt": [], "type": "text"}
-    assert not hasattr(WhisperATConfig(custom_pipelines={"whisper-at": entry}), "custom_pipelines")
-    assert WhisperATConfig(custom_pipelines={"whisper-at": entry, "other": other}).custom_pipelines == {"other": other}
+    custom = {"whisper-at-remote-code": entry, "other": other}
+    assert WhisperATConfig(custom_pipelines=custom).custom_pipelines == custom
+    assert WhisperATConfig.from_dict(WhisperATConfig(custom_pipelines=custom).to_dict()).custom_pipelines == custom

@@ -267,7 +267,7 @@ def test_head_only_pushes_carry_a_card(tmp_path):
             assert card.data.base_model == "user/base" and card.data.base_model_relation == "adapter"
             for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig", "head-only checkpoint"):
                 assert name in card.text, name
-            assert f'pipeline("whisper-at", model="{repo}", trust_remote_code=True)' in card.text
+            assert f'pipeline("whisper-at-remote-code", model="{repo}", trust_remote_code=True)' in card.text
     finally:
         server.shutdown()
 
@@ -302,7 +302,7 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent(
     assert importlib.util.find_spec("whisper_at_hf") is None, "the package is importable"
     from huggingface_hub import ModelCard
     from transformers import pipeline
-    tagger = pipeline("whisper-at", model="user/round-trip", trust_remote_code=True)
+    tagger = pipeline("whisper-at-remote-code", model="user/round-trip", trust_remote_code=True)
     assert "whisper_at_hf" not in type(tagger).__module__
     result = tagger(sys.argv[1], top_k=3)
     print("TEXT", result["text"])
@@ -310,7 +310,7 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent(
     assert labels == {"Knock", "Kettle", "Speech"}, labels
     card = ModelCard.load("user/round-trip")
     assert card.data.library_name == "transformers" and "3 custom classes (Knock, Kettle, Speech)" in card.text
-    for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig", 'pipeline("whisper-at"'):
+    for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig", 'pipeline("whisper-at-remote-code"'):
         assert name in card.text, name
     print("OK")
     """
@@ -335,7 +335,7 @@ def fresh_venv_without_the_package(root) -> str:
 @pytest.mark.needs_shared
 def test_round_trip_train_push_head_only_and_load_without_the_package(tmp_path):
     """Issue 22's done-when: from_whisper(tiny.en) -> a few steps with unfreeze_whisper() -> push_to_hub(head_only)
-    to the loopback Hub -> pipeline("whisper-at", trust_remote_code=True) in a fresh venv without the package gives
+    to the loopback Hub -> pipeline("whisper-at-remote-code", trust_remote_code=True) in a fresh venv without the package gives
     text and the custom tags; the pushed card parses and names the custom classes. The base Whisper is the local
     tiny.en path (the same machine), which the head-only repo names."""
     from conftest import SHARED_AUDIO, TINY_EN

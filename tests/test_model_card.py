@@ -164,7 +164,7 @@ def test_card_of_a_custom_head_describes_its_own_labels_data_and_licence():
     assert "| mAP | 85.0 | not recorded |" in card and data.eval_results is None  # no dataset: no model-index
     for name in ("WhisperForAudioTaggingAndASR", "WhisperATConfig"):
         assert name in card
-    assert 'pipeline("whisper-at", model="me/door-sounds", trust_remote_code=True)' in card
+    assert 'pipeline("whisper-at-remote-code", model="me/door-sounds", trust_remote_code=True)' in card
 
     listed = [{"name": "mAP", "value": 85.0, "dataset": "Door sounds", "dataset_type": "me/door-sounds-data"}]
     for metrics in ({"mAP": 85.0}, listed):

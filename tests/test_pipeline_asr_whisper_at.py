@@ -51,7 +51,7 @@ def test_saved_checkpoint_carries_the_asr_entry(tiny_en_at_dir):
     entry = config["custom_pipelines"]["automatic-speech-recognition"]
     assert entry["impl"] == "pipeline_asr_whisper_at.WhisperATSpeechRecognitionPipeline"
     assert (tiny_en_at_dir / "pipeline_asr_whisper_at.py").is_file()
-    assert "whisper-at" in config["custom_pipelines"]  # the tagging pipeline's entry is still there
+    assert "whisper-at-remote-code" in config["custom_pipelines"]  # the tagging pipeline's entry is still there
 
 
 def test_stock_asr_pipeline_with_trust_remote_code_matches_plain_whisper(tiny_en_at_dir, speech):

@@ -361,7 +361,7 @@ sys.modules["whisper_at_hf"] = None  # the package must not be importable here
 import torch
 from transformers import pipeline
 
-pipe = pipeline("whisper-at", model={str(tiny_en_at_dir)!r}, trust_remote_code=True, dtype=torch.float32)
+pipe = pipeline("whisper-at-remote-code", model={str(tiny_en_at_dir)!r}, trust_remote_code=True, dtype=torch.float32)
 result = pipe({str(SHARED_AUDIO / "speech_en.wav")!r}, return_tag_logits=True, num_beams=1, max_new_tokens=32)
 print(json.dumps({{"cls": type(pipe).__module__ + "." + type(pipe).__name__, "text": result["text"],
                   "tags": result["audio_tags"], "logits": result["audio_tag_logits"].tolist()}}))
@@ -377,7 +377,7 @@ print(json.dumps({{"cls": type(pipe).__module__ + "." + type(pipe).__name__, "te
 
 def test_checkpoint_carries_pipeline_code(tiny_en_at_dir):
     config = json.loads((tiny_en_at_dir / "config.json").read_text())
-    assert config["custom_pipelines"]["whisper-at"]["impl"] == "pipeline_whisper_at.WhisperATPipeline"
+    assert config["custom_pipelines"]["whisper-at-remote-code"]["impl"] == "pipeline_whisper_at.WhisperATPipeline"
     for name in ("pipeline_whisper_at.py", "audio.py", "labels.py", "modeling_whisper_at.py"):
         assert (tiny_en_at_dir / name).is_file(), name
     assert whisper_at_hf.WhisperATPipeline is WhisperATPipeline

@@ -68,3 +68,23 @@ else:
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout.strip().splitlines()[-1]
     assert out.startswith("ImportError:") and f"pip install {missing}" in out, out
+
+
+def test_installed_task_and_the_checkpoints_copy_have_their_own_names(saved):
+    """The saved config keeps the remote copy's entry under `REMOTE_PIPELINE_TASK`, so the installed "whisper-at"
+    is not shadowed by it (transformers' pipeline() would demand trust_remote_code), while the copy's task asks for
+    trust_remote_code as transformers does for any code beside a checkpoint."""
+    import json
+
+    from transformers import AutoConfig, pipeline
+
+    from whisper_at_hf.remote_code import PIPELINE_TASK, REMOTE_PIPELINE_TASK
+
+    written = json.loads((saved / "config.json").read_text())["custom_pipelines"]
+    assert REMOTE_PIPELINE_TASK in written and PIPELINE_TASK not in written
+    assert AutoConfig.from_pretrained(saved).custom_pipelines == written  # loaded as saved, nothing left out
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        pipeline(REMOTE_PIPELINE_TASK, model=str(saved))
+    # the installed task is found in the registry; it gets past the config (here to the missing processor)
+    with pytest.raises(OSError, match="has no processor"):
+        pipeline(PIPELINE_TASK, model=str(saved))

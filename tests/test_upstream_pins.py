@@ -211,32 +211,22 @@ def test_one_sided_text_config_is_a_deep_copy():
     assert config.get_text_config() is config  # both sides: no copy, upstream's answer
 
 
-def test_pipeline_reads_a_task_default_only_without_a_model_through_getitem():
-    """`release_resolver.DefaultPipelineModel`, the registered default of "whisper-at": `pipeline()` reads a task's
-    default only when no model is given, as `default["model"] -> (model, revision)`
-    (`get_default_model_and_revision`), while JSON (`Pipeline.save_pretrained` writes the registered entry into
-    `config.custom_pipelines`) reads the dict's stored items."""
-    import json
-
-    from transformers.pipelines import pipeline
+def test_pipeline_reads_a_task_default_as_model_and_revision():
+    """The registered default of "whisper-at" is plain data, `{"model": (hub_id, revision)}`: `pipeline()` without a
+    model reads it through `get_default_model_and_revision`."""
     from transformers.pipelines.base import get_default_model_and_revision
 
-    class Resolving(dict):
-        def __getitem__(self, key):
-            return ("resolved", None) if key == "model" else super().__getitem__(key)
+    import whisper_at_hf  # noqa: F401  (registers the task)
+    from transformers.pipelines import PIPELINE_REGISTRY
 
-    default = Resolving(model=("stored", None))
-    assert get_default_model_and_revision({"default": default}, None) == ("resolved", None)
-    assert json.loads(json.dumps({"default": default})) == {"default": {"model": ["stored", None]}}
-    source = inspect.getsource(pipeline)
-    read = source.index("get_default_model_and_revision(targeted_task, task_options)")
-    assert source.rindex("if model is None:", 0, read) > source.index("if task in custom_tasks:")
-    assert source.count("get_default_model_and_revision(") == 1
+    task = PIPELINE_REGISTRY.supported_tasks["whisper-at"]
+    assert get_default_model_and_revision(task, None) == ("whisper-at-hf/whisper-at-small", None)
 
 
 def test_pipeline_factory_lets_config_custom_pipelines_shadow_registered_tasks():
     """`pipeline()` looks at `config.custom_pipelines` before the task registry and then demands
-    trust_remote_code: why the installed package's config leaves its own task out of that entry."""
+    trust_remote_code: why a checkpoint's copy of the pipeline is written under a task name of its own
+    (`remote_code.REMOTE_PIPELINE_TASK`), not under the installed package's "whisper-at"."""
     from transformers.pipelines import pipeline
 
     source = inspect.getsource(pipeline)

@@ -13,7 +13,8 @@ from .modeling_whisper_at import (
     WhisperATSeq2SeqOutput,
     WhisperForAudioTaggingAndASR,
 )
-from .release_resolver import DefaultPipelineModel, released_checkpoint
+from .original_variants import DEFAULT_VARIANT, get_variant
+from .release_resolver import released_checkpoint
 from .pipeline_asr_whisper_at import WhisperATSpeechRecognitionPipeline
 from .remote_code import PIPELINE_TASK
 from .pipeline_whisper_at import WhisperATPipeline
@@ -26,13 +27,13 @@ AutoModelForSpeechSeq2Seq.register(WhisperATConfig, WhisperForAudioTaggingAndASR
 # trust_remote_code=True in an environment without this package.
 WhisperATConfig.register_for_auto_class()
 
-# pipeline("whisper-at", ...); save_pretrained also writes the pipeline's code and `custom_pipelines` into checkpoints.
-# Without a model, the default released variant is resolved (downloaded once) when transformers asks for it.
+# pipeline("whisper-at", ...). Without a model it loads the default variant's published converted checkpoint, a Hub id
+# like every task default; `released_checkpoint(name)` resolves any variant, also where nothing is published.
 PIPELINE_REGISTRY.register_pipeline(
     PIPELINE_TASK,
     pipeline_class=WhisperATPipeline,
     pt_model=AutoModelForSpeechSeq2Seq,
-    default=DefaultPipelineModel(),
+    default={"model": (get_variant(DEFAULT_VARIANT).hub_id(), None)},
     type="multimodal",
 )
 

@@ -8,19 +8,12 @@ from typing import Any
 from transformers import WhisperConfig
 
 from .option_rules import window_frames
-from .remote_code import PIPELINE_TASK
 
 # AudioSet ontology size used by every released Whisper-AT head.
 AUDIOSET_NUM_LABELS = 527
 # Whisper's mel frame rate and its encoder's 2x convolutional downsampling.
 MEL_FRAMES_PER_SECOND = 100
 ENCODER_DOWNSAMPLING = 2
-# A saved config.json carries `custom_pipelines` (written by `remote_code.save_remote_code`) so the checkpoint's own
-# copy of the pipeline serves `trust_remote_code` users without this package. The installed package registers that
-# task itself, and transformers' `pipeline()` lets a config entry shadow a registered task (and demand
-# trust_remote_code), so the installed package's config class leaves its own task out. A copy of this file loaded as
-# remote code is not the installed package and keeps the entry. Static: no registry is consulted.
-_IS_INSTALLED_PACKAGE = __name__.startswith("whisper_at_hf.")
 
 
 class WhisperATConfig(WhisperConfig):
@@ -95,20 +88,6 @@ class WhisperATConfig(WhisperConfig):
                 raise ValueError(f"{name}={heads} must divide the head width {head_dim}.")
         self.at_time_res = float(self.at_time_res)
         self.at_window_frames(self.at_time_res)  # validates the default resolution
-        if _IS_INSTALLED_PACKAGE:
-            self._leave_out_own_custom_pipeline()
-
-    def _leave_out_own_custom_pipeline(self) -> None:
-        custom = getattr(self, "custom_pipelines", None)
-        if not isinstance(custom, dict) or PIPELINE_TASK not in custom:
-            return
-        # Only this package's own task: the entry for the stock ASR task (our subclass of transformers' ASR
-        # pipeline) must stay, or pipeline("automatic-speech-recognition") would fall back to CTC processing.
-        remaining = {task: info for task, info in custom.items() if task != PIPELINE_TASK}
-        if remaining:
-            self.custom_pipelines = remaining
-        else:
-            del self.custom_pipelines
 
     @property
     def at_hidden_size(self) -> int:

@@ -22,7 +22,7 @@ from .original_variants import (
     OriginalVariant,
     find_original_variant,
 )
-from .remote_code import PIPELINE_TASK
+from .remote_code import PIPELINE_TASK, REMOTE_PIPELINE_TASK
 
 AUDIOSET_DATASET = "agkphysics/AudioSet"
 ORIGINAL_PAPER = "https://arxiv.org/abs/2307.03183"
@@ -180,7 +180,7 @@ def render_model_card(
         template_path=str(MODEL_CARD_TEMPLATE),
         model_name=model_name,
         paper=ORIGINAL_PAPER,
-        pipeline_task=PIPELINE_TASK,
+        pipeline_task=PIPELINE_TASK, remote_pipeline_task=REMOTE_PIPELINE_TASK,
         repo_id=repo_id or model_name,
         whisper_words=f"`{base_model}`" if base_model else "its base Whisper",
         languages={True: "English-only ", False: "multilingual ", None: ""}[english_only],

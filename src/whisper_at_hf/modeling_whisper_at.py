@@ -479,7 +479,7 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
     # ----- saving ---------------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
         """[`PreTrainedModel.save_pretrained`], plus the model's and the pipelines' code with `auto_map` and
-        `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at", ...)` load
+        `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at-remote-code")` load
         the folder with `trust_remote_code=True` without this package; see `remote_code.py`). With
         `head_only=True`, writes only the head (see `head_only.py`). A full save also writes the processor of the
         model's checkpoint or base Whisper (`head_only.save_processor_beside`) when the folder has none.

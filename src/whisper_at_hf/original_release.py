@@ -38,7 +38,7 @@ from .release_downloads import (
     download_whisper,
     head_urls,
 )
-from .release_resolver import DefaultPipelineModel, released_checkpoint, resolve_model
+from .release_resolver import released_checkpoint, resolve_model
 
 __all__ = [
     "ALIASES",
@@ -46,7 +46,6 @@ __all__ = [
     "CHECKPOINT_FILES",
     "DEFAULT_VARIANT",
     "DEFAULT_VARIANT_ENV",
-    "DefaultPipelineModel",
     "HUB_NAMESPACE",
     "HUB_NAMESPACE_ENV",
     "HeadMismatchError",

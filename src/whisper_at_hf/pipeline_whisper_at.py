@@ -2,8 +2,9 @@
 
 Registered as task `"whisper-at"` when `whisper_at_hf` is imported, and written beside every saved
 [`WhisperForAudioTaggingAndASR`] checkpoint (`custom_pipelines` in its config + this module and its relative imports),
-so `pipeline("whisper-at", model=DIR, trust_remote_code=True)` works where the package is not installed. For that
-reason this module only imports its siblings relatively.
+so `pipeline("whisper-at-remote-code", model=DIR, trust_remote_code=True)` works where the package is not installed
+(the copy's own task name: `remote_code.REMOTE_PIPELINE_TASK`). For that reason this module only imports its siblings
+relatively.
 """
 
 from __future__ import annotations

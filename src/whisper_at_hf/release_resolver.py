@@ -35,8 +35,6 @@ from transformers.utils import logging
 from .conversion import convert_whisper_at_checkpoint
 from .file_utils import staging_dir
 from .original_variants import (
-    DEFAULT_VARIANT,
-    HUB_NAMESPACE,
     OriginalVariant,
     default_variant,
     get_variant,
@@ -289,25 +287,4 @@ def resolve_model(
     return name
 
 
-# ----- upstream-coupled: how `pipeline()` reads a task's default, pinned by tests/test_upstream_pins.py
-# (test_pipeline_reads_a_task_default_only_without_a_model_through_getitem). The one place of the package that does.
-class DefaultPipelineModel(dict):
-    """The `default` of the registered `"whisper-at"` pipeline: `pipeline("whisper-at")` with no model resolves the
-    default variant ([`default_variant`]) when transformers asks for it, not at import.
-
-    transformers reads a task's default as `defaults["model"]` -> `(model, revision)`
-    (`transformers.pipelines.base.get_default_model_and_revision`); `tests/test_original_release.py` pins that. A
-    `dict` holding the published Hub id, so that a pipeline's `save_pretrained` (which writes the registered task into
-    `config.custom_pipelines`) serialises it as plain JSON.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(model=(get_variant(DEFAULT_VARIANT).hub_id(HUB_NAMESPACE), None))
-
-    def __getitem__(self, key: str) -> Any:
-        if key != "model":
-            return super().__getitem__(key)
-        return released_checkpoint(default_variant()), None
-
-
-__all__ = ["DefaultPipelineModel", "released_checkpoint", "resolve_model"]
+__all__ = ["released_checkpoint", "resolve_model"]

@@ -1,6 +1,6 @@
 """The package's code beside a saved checkpoint, so it loads where this package is not installed:
-`AutoModelForSpeechSeq2Seq.from_pretrained(DIR, trust_remote_code=True)` and `pipeline("whisper-at", model=DIR,
-trust_remote_code=True)`.
+`AutoModelForSpeechSeq2Seq.from_pretrained(DIR, trust_remote_code=True)` and
+`pipeline("whisper-at-remote-code", model=DIR, trust_remote_code=True)`.
 
 `WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only) calls [`save_remote_code`] once, after the
 checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
@@ -28,7 +28,12 @@ from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipeli
 
 logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
+# The task the installed package registers, and the task under which a checkpoint's own copy of the same pipeline is
+# written into `config.custom_pipelines`. Two names because transformers' `pipeline()` lets a config entry shadow a
+# registered task and then demands trust_remote_code: under one name, `pipeline("whisper-at", model=DIR)` would refuse
+# to run the installed code (or, with trust_remote_code, run the checkpoint's copy instead of it).
 PIPELINE_TASK = "whisper-at"
+REMOTE_PIPELINE_TASK = "whisper-at-remote-code"
 PIPELINE_MODULE = "pipeline_whisper_at"
 PIPELINE_CLASS = "WhisperATPipeline"
 ASR_PIPELINE_MODULE = "pipeline_asr_whisper_at"
@@ -36,10 +41,10 @@ MODEL_AUTO_CLASS = "AutoModelForSpeechSeq2Seq"
 
 
 def custom_pipelines_entry() -> dict:
-    """The `config.custom_pipelines` entry with which `pipeline(PIPELINE_TASK, trust_remote_code=True)` finds the
-    pipeline class."""
+    """The `config.custom_pipelines` entry with which `pipeline(REMOTE_PIPELINE_TASK, trust_remote_code=True)` finds
+    the checkpoint's copy of the pipeline class."""
     return {
-        PIPELINE_TASK: {
+        REMOTE_PIPELINE_TASK: {
             "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
             "pt": (MODEL_AUTO_CLASS,),
             "type": "multimodal",
@@ -86,4 +91,4 @@ def save_remote_code(save_directory: str | os.PathLike, model_class: type) -> No
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-__all__ = ["MODEL_AUTO_CLASS", "PIPELINE_TASK", "custom_pipelines_entry", "save_remote_code"]
+__all__ = ["MODEL_AUTO_CLASS", "PIPELINE_TASK", "REMOTE_PIPELINE_TASK", "custom_pipelines_entry", "save_remote_code"]
