@@ -204,10 +204,10 @@ def test_pipeline_without_a_known_processor_says_where_it_goes(tmp_path):
     from transformers import pipeline
     from transformers.testing_utils import CaptureLogger
 
-    from whisper_at_hf import head_only
+    from whisper_at_hf import saving
 
     model = WhisperForAudioTaggingAndASR.from_whisper(tiny_whisper(seed=0))  # a model object: no known source
-    with CaptureLogger(head_only.logger) as captured:
+    with CaptureLogger(saving.logger) as captured:
         model.save_pretrained(tmp_path / "full")
     assert f"processor.save_pretrained('{tmp_path / 'full'}')" in captured.out
     with pytest.raises(OSError, match=r"has no processor .*\.save_pretrained\("):

@@ -69,7 +69,7 @@ CHILD = textwrap.dedent(
         with torch.no_grad():
             torch.testing.assert_close(loaded.tag(features), expected)
     config = json.load(open(find_file("user/full", "config.json")))
-    assert "whisper-at" in config["custom_pipelines"], config
+    assert "whisper-at-remote-code" in config["custom_pipelines"], config
     assert find_file("user/full", "pipeline_whisper_at.py") and find_file("user/head", "timeline.py")
     print("OK")
     """

@@ -366,7 +366,7 @@ def test_save_load_round_trip_and_auto_class(tmp_path, tiny_pair):
     assert config["auto_map"]["AutoModelForSpeechSeq2Seq"].endswith("WhisperForAudioTaggingAndASR")
     assert (tmp_path / "modeling_whisper_at.py").is_file()
     # the pipeline's code and entry are written into the checkpoint, not into the model's config
-    assert "whisper-at" in config["custom_pipelines"] and (tmp_path / "pipeline_whisper_at.py").is_file()
+    assert "whisper-at-remote-code" in config["custom_pipelines"] and (tmp_path / "pipeline_whisper_at.py").is_file()
     assert not hasattr(joint.config, "custom_pipelines")
     features = torch.randn(1, 80, 3000)
     for loaded in (

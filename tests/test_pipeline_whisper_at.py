@@ -363,6 +363,11 @@ from transformers import pipeline
 
 pipe = pipeline("whisper-at-remote-code", model={str(tiny_en_at_dir)!r}, trust_remote_code=True, dtype=torch.float32)
 result = pipe({str(SHARED_AUDIO / "speech_en.wav")!r}, return_tag_logits=True, num_beams=1, max_new_tokens=32)
+try:  # the checkpoint's code loads and runs; saving is the package's
+    pipe.model.save_pretrained("unused")
+    raise SystemExit("saved without the package")
+except ImportError as error:
+    assert "pip install whisper-at-hf" in str(error), error
 print(json.dumps({{"cls": type(pipe).__module__ + "." + type(pipe).__name__, "text": result["text"],
                   "tags": result["audio_tags"], "logits": result["audio_tag_logits"].tolist()}}))
 """

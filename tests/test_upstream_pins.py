@@ -11,7 +11,7 @@ import inspect
 
 import pytest
 import torch
-from conftest import TINY_EN, tiny_whisper, tiny_whisper_config
+from conftest import REPO_ROOT, TINY_EN, tiny_whisper, tiny_whisper_config
 from transformers import GenerationConfig, WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -165,6 +165,29 @@ def test_generation_keeps_decoder_ids_only_for_model_type_whisper():
     finally:
         model.config.model_type = "whisper"
     assert changed.shape[1] == 4 and changed[0, 0] == start_id  # otherwise: start token prepended
+
+
+def test_remote_code_follows_relative_imports_and_skips_try_blocks(tmp_path):
+    """`modeling_whisper_at._saving`: transformers copies a module with its *relative* imports (any depth, inside
+    functions too) and checks the packages it imports outside `try` blocks; an absolute import of the package in a
+    `try` is neither copied nor required, so the saving code stays out of checkpoints and the package optional."""
+    from transformers.dynamic_module_utils import get_imports, get_relative_imports
+
+    module = tmp_path / "module.py"
+    module.write_text(
+        "from .sibling import a\n"
+        "def f():\n"
+        "    from .inner import b\n"
+        "    try:\n"
+        "        from whisper_at_hf import saving\n"
+        "    except ImportError:\n"
+        "        raise\n"
+    )
+    assert sorted(get_relative_imports(module)) == ["inner", "sibling"]
+    assert "whisper_at_hf" not in get_imports(module)
+    source = (REPO_ROOT / "src" / "whisper_at_hf" / "modeling_whisper_at.py").read_text()
+    assert "    try:\n        from whisper_at_hf import saving\n" in source
+    assert "from .saving" not in source and "from .remote_code" not in source and "from .hub_upload" not in source
 
 
 # ----- head_only.py -------------------------------------------------------------------------------------------------

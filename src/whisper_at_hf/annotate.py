@@ -52,7 +52,7 @@ from whisper_at_hf_cli.annotate import TOOL, parse_args
 
 from .audio import Audio, AudioDecodeError, load_audio
 from .file_utils import AUDIO_EXTENSIONS, DATA_FILE_BUILDERS, atomic_write, expand_audio_paths, is_saved_dataset
-from .hub_utils import upload_folder
+from .hub_upload import upload_folder
 from .labels import model_label_names
 from .model_sources import checkpoint_fingerprint, resolve_checked_model
 from .options import check_language_and_task

@@ -33,7 +33,7 @@ from whisper_at_hf_cli.convert import build_parser
 
 from .checkpoint_folder import output_folder_problem
 from .conversion import convert_whisper_at_checkpoint
-from .hub_utils import upload_folder
+from .hub_upload import upload_folder
 from .model_card import original_variant_card
 
 # the original format's names, documented here (`whisper_at_hf.convert_original_whisper_at.export_original_checkpoint`)

@@ -9,16 +9,13 @@ config file), read with the config `from_pretrained` loads anyway: no probing fo
 error. Checkpoints written before the marker are recognised in a local folder by their files (the head weights and
 no full weights); on the Hub, save them again (or add the marker to their `config.json`).
 
-`WhisperForAudioTaggingAndASR.save_pretrained(dir, head_only=True)` and its `from_pretrained` call these functions;
-this module never imports the model (the model class is passed in).
+`WhisperForAudioTaggingAndASR.from_pretrained` calls these functions (saving is `saving.py`'s: the format's names
+are here); this module never imports the model (the model class is passed in).
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import warnings
 from typing import Any
 
 from torch import nn
@@ -28,7 +25,6 @@ from transformers.utils import logging
 from .configuration_whisper_at import WhisperATConfig
 from .hub_utils import find_file, hub_kwargs
 from .labels import load_label_names
-from .remote_code import save_remote_code
 
 logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
 
@@ -241,49 +237,6 @@ def base_loading_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def unmark_full_checkpoint(save_directory: str | os.PathLike) -> None:
-    """Drops the head-only marker from a full checkpoint's `config.json`: a model built from a head-only checkpoint's
-    config carries it, and a full save of that model must not read back as head-only."""
-    config_file = os.path.join(save_directory, "config.json")
-    with open(config_file, encoding="utf-8") as handle:
-        config = json.load(handle)
-    if config.pop(HEAD_ONLY_MARKER, None) is not None:
-        with open(config_file, "w", encoding="utf-8") as handle:
-            json.dump(config, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-
-
-# ----- saving -------------------------------------------------------------------------------------------------------
-def save_head_only(model: Any, save_directory: str | os.PathLike, is_main_process: bool = True) -> None:
-    """Writes a head-only checkpoint of `model` to `save_directory` (see the module docstring)."""
-    if not model.config.base_model_name_or_path:
-        raise ValueError(
-            "a head-only checkpoint must name its base Whisper: set model.config.base_model_name_or_path "
-            "(and base_model_revision) to the Whisper path or Hub id the head belongs to."
-        )
-    if not is_main_process:
-        return
-    from safetensors.torch import save_file
-
-    os.makedirs(save_directory, exist_ok=True)
-    if any(os.path.isfile(os.path.join(save_directory, name)) for name in FULL_WEIGHTS_NAMES):
-        warnings.warn(
-            f"{save_directory} also holds full model weights; from_pretrained will load those, not the head-only "
-            "checkpoint. Save head-only checkpoints to their own folder."
-        )
-    config = copy.deepcopy(model.config)
-    config.architectures = [type(model).__name__]
-    config.dtype = str(model.audio_tagging_head.classifier.weight.dtype).removeprefix("torch.")
-    setattr(config, HEAD_ONLY_MARKER, True)
-    config.save_pretrained(save_directory)
-    state = {
-        f"{HEAD_PREFIX}.{key}": tensor.detach().to("cpu").contiguous()
-        for key, tensor in model.audio_tagging_head.state_dict().items()
-    }
-    save_file(state, os.path.join(save_directory, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
-    save_remote_code(save_directory, type(model))
-
-
 # ----- the processor ------------------------------------------------------------------------------------------------
 # a checkpoint has a processor when it has both halves: the feature extractor's settings (transformers 5 writes them
 # into processor_config.json, earlier versions into preprocessor_config.json) and the tokenizer's
@@ -313,25 +266,6 @@ def processor_source(model: Any) -> tuple[str, str | None] | None:
         if name and has_processor(name, revision):
             return os.fspath(name), revision
     return None
-
-
-def save_processor_beside(model: Any, save_directory: str | os.PathLike) -> None:
-    """Saves the processor of [`processor_source`] into `save_directory` unless it has one already, so that
-    `pipeline(..., model=save_directory)` loads the folder; without a known processor, says what to do instead."""
-    from transformers import WhisperProcessor
-
-    if has_processor(save_directory):
-        return
-    fix = f"save it beside the weights with `processor.save_pretrained({os.fspath(save_directory)!r})`"
-    try:
-        source = processor_source(model)
-        if source is not None:
-            WhisperProcessor.from_pretrained(source[0], revision=source[1]).save_pretrained(save_directory)
-            return
-    except Exception as error:  # noqa: BLE001  (the weights are saved; an unreachable source must not undo that)
-        logger.warning(f"no processor saved in {save_directory} ({type(error).__name__}: {error}); {fix}.")
-        return
-    logger.warning(f"no processor saved in {save_directory} (the model does not know where its processor is); {fix}.")
 
 
 def load_model_processor(model: Any) -> Any:
@@ -384,7 +318,6 @@ def trainable_parameters_summary(model: nn.Module) -> str:
 
 __all__ = [
     "HEAD_ONLY_MARKER",
-    "unmark_full_checkpoint",
     "HEAD_PREFIX",
     "HEAD_WEIGHTS_NAME",
     "check_whisper_fits_head",
@@ -392,9 +325,7 @@ __all__ = [
     "load_checkpoint_config",
     "load_head_only",
     "load_head_weights",
-    "save_head_only",
     "has_processor",
     "load_model_processor",
     "processor_source",
-    "save_processor_beside",
 ]

@@ -1,8 +1,8 @@
-"""Where checkpoint files come from and go to: local folders or Hub repos.
+"""Where checkpoint files come from: local folders or Hub repos.
 
-The one rule for "is this a Hub repo id or a local path", one way to find a file in either (the Hub cache included),
-and one upload of a folder ([`upload_folder`], which every push of the package goes through). `huggingface_hub` honours `HF_ENDPOINT`, so everything here works against any
-Hub-compatible server.
+The one rule for "is this a Hub repo id or a local path" and one way to find a file in either (the Hub cache
+included), what loading needs; uploads are `hub_upload.py`'s. `huggingface_hub` honours `HF_ENDPOINT`, so everything
+here works against any Hub-compatible server.
 """
 
 from __future__ import annotations
@@ -74,38 +74,4 @@ def find_file(
         return None
 
 
-def upload_folder(
-    folder: str | os.PathLike,
-    repo_id: str | None = None,
-    token: str | bool | None = None,
-    private: bool | None = None,
-    commit_message: str | None = None,
-    *,
-    repo_type: str | None = None,
-    allow_patterns: list[str] | None = None,
-    ignore_patterns: list[str] | None = None,
-    revision: str | None = None,
-    run_as_future: bool = False,
-) -> Any:
-    """THE upload of the package: creates `repo_id` (default: the folder's name; a model repo unless `repo_type`
-    says `"dataset"`) if needed and uploads `folder` to it in one commit (only `allow_patterns`, without
-    `ignore_patterns`). Returns huggingface_hub's `CommitInfo` (`commit_url`, `repo_url.repo_id`), or a `Future` of
-    it with `run_as_future=True`."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    repo_id = repo_id or os.path.basename(os.path.abspath(folder))
-    repo_id = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True).repo_id
-    return api.upload_folder(
-        repo_id=repo_id,
-        folder_path=os.fspath(folder),
-        repo_type=repo_type,
-        commit_message=commit_message or "Upload model",
-        allow_patterns=allow_patterns,
-        ignore_patterns=ignore_patterns,
-        revision=revision,
-        run_as_future=run_as_future,
-    )
-
-
-__all__ = ["HUB_KWARGS", "find_file", "hub_kwargs", "is_hub_id", "upload_folder"]
+__all__ = ["HUB_KWARGS", "find_file", "hub_kwargs", "is_hub_id"]

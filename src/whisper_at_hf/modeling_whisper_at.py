@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import tempfile
 from contextvars import ContextVar
-from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,14 +42,9 @@ from .head_only import (
     load_checkpoint_config,
     load_head_only,
     load_head_weights,
-    save_head_only,
-    save_processor_beside,
-    unmark_full_checkpoint,
     trainable_parameters_summary,
     unreadable_weights_error,
 )
-from .hub_utils import upload_folder
-from .remote_code import save_remote_code
 from .timeline import WindowAssembler, pass_features, pass_spans, windows_of
 
 
@@ -357,6 +351,22 @@ _OPTIONAL_OUTPUTS = {
 _UNREQUESTED_OUTPUTS: ContextVar[frozenset[str]] = ContextVar("whisper_at_unrequested_outputs", default=frozenset())
 
 
+# ----- upstream-coupled: a checkpoint's code is this file with its *relative* imports (transformers'
+# `get_relative_import_files`), and transformers' check of what that code needs skips imports inside `try` (pinned by
+# tests/test_upstream_pins.py::test_remote_code_follows_relative_imports_and_skips_try_blocks). So the package's
+# saving code (`saving.py` and what it uses: the code copier, the uploader, the card) stays out of every checkpoint:
+# imported absolutely, here, the one place. Where this file runs as remote code without the package, saving says so.
+def _saving() -> Any:
+    try:
+        from whisper_at_hf import saving
+    except ImportError as error:  # keeps the package an optional dependency of a checkpoint's code
+        raise ImportError(
+            "saving or pushing a Whisper-AT model needs the whisper-at-hf package (pip install whisper-at-hf); "
+            "a checkpoint's own code loads and runs the model only."
+        ) from error
+    return saving
+
+
 class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
     """Whisper for speech recognition, plus the Whisper-AT TL-TR head that tags sounds from the same encoder pass.
 
@@ -479,74 +489,36 @@ class WhisperForAudioTaggingAndASR(WhisperForConditionalGeneration):
     # ----- saving ---------------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, head_only: bool = False, **kwargs: Any):
         """[`PreTrainedModel.save_pretrained`], plus the model's and the pipelines' code with `auto_map` and
-        `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at-remote-code")` load
-        the folder with `trust_remote_code=True` without this package; see `remote_code.py`). With
+        `custom_pipelines` in `config.json` (so `AutoModelForSpeechSeq2Seq` and `pipeline("whisper-at-remote-code")`
+        load the folder with `trust_remote_code=True` without this package; see `remote_code.py`). With
         `head_only=True`, writes only the head (see `head_only.py`). A full save also writes the processor of the
-        model's checkpoint or base Whisper (`head_only.save_processor_beside`) when the folder has none.
+        model's checkpoint or base Whisper (`saving.save_processor_beside`) when the folder has none.
 
         `push_to_hub=True` uploads the folder once everything is written (`repo_id`, `token`, `private`,
         `commit_message` as in transformers).
         """
+        saving = _saving()
         push_to_hub = kwargs.pop("push_to_hub", False)
         is_main_process = kwargs.get("is_main_process", True)
         if head_only:
-            save_head_only(self, save_directory, is_main_process=is_main_process)
+            saving.save_head_only(self, save_directory, is_main_process=is_main_process)
         else:
             hub_only = {key: kwargs.pop(key) for key in ("repo_id", "private", "commit_message") if key in kwargs}
             super().save_pretrained(save_directory, *args, **kwargs)
             kwargs.update(hub_only)
             if is_main_process:
-                save_remote_code(save_directory, type(self))
-                unmark_full_checkpoint(save_directory)
-                save_processor_beside(self, save_directory)
+                saving.finish_full_save(self, save_directory)
         if push_to_hub and is_main_process:
-            self._push_folder(save_directory, head_only, **kwargs)
+            saving.push_folder(self, save_directory, head_only, **kwargs)
 
     def push_to_hub(self, repo_id: str, *, head_only: bool = False, **kwargs: Any) -> str:
         """[`PreTrainedModel.push_to_hub`]; `head_only=True` pushes a head-only checkpoint (see `save_pretrained`)
-        with the card transformers pushes for a full model (the repo's own card when it has one)."""
+        with the package's card of this model (the repo's own card when it has one)."""
         if not head_only:
             return super().push_to_hub(repo_id, **kwargs)
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, head_only=True)
-            return self._push_folder(folder, head_only, repo_id=repo_id, **kwargs)
-
-    def _push_folder(
-        self,
-        folder: str | os.PathLike,
-        head_only: bool,
-        repo_id: str | None = None,
-        token: str | bool | None = None,
-        private: bool | None = None,
-        commit_message: str | None = None,
-        **_: Any,
-    ) -> str:
-        """Uploads a saved checkpoint folder to `repo_id` (default: the folder's name), with a `README.md` card: the
-        folder's, else the repo's, else the package's card of this model (`model_card.model_card_for_model`)."""
-        from huggingface_hub import HfApi, ModelCard
-        from huggingface_hub.errors import EntryNotFoundError
-
-        repo_id = repo_id or os.path.basename(os.path.abspath(folder))
-        repo_id = HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True).repo_id
-        card = os.path.join(folder, "README.md")
-        if not os.path.isfile(card):
-            try:
-                ModelCard.load(repo_id, token=token).save(card)
-            except EntryNotFoundError:  # a repo without a card
-                Path(card).write_text(self._card_text(repo_id, head_only), encoding="utf-8")
-        default_message = "Upload Whisper-AT head" if head_only else "Upload Whisper-AT model"
-        return upload_folder(folder, repo_id, token, private, commit_message or default_message)
-
-    def _card_text(self, repo_id: str, head_only: bool) -> str:
-        """This model's card; where this module runs as remote code without the package, transformers' default card
-        (the card renderer and its template are package files, not copied beside checkpoints)."""
-        try:  # an absolute import in try/except: transformers' remote-code import check skips it
-            from whisper_at_hf.model_card import model_card_for_model
-        except ImportError:
-            from transformers.utils.hub import create_and_tag_model_card
-
-            return str(create_and_tag_model_card(repo_id, self.model_tags))
-        return model_card_for_model(self, repo_id.split("/")[-1], repo_id=repo_id, head_only=head_only)
+            return _saving().push_folder(self, folder, head_only, repo_id=repo_id, **kwargs)
 
     def load_head(self, path: str | os.PathLike) -> None:
         """Loads head weights from a `audio_tagging_head.safetensors` file (keys `audio_tagging_head.*`).

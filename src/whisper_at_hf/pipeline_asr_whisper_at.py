@@ -12,10 +12,8 @@ This module is copied into checkpoints and loaded as remote code: it imports not
 
 from __future__ import annotations
 
-
 from transformers import AutomaticSpeechRecognitionPipeline
 
-TASK = "automatic-speech-recognition"
 # The value of `AutomaticSpeechRecognitionPipeline.type` that selects Whisper's processing (set in its __init__ from
 # `model.config.model_type == "whisper"`). tests/test_pipeline_asr_whisper_at.py pins it on plain Whisper.
 WHISPER_PROCESSING = "seq2seq_whisper"
@@ -41,15 +39,4 @@ class WhisperATSpeechRecognitionPipeline(AutomaticSpeechRecognitionPipeline):
     type = whisper_processing_type
 
 
-def custom_pipelines_entry() -> dict:
-    """The `config.custom_pipelines` entry that routes the stock ASR task to this class under trust_remote_code."""
-    return {
-        TASK: {
-            "impl": f"{__name__.rsplit('.', 1)[-1]}.{WhisperATSpeechRecognitionPipeline.__name__}",
-            "pt": ("AutoModelForSpeechSeq2Seq",),
-            "type": "audio",
-        }
-    }
-
-
-__all__ = ["WhisperATSpeechRecognitionPipeline", "custom_pipelines_entry", "whisper_processing_type"]
+__all__ = ["WhisperATSpeechRecognitionPipeline", "whisper_processing_type"]

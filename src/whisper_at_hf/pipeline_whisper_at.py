@@ -39,8 +39,6 @@ from .labels import model_label_names
 from .long_form_features import LongFormFeatures
 from .options import check_generate_kwargs, check_not_a_sample_list, check_pipeline_options
 from .pipeline_asr_whisper_at import whisper_processing_type
-from .remote_code import PIPELINE_TASK as TASK
-from .remote_code import custom_pipelines_entry
 from .tags import (
     EVENT_HOP_SECONDS,
     EVENT_SMOOTHING_POINTS,
@@ -660,4 +658,4 @@ def _pad_features_collate(tokenizer, feature_extractor):
     return collate
 
 
-__all__ = ["TASK", "WhisperATPipeline", "custom_pipelines_entry"]
+__all__ = ["WhisperATPipeline"]

@@ -2,8 +2,8 @@
 `AutoModelForSpeechSeq2Seq.from_pretrained(DIR, trust_remote_code=True)` and
 `pipeline("whisper-at-remote-code", model=DIR, trust_remote_code=True)`.
 
-`WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only) calls [`save_remote_code`] once, after the
-checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
+`WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only, through `saving.py`) calls [`save_remote_code`]
+once, after the checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
 adds `auto_map` and `custom_pipelines` to the written `config.json`. The model's in-memory config is never touched.
 What that code needs beyond transformers (soundfile, soxr) is imported at the top of `pipeline_whisper_at.py`, the
 module `pipeline()` names: transformers' `check_imports` reads it, and a missing package fails at load with its
@@ -12,6 +12,9 @@ module `pipeline()` names: transformers' `check_imports` reads it, and a missing
 The model class is deliberately *not* registered with `register_for_auto_class`: transformers treats a registered
 class as remote code, and `generate` then inspects `forward`'s signature on every decoding step (a per-token cost
 plain Whisper does not pay). The config class is registered (that only matters when a config is saved).
+
+This module is authoring code of the installed package and is itself never copied: what is copied is the config, the
+model and the two pipelines with what they import relatively (tests/test_package_layout.py pins that list).
 """
 
 from __future__ import annotations
@@ -22,12 +25,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from transformers.utils import logging
-
-from .pipeline_asr_whisper_at import custom_pipelines_entry as asr_custom_pipelines_entry
-
-logger = logging.get_logger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours
-
 # The task the installed package registers, and the task under which a checkpoint's own copy of the same pipeline is
 # written into `config.custom_pipelines`. Two names because transformers' `pipeline()` lets a config entry shadow a
 # registered task and then demands trust_remote_code: under one name, `pipeline("whisper-at", model=DIR)` would refuse
@@ -37,18 +34,19 @@ REMOTE_PIPELINE_TASK = "whisper-at-remote-code"
 PIPELINE_MODULE = "pipeline_whisper_at"
 PIPELINE_CLASS = "WhisperATPipeline"
 ASR_PIPELINE_MODULE = "pipeline_asr_whisper_at"
+ASR_PIPELINE_CLASS = "WhisperATSpeechRecognitionPipeline"
 MODEL_AUTO_CLASS = "AutoModelForSpeechSeq2Seq"
 
 
 def custom_pipelines_entry() -> dict:
-    """The `config.custom_pipelines` entry with which `pipeline(REMOTE_PIPELINE_TASK, trust_remote_code=True)` finds
-    the checkpoint's copy of the pipeline class."""
+    """The `config.custom_pipelines` entries: `pipeline(REMOTE_PIPELINE_TASK, trust_remote_code=True)` finds the
+    checkpoint's copy of the tagging pipeline, and the stock ASR task its Whisper-processing subclass (the Hub's
+    "Use this model" snippet; see `pipeline_asr_whisper_at.py`)."""
     return {
-        REMOTE_PIPELINE_TASK: {
-            "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
-            "pt": (MODEL_AUTO_CLASS,),
-            "type": "multimodal",
-        }
+        REMOTE_PIPELINE_TASK: {"impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}", "pt": (MODEL_AUTO_CLASS,), "type": "multimodal"},
+        "automatic-speech-recognition": {
+            "impl": f"{ASR_PIPELINE_MODULE}.{ASR_PIPELINE_CLASS}", "pt": (MODEL_AUTO_CLASS,), "type": "audio",
+        },
     }
 
 
@@ -80,13 +78,8 @@ def save_remote_code(save_directory: str | os.PathLike, model_class: type) -> No
         MODEL_AUTO_CLASS: f"{model_file.stem}.{model_class.__name__}",
     }
 
-    pipeline_files = [Path(__file__).with_name(f"{name}.py") for name in (PIPELINE_MODULE, ASR_PIPELINE_MODULE)]
-    if all(path.is_file() for path in pipeline_files):
-        modules += pipeline_files
-        entries = {**custom_pipelines_entry(), **asr_custom_pipelines_entry()}
-        config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **entries}
-    else:  # this file is remote code whose checkpoint was saved without the pipelines
-        logger.warning(f"pipeline modules not found beside {Path(__file__).name}: no pipeline code is saved.")
+    modules += [Path(__file__).with_name(f"{name}.py") for name in (PIPELINE_MODULE, ASR_PIPELINE_MODULE)]
+    config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **custom_pipelines_entry()}
     _copy_modules(modules, save_directory)
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint_folder import write_checkpoint_folder
-from ..hub_utils import is_hub_id, upload_folder
+from ..hub_upload import upload_folder
+from ..hub_utils import is_hub_id
 from ..model_card import model_card_for_model
 
 logger = logging.getLogger(f"transformers.{__name__}")  # under transformers: its verbosity rules ours

@@ -15,7 +15,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..hub_utils import upload_folder
+from ..hub_upload import upload_folder
 from ..metrics import load_audio_tagging_metric
 from ..modeling_whisper_at import HEAD_WEIGHTS_NAME, WhisperATEncoderOutput
 from .arguments import RecipeArguments
