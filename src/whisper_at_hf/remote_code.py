@@ -3,8 +3,8 @@
 `pipeline("whisper-at-remote-code", model=DIR, trust_remote_code=True)`.
 
 `WhisperForAudioTaggingAndASR.save_pretrained` (full and head-only, through `saving.py`) calls [`save_remote_code`]
-once, after the checkpoint is written: it copies the modeling and pipeline modules with their relative imports into the folder and
-adds `auto_map` and `custom_pipelines` to the written `config.json`. The model's in-memory config is never touched.
+once, after the checkpoint is written: it copies the modeling and pipeline modules with their relative imports into
+the folder and adds `auto_map` and `custom_pipelines` to the written `config.json`. The model's in-memory config is never touched.
 What that code needs beyond transformers (soundfile, soxr) is imported at the top of `pipeline_whisper_at.py`, the
 module `pipeline()` names: transformers' `check_imports` reads it, and a missing package fails at load with its
 `pip install ...` hint (`tests/test_remote_code.py`).
@@ -43,7 +43,9 @@ def custom_pipelines_entry() -> dict:
     checkpoint's copy of the tagging pipeline, and the stock ASR task its Whisper-processing subclass (the Hub's
     "Use this model" snippet; see `pipeline_asr_whisper_at.py`)."""
     return {
-        REMOTE_PIPELINE_TASK: {"impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}", "pt": (MODEL_AUTO_CLASS,), "type": "multimodal"},
+        REMOTE_PIPELINE_TASK: {
+            "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}", "pt": (MODEL_AUTO_CLASS,), "type": "multimodal",
+        },
         "automatic-speech-recognition": {
             "impl": f"{ASR_PIPELINE_MODULE}.{ASR_PIPELINE_CLASS}", "pt": (MODEL_AUTO_CLASS,), "type": "audio",
         },
